@@ -1,0 +1,148 @@
+//! `ferrolb-controller`: gives LoadBalancer Services their external IPs.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use ferrolb_controller::{check, crds, event_loop, metrics, standalone};
+use ferrolb_shared::reconcile::Reconciler;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(name = "ferrolb-controller", version, about = "FerroLB controller: gives LoadBalancer Services their external IPs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Standalone mode: read config kinds, Services and Namespaces from this directory
+    /// instead of the Kubernetes API server.
+    #[arg(long, env = "FERROLB_MANIFESTS")]
+    manifests: Option<PathBuf>,
+    /// Standalone mode: where to write Service status (default: `<manifests>.status`).
+    #[arg(long)]
+    status_dir: Option<PathBuf>,
+    /// Handle only Services with this spec.loadBalancerClass (default: Services without one).
+    #[arg(long, env = "FERROLB_LB_CLASS")]
+    lb_class: Option<String>,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:7472")]
+    metrics_addr: SocketAddr,
+    /// Kubernetes mode: the namespace of the leader Lease and of controller Events.
+    #[arg(long, env = "FERROLB_NAMESPACE", default_value = "ferrolb-system")]
+    namespace: String,
+    /// Kubernetes mode: this replica's identity in the Lease (default: the host name).
+    #[arg(long, env = "FERROLB_POD_NAME")]
+    identity: Option<String>,
+    /// Log filter, as RUST_LOG (`info`, `ferrolb=debug`, ...).
+    #[arg(long, env = "FERROLB_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate manifests offline; exit 1 and list every problem if any.
+    Check {
+        /// Files or directories of YAML manifests.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Print the CRDs generated from the types, or write them into a directory.
+    Crds {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { files }) => {
+            let report = check::check(&files);
+            for line in &report.lines {
+                println!("{line}");
+            }
+            if report.errors.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            for e in &report.errors {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} error(s); the configuration is rejected", report.errors.len());
+            ExitCode::from(1)
+        }
+        Some(Command::Crds { out }) => match write_crds(out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
+        None => {
+            init_tracing(&cli.log);
+            let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+            match runtime.block_on(run(cli)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+fn write_crds(out: Option<PathBuf>) -> anyhow::Result<()> {
+    for (file, crd) in crds::all() {
+        let text = crds::to_yaml(&crd);
+        match &out {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)?;
+                std::fs::write(dir.join(file), text).with_context(|| format!("writing {file}"))?;
+            }
+            None => print!("---\n{text}"),
+        }
+    }
+    Ok(())
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let metrics = metrics::Metrics::new();
+    let server = tokio::spawn(metrics::serve(cli.metrics_addr, metrics.clone()));
+    let reconciler = Reconciler::new(cli.lb_class.clone());
+    let (tx, rx) = mpsc::channel(1024);
+    let Some(dir) = cli.manifests else {
+        let identity = cli.identity.unwrap_or_else(hostname);
+        return ferrolb_controller::kubernetes::run(reconciler, metrics, &cli.namespace, &identity).await;
+    };
+    let status_dir = cli.status_dir.unwrap_or_else(|| standalone::default_status_dir(&dir));
+    tracing::info!(manifests = %dir.display(), status = %status_dir.display(), "standalone mode");
+    let source = standalone::DirectorySource::new(dir, status_dir.clone());
+    let sink = standalone::StatusDirSink::new(status_dir);
+    let source = tokio::spawn(source.run(tx));
+    let event_loop = tokio::spawn(event_loop::run(rx, reconciler, sink, metrics));
+    tokio::select! {
+        r = source => r.context("source task")?.context("manifest source")?,
+        _ = event_loop => {}
+        r = server => r.context("metrics task")?.context("metrics server")?,
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+    }
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "ferrolb-controller".into())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,70 @@
+//! The LoadBalancer address allocator, with MetalLB's semantics made precise.
+//!
+//! Pure state: no I/O, no clock, no async. The controller feeds it the pool set
+//! ([`Allocator::set_pools`]) and one [`ServiceRequest`] per Service ([`Allocator::assign`]),
+//! and writes the resulting [`Assignment`] to the Service's status.
+//!
+//! # Rules
+//!
+//! * **Lowest free address.** A pool's ranges are walked in the order given, each from its
+//!   lowest address; the first address that is free, or held only by services the newcomer may
+//!   share with, is chosen. With `avoid_buggy_ips`, IPv4 addresses ending in `.0` or `.255`
+//!   are never handed out and do not count towards capacity.
+//! * **Pool choice.** A pool named by the request is the only candidate (`auto_assign: false`
+//!   is fine then, but a `serviceAllocation` must still admit the service). Otherwise: first
+//!   auto-assign pools whose `serviceAllocation` admits the service, by ascending priority
+//!   (unset last) then name, then auto-assign pools without one, by name. The first pool that
+//!   can satisfy the whole request wins.
+//! * **Requested IPs** must all lie in one pool the service may use (the named one, if any);
+//!   that pool need not be auto-assign.
+//! * **Sharing.** Several services may hold one address only if all carry the same non-empty
+//!   sharing key and backend key, and no two expose the same protocol and port.
+//! * **Families.** `families` is `spec.ipFamilies`; when empty it is `[V4, V6]` for the
+//!   dual-stack policies and, for SingleStack, the family of the first requested (else
+//!   previous) IP, else V4. SingleStack or one family: one address. RequireDualStack: one
+//!   per family, from one pool. PreferDualStack: both from one pool if any usable pool can,
+//!   else one address of the first family. A PreferDualStack request naming a single IP is
+//!   single-stack.
+//! * **Keeping addresses.** `assign` keeps the current assignment, else reclaims
+//!   `previous_ips`, when still valid: same family set (for PreferDualStack a single address of
+//!   the first family also fits), equal to the requested IPs if any, all in one pool the
+//!   service may use (for an `auto_assign: false` pool only when it is named or the IPs are
+//!   requested), not buggy there, and shareable with every other holder.
+//! * **Errors.** An `Err` from `assign` leaves the service holding nothing, as MetalLB clears
+//!   a Service's status when allocation fails.
+//!
+//! # Invalid input
+//!
+//! The config layer validates pools, but nothing here panics on bad input: mixed-family or
+//! reversed ranges are ignored, of pools with the same name the first is kept, and an address
+//! listed by several ranges belongs to the first pool by name (first range in list order)
+//! and is absent from the others.
+//!
+//! # Cost
+//!
+//! Each range's free addresses are disjoint intervals in a `BTreeMap`, so nothing is stored
+//! per address and a /64 or even a /0 works. Allocation and release are `O(log n)`
+//! (amortized: buggy addresses are trimmed when they reach the front of a free interval);
+//! automatic pool choice adds an `O(1)` room check per pool. Sharing requests walk the
+//! addresses already shared under their key that come before the lowest free address and stop
+//! at the first without a port clash. Capacities saturate at `u128::MAX`: a full IPv6 /0 holds
+//! 2^128 addresses, one more than `u128` can count.
+
+mod allocator;
+mod error;
+mod fresh;
+mod pool;
+mod range_set;
+mod request;
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use allocator::Allocator;
+pub use error::{AllocError, PoolMismatch, SharingReason};
+pub use request::{
+    Assignment, BackendKey, Family, FamilyPolicy, IpRange, PoolDef, PoolStats, Protocol,
+    ServiceAllocation, ServiceKey, ServiceRequest,
+};

@@ -1,0 +1,330 @@
+//! The configuration kinds an operator writes, with MetalLB's field names and defaults.
+//!
+//! Each spec derives `CustomResource`, so the CRDs in `config/crds/` are generated from these
+//! very types (see `ferrolb-controller crds`) and cannot drift from them unnoticed. Optional
+//! fields stay `Option` so that "unset" and "set to the default" remain distinguishable; the
+//! accessor methods apply the documented defaults.
+
+use crate::selector::LabelSelector;
+use kube_derive::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The API group of FerroLB's own kinds. Manifests in MetalLB's groups are accepted too.
+pub const GROUP: &str = "ferrolb.io";
+/// MetalLB's API group, accepted unchanged for migration.
+pub const METALLB_GROUP: &str = "metallb.io";
+
+/// A set of addresses the controller hands out to LoadBalancer Services.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1beta1",
+    kind = "IPAddressPool",
+    namespaced,
+    status = "IPAddressPoolStatus",
+    shortname = "pool",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    derive = "PartialEq",
+    printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
+    printcolumn(name = "Avoid Buggy IPs", type_ = "boolean", json_path = ".spec.avoidBuggyIPs"),
+    printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses"),
+    printcolumn(name = "Assigned v4", type_ = "integer", json_path = ".status.assignedIPv4"),
+    printcolumn(name = "Available v4", type_ = "integer", json_path = ".status.availableIPv4"),
+    printcolumn(name = "Assigned v6", type_ = "integer", json_path = ".status.assignedIPv6", priority = 1),
+    printcolumn(name = "Available v6", type_ = "integer", json_path = ".status.availableIPv6", priority = 1)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IPAddressPoolSpec {
+    /// CIDRs (`10.0.0.0/24`, `2001:db8::/120`) or inclusive ranges (`10.0.0.10-10.0.0.20`).
+    pub addresses: Vec<String>,
+    /// Whether the controller may pick this pool on its own. Default `true`; `false` pools are
+    /// only used when a Service asks for them by name or asks for one of their addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_assign: Option<bool>,
+    /// Skip IPv4 addresses ending in `.0` and `.255`, which some old devices mishandle.
+    #[serde(default, rename = "avoidBuggyIPs", skip_serializing_if = "Option::is_none")]
+    pub avoid_buggy_ips: Option<bool>,
+    /// Reserve the pool for some namespaces and Services, and rank it among other such pools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_allocation: Option<ServiceAllocationSpec>,
+}
+
+impl IPAddressPoolSpec {
+    pub fn auto_assign(&self) -> bool {
+        self.auto_assign.unwrap_or(true)
+    }
+    pub fn avoid_buggy_ips(&self) -> bool {
+        self.avoid_buggy_ips.unwrap_or(false)
+    }
+}
+
+/// Usage counters the controller reports on each pool.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct IPAddressPoolStatus {
+    #[serde(rename = "assignedIPv4", default)]
+    pub assigned_ipv4: u64,
+    #[serde(rename = "assignedIPv6", default)]
+    pub assigned_ipv6: u64,
+    #[serde(rename = "availableIPv4", default)]
+    pub available_ipv4: u64,
+    #[serde(rename = "availableIPv6", default)]
+    pub available_ipv6: u64,
+}
+
+/// Which Services may use a pool, and in which order pools are tried.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAllocationSpec {
+    /// Lower numbers are tried first; pools without a priority come after those with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespace_selectors: Vec<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service_selectors: Vec<LabelSelector>,
+}
+
+/// Announce the addresses of some pools over layer 2 (ARP / NDP).
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1beta1",
+    kind = "L2Advertisement",
+    namespaced,
+    shortname = "l2adv",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    derive = "PartialEq",
+    printcolumn(name = "Pools", type_ = "string", json_path = ".spec.ipAddressPools"),
+    printcolumn(name = "Pool Selectors", type_ = "string", json_path = ".spec.ipAddressPoolSelectors", priority = 1),
+    printcolumn(name = "Interfaces", type_ = "string", json_path = ".spec.interfaces"),
+    printcolumn(name = "Node Selectors", type_ = "string", json_path = ".spec.nodeSelectors", priority = 1)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct L2AdvertisementSpec {
+    /// Pools by name. With neither this nor `ipAddressPoolSelectors`, every pool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_address_pools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_address_pool_selectors: Vec<LabelSelector>,
+    /// Nodes that may announce. Empty: every node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_selectors: Vec<LabelSelector>,
+    /// Interfaces to announce on. Empty: every usable interface.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<String>,
+}
+
+/// Announce the addresses of some pools to BGP peers.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1beta1",
+    kind = "BGPAdvertisement",
+    namespaced,
+    shortname = "bgpadv",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    derive = "PartialEq",
+    printcolumn(name = "Pools", type_ = "string", json_path = ".spec.ipAddressPools"),
+    printcolumn(name = "Peers", type_ = "string", json_path = ".spec.peers"),
+    printcolumn(name = "Aggregation", type_ = "integer", json_path = ".spec.aggregationLength", priority = 1),
+    printcolumn(name = "Local Pref", type_ = "integer", json_path = ".spec.localPref", priority = 1)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BGPAdvertisementSpec {
+    /// Prefix length of the IPv4 routes advertised. Default 32.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregation_length: Option<i32>,
+    /// Prefix length of the IPv6 routes advertised. Default 128.
+    #[serde(default, rename = "aggregationLengthV6", skip_serializing_if = "Option::is_none")]
+    pub aggregation_length_v6: Option<i32>,
+    /// BGP LOCAL_PREF, sent to iBGP peers only. 0 means unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_pref: Option<u32>,
+    /// `65000:100`, `large:1:2:3`, a well-known name, or an alias from a `Community`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_address_pools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_address_pool_selectors: Vec<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_selectors: Vec<LabelSelector>,
+    /// Names of the BGPPeers to advertise to. Empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
+}
+
+impl BGPAdvertisementSpec {
+    pub fn aggregation_length(&self) -> i32 {
+        self.aggregation_length.unwrap_or(32)
+    }
+    pub fn aggregation_length_v6(&self) -> i32 {
+        self.aggregation_length_v6.unwrap_or(128)
+    }
+}
+
+/// A BGP router the speakers keep a session with (MetalLB v1beta2 shape; v1beta1 is a subset).
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1beta2",
+    kind = "BGPPeer",
+    namespaced,
+    shortname = "bgppeer",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    derive = "PartialEq",
+    printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
+    printcolumn(name = "ASN", type_ = "integer", json_path = ".spec.peerASN"),
+    printcolumn(name = "My ASN", type_ = "integer", json_path = ".spec.myASN"),
+    printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
+    printcolumn(name = "Multi Hops", type_ = "boolean", json_path = ".spec.ebgpMultiHop", priority = 1)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BGPPeerSpec {
+    #[serde(rename = "myASN")]
+    pub my_asn: u32,
+    /// The peer's AS. Exactly one of this and `dynamicASN`.
+    #[serde(rename = "peerASN", default, skip_serializing_if = "Option::is_none")]
+    pub peer_asn: Option<u32>,
+    /// `internal` or `external`: accept whatever AS the peer announces, of that kind.
+    #[serde(rename = "dynamicASN", default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_asn: Option<String>,
+    pub peer_address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_address: Option<String>,
+    /// Default 179.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_port: Option<u16>,
+    /// Go duration (`90s`, `1m30s`). Default 90s; 0 disables keepalives; otherwise at least 3s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_time: Option<String>,
+    /// Go duration. Default a third of the hold time; never above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_time: Option<String>,
+    /// Go duration between connection attempts. Default 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_time: Option<String>,
+    #[serde(rename = "routerID", default, skip_serializing_if = "Option::is_none")]
+    pub router_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_selectors: Vec<LabelSelector>,
+    /// TCP-MD5 password. Not together with `passwordSecret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_graceful_restart: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ebgp_multi_hop: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrf: Option<String>,
+    #[serde(rename = "disableMP", default, skip_serializing_if = "Option::is_none")]
+    pub disable_mp: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dual_stack_address_family: Option<bool>,
+    /// Unnumbered BGP over this interface instead of `peerAddress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+impl BGPPeerSpec {
+    pub fn peer_port(&self) -> u16 {
+        self.peer_port.unwrap_or(179)
+    }
+}
+
+/// A reference to a Secret (`kubernetes.io/basic-auth`, key `password`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SecretReference {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Bidirectional Forwarding Detection timers for BGP sessions.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1beta1",
+    kind = "BFDProfile",
+    namespaced,
+    shortname = "bfdprofile",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    derive = "PartialEq",
+    printcolumn(name = "Passive", type_ = "boolean", json_path = ".spec.passiveMode"),
+    printcolumn(name = "Transmit Interval", type_ = "integer", json_path = ".spec.transmitInterval"),
+    printcolumn(name = "Receive Interval", type_ = "integer", json_path = ".spec.receiveInterval"),
+    printcolumn(name = "Multiplier", type_ = "integer", json_path = ".spec.detectMultiplier")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BFDProfileSpec {
+    /// Milliseconds, 10–60000, default 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_interval: Option<u32>,
+    /// Milliseconds, 10–60000, default 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transmit_interval: Option<u32>,
+    /// 2–255, default 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detect_multiplier: Option<u32>,
+    /// Milliseconds, 10–60000, default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_interval: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo_mode: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passive_mode: Option<bool>,
+    /// 1–254, default 254.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_ttl: Option<u32>,
+}
+
+impl BFDProfileSpec {
+    pub fn receive_interval(&self) -> Duration {
+        Duration::from_millis(self.receive_interval.unwrap_or(300).into())
+    }
+    pub fn transmit_interval(&self) -> Duration {
+        Duration::from_millis(self.transmit_interval.unwrap_or(300).into())
+    }
+    pub fn detect_multiplier(&self) -> u32 {
+        self.detect_multiplier.unwrap_or(3)
+    }
+}
+
+/// Names for BGP communities, usable in `BGPAdvertisement.communities`.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1beta1",
+    kind = "Community",
+    namespaced,
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    derive = "PartialEq"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct CommunitySpec {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub communities: Vec<CommunityAlias>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CommunityAlias {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}

@@ -1,0 +1,11 @@
+//! FerroLB's pure logic: no sockets, no async runtime, no API server.
+//!
+//! Everything here is a plain function or a state machine driven by its inputs, so it can be
+//! tested exhaustively and shared by the `controller` and `speaker` binaries.
+
+pub mod alloc;
+pub mod config;
+pub mod manifest;
+pub mod reconcile;
+pub mod selector;
+pub mod service;

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs FerroLB's whole test suite on a fresh machine, as root. Installs what it needs first.
+#
+#   tests/run.sh            everything: format, lints, unit, property, integration tests
+#   tests/run.sh --quick    skip clippy and the fuzz smoke run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+log() { printf '\n== %s\n' "$*"; }
+
+# Debian packages the tests use. Installed only when missing, so repeated runs are fast.
+packages=(iproute2 nftables)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/run.sh: packages ${missing[*]} are missing and only root can install them" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "tests/run.sh: cargo is not installed" >&2; exit 1; }
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+if [ $quick -eq 0 ]; then
+  log "cargo clippy (all targets, warnings are errors)"
+  cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+log "build"
+cargo build --workspace --all-targets
+
+log "tests"
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+grep -q '^test result: ok' target/test-output.txt
+
+if [ $quick -eq 0 ]; then
+  log "controller check rejects a bad config and accepts the examples"
+  ./target/debug/ferrolb-controller check examples/pools.yaml examples/services.yaml >/dev/null
+  ./target/debug/ferrolb-controller check examples/metallb/migrated.yaml >/dev/null
+  if ./target/debug/ferrolb-controller check tests/data/bad-config.yaml >/dev/null 2>&1; then
+    echo "check accepted tests/data/bad-config.yaml" >&2
+    exit 1
+  fi
+fi
+
+log "all tests passed"
