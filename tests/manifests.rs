@@ -20,16 +20,29 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 fn strict<T: DeserializeOwned>(file: &Path, doc: usize, value: serde_yaml::Value) {
     let mut unknown = Vec::new();
     let mut record = |p: serde_ignored::Path<'_>| unknown.push(p.to_string());
-    let result: Result<T, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut record));
+    let result: Result<T, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut record));
     if let Err(e) = result {
         panic!("{} document {doc}: {e}", file.display());
     }
-    assert!(unknown.is_empty(), "{} document {doc}: unknown fields {unknown:?}", file.display());
+    assert!(
+        unknown.is_empty(),
+        "{} document {doc}: unknown fields {unknown:?}",
+        file.display()
+    );
 }
 
 fn check_document(file: &Path, doc: usize, value: serde_yaml::Value) -> &'static str {
-    let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or("").to_string();
-    let api = value.get("apiVersion").and_then(|k| k.as_str()).unwrap_or("").to_string();
+    let kind = value
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or("")
+        .to_string();
+    let api = value
+        .get("apiVersion")
+        .and_then(|k| k.as_str())
+        .unwrap_or("")
+        .to_string();
     match (api.as_str(), kind.as_str()) {
         ("v1", "Namespace") => strict::<Namespace>(file, doc, value),
         ("v1", "Service") => strict::<Service>(file, doc, value),
@@ -37,16 +50,31 @@ fn check_document(file: &Path, doc: usize, value: serde_yaml::Value) -> &'static
         ("apps/v1", "Deployment") => strict::<Deployment>(file, doc, value),
         ("apps/v1", "DaemonSet") => strict::<DaemonSet>(file, doc, value),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => strict::<ClusterRole>(file, doc, value),
-        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => strict::<ClusterRoleBinding>(file, doc, value),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
+            strict::<ClusterRoleBinding>(file, doc, value)
+        }
         ("rbac.authorization.k8s.io/v1", "Role") => strict::<Role>(file, doc, value),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => strict::<RoleBinding>(file, doc, value),
-        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => strict::<CustomResourceDefinition>(file, doc, value),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+            strict::<CustomResourceDefinition>(file, doc, value)
+        }
         _ => {
             // FerroLB / MetalLB config kinds: the project's own strict reader.
             let text = serde_yaml::to_string(&value).unwrap();
-            let parsed = ferrolb_shared::manifest::parse_documents(&file.display().to_string(), &text);
-            assert!(parsed.errors.is_empty(), "{} document {doc}: {:?}", file.display(), parsed.errors);
-            assert_eq!(parsed.objects.len(), 1, "{} document {doc}: {kind} not understood", file.display());
+            let parsed =
+                ferrolb_shared::manifest::parse_documents(&file.display().to_string(), &text);
+            assert!(
+                parsed.errors.is_empty(),
+                "{} document {doc}: {:?}",
+                file.display(),
+                parsed.errors
+            );
+            assert_eq!(
+                parsed.objects.len(),
+                1,
+                "{} document {doc}: {kind} not understood",
+                file.display()
+            );
             return "ferrolb";
         }
     }
@@ -70,7 +98,10 @@ fn every_shipped_manifest_parses_into_api_types() {
             }
         }
     }
-    assert!(counted >= 30, "only {counted} manifests found: is the walk broken?");
+    assert!(
+        counted >= 30,
+        "only {counted} manifests found: is the walk broken?"
+    );
 }
 
 #[test]
@@ -91,5 +122,9 @@ fn committed_crds_match_the_types() {
             "config/crds/{file} is out of date: run `cargo run -p ferrolb-controller -- crds --out config/crds`"
         );
     }
-    assert_eq!(yaml_files(&dir).len(), ferrolb_controller::crds::all().len(), "stray files in config/crds");
+    assert_eq!(
+        yaml_files(&dir).len(),
+        ferrolb_controller::crds::all().len(),
+        "stray files in config/crds"
+    );
 }

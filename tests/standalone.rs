@@ -21,7 +21,11 @@ fn setup() -> Setup {
         std::fs::copy(workspace_root().join("examples").join(f), manifests.join(f)).unwrap();
     }
     let status = tmp.path().join("manifests.status");
-    Setup { _tmp: tmp, manifests, status }
+    Setup {
+        _tmp: tmp,
+        manifests,
+        status,
+    }
 }
 
 fn start(s: &Setup) -> ChildGuard {
@@ -38,17 +42,34 @@ fn start(s: &Setup) -> ChildGuard {
 
 /// The addresses written for a Service, once its status file exists.
 fn ips(status: &Path, ns: &str, name: &str) -> Option<Vec<String>> {
-    let text = std::fs::read_to_string(status.join("services").join(ns).join(format!("{name}.yaml"))).ok()?;
+    let text = std::fs::read_to_string(
+        status
+            .join("services")
+            .join(ns)
+            .join(format!("{name}.yaml")),
+    )
+    .ok()?;
     let v: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
-    let ingress = v.get("status")?.get("loadBalancer")?.get("ingress")?.as_sequence()?;
+    let ingress = v
+        .get("status")?
+        .get("loadBalancer")?
+        .get("ingress")?
+        .as_sequence()?;
     for i in ingress {
         assert_eq!(i.get("ipMode").and_then(|m| m.as_str()), Some("VIP"));
     }
-    Some(ingress.iter().filter_map(|i| i.get("ip")?.as_str().map(String::from)).collect())
+    Some(
+        ingress
+            .iter()
+            .filter_map(|i| i.get("ip")?.as_str().map(String::from))
+            .collect(),
+    )
 }
 
 fn wait_ips(s: &Setup, ns: &str, name: &str) -> Vec<String> {
-    wait_for(&format!("status of {ns}/{name}"), LIMIT, || ips(&s.status, ns, name))
+    wait_for(&format!("status of {ns}/{name}"), LIMIT, || {
+        ips(&s.status, ns, name)
+    })
 }
 
 #[test]
@@ -61,11 +82,19 @@ fn assigns_example_services_and_survives_a_restart() {
         // avoidBuggyIPs), then dns-tcp shares its address (same key, other protocol), then web.
         assert_eq!(wait_ips(&s, "default", "dns"), ["198.51.100.1"]);
         assert_eq!(wait_ips(&s, "default", "dns-tcp"), ["198.51.100.1"]);
-        assert_eq!(wait_ips(&s, "default", "web"), ["198.51.100.2", "2001:db8:51::"]);
+        assert_eq!(
+            wait_ips(&s, "default", "web"),
+            ["198.51.100.2", "2001:db8:51::"]
+        );
         assert_eq!(wait_ips(&s, "default", "fixed"), ["198.51.100.42"]);
         assert!(wait_ips(&s, "default", "api")[0].starts_with("203.0.113."));
         assert_eq!(wait_ips(&s, "team-a", "portal"), ["198.51.100.200"]);
-        for (ns, n) in [("default", "web"), ("default", "dns"), ("default", "api"), ("team-a", "portal")] {
+        for (ns, n) in [
+            ("default", "web"),
+            ("default", "dns"),
+            ("default", "api"),
+            ("team-a", "portal"),
+        ] {
             expected.push(wait_ips(&s, ns, n));
         }
         let config = std::fs::read_to_string(s.status.join("config.yaml")).unwrap();
@@ -78,9 +107,24 @@ fn assigns_example_services_and_survives_a_restart() {
     std::fs::write(s.manifests.join("early.yaml"), early).unwrap();
     let _c = start(&s);
     let early_ips = wait_ips(&s, "default", "aaa-early");
-    for (i, (ns, n)) in [("default", "web"), ("default", "dns"), ("default", "api"), ("team-a", "portal")].iter().enumerate() {
-        assert_eq!(wait_ips(&s, ns, n), expected[i], "{ns}/{n} moved across a restart");
-        assert!(!expected[i].contains(&early_ips[0]), "the new Service took {n}'s address");
+    for (i, (ns, n)) in [
+        ("default", "web"),
+        ("default", "dns"),
+        ("default", "api"),
+        ("team-a", "portal"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert_eq!(
+            wait_ips(&s, ns, n),
+            expected[i],
+            "{ns}/{n} moved across a restart"
+        );
+        assert!(
+            !expected[i].contains(&early_ips[0]),
+            "the new Service took {n}'s address"
+        );
     }
 }
 
@@ -101,18 +145,29 @@ fn picks_up_edits_and_keeps_the_last_good_config() {
         let c = std::fs::read_to_string(s.status.join("config.yaml")).ok()?;
         c.contains("accepted: false").then_some(c)
     });
-    assert!(config.contains("broken.yaml (document 1): IPAddressPool \"broken\": spec.addresses[0]"), "{config}");
+    assert!(
+        config.contains("broken.yaml (document 1): IPAddressPool \"broken\": spec.addresses[0]"),
+        "{config}"
+    );
     let svc2 = svc.replace("late", "later");
     std::fs::write(s.manifests.join("later.yaml"), svc2).unwrap();
     assert!(wait_ips(&s, "default", "later")[0].starts_with("198.51.100."));
     std::fs::remove_file(s.manifests.join("broken.yaml")).unwrap();
     wait_for("config acceptance", LIMIT, || {
-        std::fs::read_to_string(s.status.join("config.yaml")).ok()?.contains("accepted: true").then_some(())
+        std::fs::read_to_string(s.status.join("config.yaml"))
+            .ok()?
+            .contains("accepted: true")
+            .then_some(())
     });
     // Deleting a Service removes its status.
     std::fs::remove_file(s.manifests.join("late.yaml")).unwrap();
-    wait_for("status removal", LIMIT, || ips(&s.status, "default", "late").is_none().then_some(()));
+    wait_for("status removal", LIMIT, || {
+        ips(&s.status, "default", "late").is_none().then_some(())
+    });
     let events = std::fs::read_to_string(s.status.join("events.log")).unwrap();
-    assert!(events.contains("IPAllocated Service default/later"), "{events}");
+    assert!(
+        events.contains("IPAllocated Service default/later"),
+        "{events}"
+    );
     assert!(events.contains("ConfigRejected"), "{events}");
 }

@@ -3,8 +3,8 @@
 
 use ferrolb_shared::alloc::{Allocator, PoolStats};
 use ferrolb_shared::config::{Config, ConfigError, ConfigObject, Source, validate};
-use std::collections::BTreeMap;
 use ferrolb_shared::manifest::{ClusterObject, Manifest, parse_documents};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The verdict on a set of files: a summary line per object, or every error.
@@ -18,14 +18,23 @@ pub fn check(paths: &[PathBuf]) -> Report {
     let mut errors = Vec::new();
     let mut objects = Vec::new();
     let mut cluster = Vec::new();
-    let files: Vec<PathBuf> = paths.iter().flat_map(|p| manifest_files(p, &mut errors)).collect();
+    let files: Vec<PathBuf> = paths
+        .iter()
+        .flat_map(|p| manifest_files(p, &mut errors))
+        .collect();
     for file in files {
         let name = file.display().to_string();
         let text = match std::fs::read(&file) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(t) => t,
                 Err(e) => {
-                    errors.push(file_error(&name, format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())));
+                    errors.push(file_error(
+                        &name,
+                        format!(
+                            "not UTF-8 text (invalid byte at offset {})",
+                            e.utf8_error().valid_up_to()
+                        ),
+                    ));
                     continue;
                 }
             },
@@ -55,9 +64,18 @@ pub fn check(paths: &[PathBuf]) -> Report {
     if let Some(config) = config.filter(|_| errors.is_empty()) {
         let mut allocator = Allocator::new();
         allocator.set_pools(config.pool_defs());
-        let stats: BTreeMap<String, PoolStats> = allocator.pool_stats().into_iter().map(|s| (s.name.clone(), s)).collect();
+        let stats: BTreeMap<String, PoolStats> = allocator
+            .pool_stats()
+            .into_iter()
+            .map(|s| (s.name.clone(), s))
+            .collect();
         for (source, obj) in &objects {
-            lines.push(format!("ok  {:<16} {:<24} {}  ({source})", obj.kind(), obj.name(), describe(obj, &config, &stats)));
+            lines.push(format!(
+                "ok  {:<16} {:<24} {}  ({source})",
+                obj.kind(),
+                obj.name(),
+                describe(obj, &config, &stats)
+            ));
         }
         for (source, obj) in &cluster {
             let (kind, name) = cluster_name(obj);
@@ -78,13 +96,19 @@ pub fn manifest_files(path: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
-                errors.push(file_error(&dir.display().to_string(), format!("cannot list: {e}")));
+                errors.push(file_error(
+                    &dir.display().to_string(),
+                    format!("cannot list: {e}"),
+                ));
                 continue;
             }
         };
         for entry in entries.flatten() {
             let p = entry.path();
-            let hidden = p.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_none_or(|n| n.starts_with('.'));
             if hidden {
                 continue;
             }
@@ -101,35 +125,65 @@ pub fn manifest_files(path: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf
 
 /// Files the manifest readers look at: YAML and JSON, not editor leftovers.
 pub fn is_manifest(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
 }
 
 fn file_error(file: &str, message: String) -> ConfigError {
-    ConfigError { source: Source::file(file, 0), kind: "file".into(), name: String::new(), field: String::new(), message }
+    ConfigError {
+        source: Source::file(file, 0),
+        kind: "file".into(),
+        name: String::new(),
+        field: String::new(),
+        message,
+    }
 }
 
 fn describe(obj: &ConfigObject, config: &Config, stats: &BTreeMap<String, PoolStats>) -> String {
     match obj {
         ConfigObject::IPAddressPool(p) => {
-            let (v4, v6) = stats.get(obj.name()).map(|s| (s.capacity_v4, s.capacity_v6)).unwrap_or_default();
+            let (v4, v6) = stats
+                .get(obj.name())
+                .map(|s| (s.capacity_v4, s.capacity_v6))
+                .unwrap_or_default();
             format!(
                 "{} ({v4} IPv4 + {v6} IPv6 usable addresses{})",
                 p.spec.addresses.join(", "),
-                if p.spec.auto_assign() { "" } else { ", autoAssign off" }
+                if p.spec.auto_assign() {
+                    ""
+                } else {
+                    ", autoAssign off"
+                }
             )
         }
         ConfigObject::L2Advertisement(_) => {
             let pools = &config.l2_advertisements[obj.name()].pools;
-            format!("layer 2 for pools [{}]", pools.iter().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                "layer 2 for pools [{}]",
+                pools.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
         }
         ConfigObject::BGPAdvertisement(_) => {
             let pools = &config.bgp_advertisements[obj.name()].pools;
-            format!("BGP for pools [{}]", pools.iter().cloned().collect::<Vec<_>>().join(", "))
+            format!(
+                "BGP for pools [{}]",
+                pools.iter().cloned().collect::<Vec<_>>().join(", ")
+            )
         }
         ConfigObject::BGPPeer(p) => {
             let peer = &config.peers[obj.name()];
-            let asn = p.spec.peer_asn.map(|a| a.to_string()).or(p.spec.dynamic_asn.clone()).unwrap_or_default();
-            format!("AS{} -> {} AS {asn}, hold {:?}", p.spec.my_asn, p.spec.peer_address, peer.hold_time)
+            let asn = p
+                .spec
+                .peer_asn
+                .map(|a| a.to_string())
+                .or(p.spec.dynamic_asn.clone())
+                .unwrap_or_default();
+            format!(
+                "AS{} -> {} AS {asn}, hold {:?}",
+                p.spec.my_asn, p.spec.peer_address, peer.hold_time
+            )
         }
         ConfigObject::BFDProfile(b) => format!(
             "rx {:?} tx {:?} x{}",

@@ -1,9 +1,11 @@
 //! The CRD manifests, generated from the Rust types in `ferrolb_shared::config::types`.
 //! `config/crds/` holds their output; a test fails when the two drift apart.
 
-use ferrolb_shared::config::{BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement};
-use kube::CustomResourceExt;
+use ferrolb_shared::config::{
+    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// Every CRD, with a file name for `config/crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {

@@ -21,7 +21,12 @@ use tokio::sync::mpsc;
 const MAX_BATCH: usize = 4096;
 
 /// Run until the input channel closes. Returns the reconciler for inspection.
-pub async fn run<S: Sink>(mut inputs: mpsc::Receiver<Input>, mut reconciler: Reconciler, mut sink: S, metrics: Arc<Metrics>) -> Reconciler {
+pub async fn run<S: Sink>(
+    mut inputs: mpsc::Receiver<Input>,
+    mut reconciler: Reconciler,
+    mut sink: S,
+    metrics: Arc<Metrics>,
+) -> Reconciler {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while inputs.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let started = Instant::now();
@@ -36,17 +41,28 @@ pub async fn run<S: Sink>(mut inputs: mpsc::Receiver<Input>, mut reconciler: Rec
         }
         let stats = reconciler.pool_stats();
         metrics.set_pools(&stats);
-        metrics.services_allocated.set(i64::try_from(reconciler.allocated_services()).unwrap_or(i64::MAX));
-        metrics.config_loaded.set(i64::from(reconciler.config().is_some()));
-        metrics.config_stale.set(i64::from(reconciler.config_stale()));
+        metrics
+            .services_allocated
+            .set(i64::try_from(reconciler.allocated_services()).unwrap_or(i64::MAX));
+        metrics
+            .config_loaded
+            .set(i64::from(reconciler.config().is_some()));
+        metrics
+            .config_stale
+            .set(i64::from(reconciler.config_stale()));
         if !actions.is_empty() {
             sink.apply(actions).await;
         }
         sink.pools(&stats).await;
-        metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+        metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
         if synced {
             metrics.ready.store(true, Ordering::Relaxed);
-            tracing::info!(services = reconciler.allocated_services(), "initial sync reconciled");
+            tracing::info!(
+                services = reconciler.allocated_services(),
+                "initial sync reconciled"
+            );
         }
     }
     reconciler
@@ -54,9 +70,16 @@ pub async fn run<S: Sink>(mut inputs: mpsc::Receiver<Input>, mut reconciler: Rec
 
 fn log_action(action: &Action, metrics: &Metrics) {
     match action {
-        Action::SetStatus { key, ips, pool } => tracing::debug!(service = %key, ?ips, pool, "status set"),
+        Action::SetStatus { key, ips, pool } => {
+            tracing::debug!(service = %key, ?ips, pool, "status set")
+        }
         Action::ClearStatus { key } => tracing::debug!(service = %key, "status cleared"),
-        Action::Event { key, kind, reason, message } => {
+        Action::Event {
+            key,
+            kind,
+            reason,
+            message,
+        } => {
             let service = key.as_ref().map(|k| k.to_string()).unwrap_or_default();
             if *reason == "AllocationFailed" {
                 metrics.allocation_failures.inc();
@@ -68,7 +91,10 @@ fn log_action(action: &Action, metrics: &Metrics) {
         }
         Action::ConfigAccepted { summary } => tracing::info!("configuration accepted: {summary}"),
         Action::ConfigRejected { errors } => {
-            tracing::error!(errors = errors.len(), "configuration rejected; the last good configuration stays in force");
+            tracing::error!(
+                errors = errors.len(),
+                "configuration rejected; the last good configuration stays in force"
+            );
             for e in errors {
                 tracing::error!("  {e}");
             }

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use tokio::sync::mpsc;
 
 #[derive(Parser)]
-#[command(name = "ferrolb-controller", version, about = "FerroLB controller: gives LoadBalancer Services their external IPs")]
+#[command(
+    name = "ferrolb-controller",
+    version,
+    about = "FerroLB controller: gives LoadBalancer Services their external IPs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -67,7 +71,10 @@ fn main() -> ExitCode {
             for e in &report.errors {
                 eprintln!("error: {e}");
             }
-            eprintln!("{} error(s); the configuration is rejected", report.errors.len());
+            eprintln!(
+                "{} error(s); the configuration is rejected",
+                report.errors.len()
+            );
             ExitCode::from(1)
         }
         Some(Command::Crds { out }) => match write_crds(out) {
@@ -106,8 +113,12 @@ fn write_crds(out: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -117,9 +128,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(1024);
     let Some(dir) = cli.manifests else {
         let identity = cli.identity.unwrap_or_else(hostname);
-        return ferrolb_controller::kubernetes::run(reconciler, metrics, &cli.namespace, &identity).await;
+        return ferrolb_controller::kubernetes::run(reconciler, metrics, &cli.namespace, &identity)
+            .await;
     };
-    let status_dir = cli.status_dir.unwrap_or_else(|| standalone::default_status_dir(&dir));
+    let status_dir = cli
+        .status_dir
+        .unwrap_or_else(|| standalone::default_status_dir(&dir));
     tracing::info!(manifests = %dir.display(), status = %status_dir.display(), "standalone mode");
     let source = standalone::DirectorySource::new(dir, status_dir.clone());
     let sink = standalone::StatusDirSink::new(status_dir);
@@ -135,7 +149,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "ferrolb-controller".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "ferrolb-controller".into())
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,10 @@ use ferrolb_shared::alloc::PoolStats;
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,29 +31,47 @@ impl Metrics {
     pub fn new() -> Arc<Self> {
         let registry = Registry::new();
         let pool_capacity = IntGaugeVec::new(
-            Opts::new("ferrolb_pool_capacity_addresses", "Usable addresses in each pool (saturated at 2^63-1)"),
+            Opts::new(
+                "ferrolb_pool_capacity_addresses",
+                "Usable addresses in each pool (saturated at 2^63-1)",
+            ),
             &["pool", "family"],
         )
         .expect("valid metric");
         let pool_in_use = IntGaugeVec::new(
-            Opts::new("ferrolb_pool_addresses_in_use", "Addresses of each pool held by at least one Service"),
+            Opts::new(
+                "ferrolb_pool_addresses_in_use",
+                "Addresses of each pool held by at least one Service",
+            ),
             &["pool", "family"],
         )
         .expect("valid metric");
-        let services_allocated =
-            IntGauge::new("ferrolb_services_allocated", "LoadBalancer Services that hold their addresses").expect("valid metric");
-        let allocation_failures =
-            IntCounter::new("ferrolb_allocation_failures_total", "Allocation attempts that failed").expect("valid metric");
-        let config_loaded =
-            IntGauge::new("ferrolb_config_loaded", "1 when a valid configuration is in force").expect("valid metric");
+        let services_allocated = IntGauge::new(
+            "ferrolb_services_allocated",
+            "LoadBalancer Services that hold their addresses",
+        )
+        .expect("valid metric");
+        let allocation_failures = IntCounter::new(
+            "ferrolb_allocation_failures_total",
+            "Allocation attempts that failed",
+        )
+        .expect("valid metric");
+        let config_loaded = IntGauge::new(
+            "ferrolb_config_loaded",
+            "1 when a valid configuration is in force",
+        )
+        .expect("valid metric");
         let config_stale = IntGauge::new(
             "ferrolb_config_stale",
             "1 when the newest configuration was rejected and an older one (or none) is in force",
         )
         .expect("valid metric");
         let reconcile_duration = Histogram::with_opts(
-            HistogramOpts::new("ferrolb_reconcile_duration_seconds", "Time to reconcile one batch of changes, in seconds")
-                .buckets(prometheus::exponential_buckets(0.0001, 4.0, 10).expect("valid buckets")),
+            HistogramOpts::new(
+                "ferrolb_reconcile_duration_seconds",
+                "Time to reconcile one batch of changes, in seconds",
+            )
+            .buckets(prometheus::exponential_buckets(0.0001, 4.0, 10).expect("valid buckets")),
         )
         .expect("valid metric");
         for c in [
@@ -83,10 +104,17 @@ impl Metrics {
         self.pool_in_use.reset();
         let clamp = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
         for s in stats {
-            for (family, cap, used) in [("ipv4", s.capacity_v4, s.in_use_v4), ("ipv6", s.capacity_v6, s.in_use_v6)] {
+            for (family, cap, used) in [
+                ("ipv4", s.capacity_v4, s.in_use_v4),
+                ("ipv6", s.capacity_v6, s.in_use_v6),
+            ] {
                 if cap > 0 {
-                    self.pool_capacity.with_label_values(&[&s.name, family]).set(clamp(cap));
-                    self.pool_in_use.with_label_values(&[&s.name, family]).set(clamp(used));
+                    self.pool_capacity
+                        .with_label_values(&[&s.name, family])
+                        .set(clamp(cap));
+                    self.pool_in_use
+                        .with_label_values(&[&s.name, family])
+                        .set(clamp(used));
                 }
             }
         }
@@ -104,7 +132,9 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "metrics and health endpoints listening");
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -112,7 +142,9 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<(
                 async move { Ok::<_, std::convert::Infallible>(respond(&req, &metrics)) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
         });
     }
 }
@@ -121,8 +153,13 @@ fn respond<B>(req: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
     let (status, body) = match req.uri().path() {
         "/metrics" => (StatusCode::OK, metrics.render()),
         "/healthz" => (StatusCode::OK, "ok\n".to_string()),
-        "/readyz" if metrics.ready.load(Ordering::Relaxed) => (StatusCode::OK, "ready\n".to_string()),
-        "/readyz" => (StatusCode::SERVICE_UNAVAILABLE, "not synced yet\n".to_string()),
+        "/readyz" if metrics.ready.load(Ordering::Relaxed) => {
+            (StatusCode::OK, "ready\n".to_string())
+        }
+        "/readyz" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not synced yet\n".to_string(),
+        ),
         _ => (StatusCode::NOT_FOUND, "not found\n".to_string()),
     };
     let mut resp = Response::new(Full::new(Bytes::from(body)));

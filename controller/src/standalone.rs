@@ -40,7 +40,10 @@ const RESCAN_EVERY: Duration = Duration::from_secs(2);
 
 /// The default status directory for a manifest directory: `<dir>.status` beside it.
 pub fn default_status_dir(manifests: &Path) -> PathBuf {
-    let mut name = manifests.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "manifests".into());
+    let mut name = manifests
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "manifests".into());
     name.push(".status");
     manifests.with_file_name(name)
 }
@@ -68,16 +71,26 @@ pub struct DirectorySource {
 
 impl DirectorySource {
     pub fn new(dir: PathBuf, status_dir: PathBuf) -> Self {
-        DirectorySource { dir, status_dir, cache: BTreeMap::new(), last: Snapshot::default() }
+        DirectorySource {
+            dir,
+            status_dir,
+            cache: BTreeMap::new(),
+            last: Snapshot::default(),
+        }
     }
 
     /// Scan, then watch for changes until the receiver goes away.
     pub async fn run(mut self, tx: mpsc::Sender<Input>) -> anyhow::Result<()> {
-        anyhow::ensure!(self.dir.is_dir(), "manifest directory {} does not exist or is not a directory", self.dir.display());
+        anyhow::ensure!(
+            self.dir.is_dir(),
+            "manifest directory {} does not exist or is not a directory",
+            self.dir.display()
+        );
         let (wake_tx, mut wake) = mpsc::unbounded_channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-            let _ = wake_tx.send(());
-        })?;
+        let mut watcher =
+            notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+                let _ = wake_tx.send(());
+            })?;
         watcher.watch(&self.dir, notify::RecursiveMode::Recursive)?;
 
         for input in self.scan() {
@@ -116,7 +129,9 @@ impl DirectorySource {
         let mut next = Snapshot::default();
         next.config.1 = list_errors;
         for file in &files {
-            let Some(parsed) = self.read_cached(file) else { continue };
+            let Some(parsed) = self.read_cached(file) else {
+                continue;
+            };
             for e in &parsed.errors {
                 if CLUSTER_KINDS.contains(&e.kind.as_str()) {
                     tracing::warn!("ignoring a manifest: {e}");
@@ -132,7 +147,8 @@ impl DirectorySource {
                     }
                     Manifest::Cluster(ClusterObject::Namespace(n)) => {
                         let name = n.metadata.name.clone().unwrap_or_default();
-                        next.namespaces.insert(name, n.metadata.labels.clone().unwrap_or_default());
+                        next.namespaces
+                            .insert(name, n.metadata.labels.clone().unwrap_or_default());
                     }
                     Manifest::Cluster(_) => {}
                 }
@@ -141,14 +157,25 @@ impl DirectorySource {
         let mut inputs = Vec::new();
         for (name, labels) in &next.namespaces {
             if self.last.namespaces.get(name) != Some(labels) {
-                inputs.push(Input::NamespaceUpsert { name: name.clone(), labels: labels.clone() });
+                inputs.push(Input::NamespaceUpsert {
+                    name: name.clone(),
+                    labels: labels.clone(),
+                });
             }
         }
-        for name in self.last.namespaces.keys().filter(|n| !next.namespaces.contains_key(*n)) {
+        for name in self
+            .last
+            .namespaces
+            .keys()
+            .filter(|n| !next.namespaces.contains_key(*n))
+        {
             inputs.push(Input::NamespaceDelete(name.clone()));
         }
         if next.config != self.last.config {
-            inputs.push(Input::Config { objects: next.config.0.clone(), errors: next.config.1.clone() });
+            inputs.push(Input::Config {
+                objects: next.config.0.clone(),
+                errors: next.config.1.clone(),
+            });
         }
         for (key, svc) in &next.services {
             if self.last.services.get(key) != Some(svc) {
@@ -159,7 +186,12 @@ impl DirectorySource {
                 inputs.push(Input::ServiceUpsert(Box::new(svc)));
             }
         }
-        for key in self.last.services.keys().filter(|k| !next.services.contains_key(*k)) {
+        for key in self
+            .last
+            .services
+            .keys()
+            .filter(|k| !next.services.contains_key(*k))
+        {
             let _ = std::fs::remove_file(status_path(&self.status_dir, key));
             inputs.push(Input::ServiceDelete(key.clone()));
         }
@@ -169,7 +201,10 @@ impl DirectorySource {
 
     fn read_cached(&mut self, file: &Path) -> Option<&ParsedFile> {
         let meta = std::fs::metadata(file).ok()?;
-        let stamp = (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len());
+        let stamp = (
+            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            meta.len(),
+        );
         let fresh = self.cache.get(file).is_some_and(|c| c.stamp == stamp);
         if !fresh {
             let name = file.display().to_string();
@@ -178,14 +213,17 @@ impl DirectorySource {
                 Ok(Err(_)) => bad_file(&name, "not UTF-8 text".into()),
                 Err(e) => bad_file(&name, format!("cannot read: {e}")),
             };
-            self.cache.insert(file.to_path_buf(), CachedFile { stamp, parsed });
+            self.cache
+                .insert(file.to_path_buf(), CachedFile { stamp, parsed });
         }
         self.cache.get(file).map(|c| &c.parsed)
     }
 
     /// Copy the status recorded for `key` into `svc`, as the API server would hold it.
     fn restore_status(&self, key: &ServiceKey, svc: &mut Service) {
-        let Ok(text) = std::fs::read_to_string(status_path(&self.status_dir, key)) else { return };
+        let Ok(text) = std::fs::read_to_string(status_path(&self.status_dir, key)) else {
+            return;
+        };
         let Ok(recorded) = serde_yaml::from_str::<Service>(&text) else {
             tracing::warn!(service = %key, "ignoring an unreadable status file");
             return;
@@ -198,9 +236,16 @@ impl DirectorySource {
     fn remove_orphan_status(&self) {
         let mut errs = Vec::new();
         for file in manifest_files(&self.status_dir.join("services"), &mut errs) {
-            let ns = file.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("");
+            let ns = file
+                .parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .unwrap_or("");
             let name = file.file_stem().and_then(|n| n.to_str()).unwrap_or("");
-            let key = ServiceKey { namespace: ns.into(), name: name.into() };
+            let key = ServiceKey {
+                namespace: ns.into(),
+                name: name.into(),
+            };
             if !self.last.services.contains_key(&key) && is_manifest(&file) {
                 let _ = std::fs::remove_file(&file);
             }
@@ -212,13 +257,22 @@ fn bad_file(name: &str, message: String) -> ParsedFile {
     let source = Source::file(name, 0);
     ParsedFile {
         objects: Vec::new(),
-        errors: vec![ConfigError { source, kind: "file".into(), name: String::new(), field: String::new(), message }],
+        errors: vec![ConfigError {
+            source,
+            kind: "file".into(),
+            name: String::new(),
+            field: String::new(),
+            message,
+        }],
     }
 }
 
 /// Where the status of `key` lives.
 pub fn status_path(status_dir: &Path, key: &ServiceKey) -> PathBuf {
-    status_dir.join("services").join(&key.namespace).join(format!("{}.yaml", key.name))
+    status_dir
+        .join("services")
+        .join(&key.namespace)
+        .join(format!("{}.yaml", key.name))
 }
 
 /// Write `contents` to `path` atomically: readers see the old file or the new one, never a mix.
@@ -239,10 +293,18 @@ pub struct StatusDirSink {
 
 impl StatusDirSink {
     pub fn new(dir: PathBuf) -> Self {
-        StatusDirSink { dir, last_pools: String::new() }
+        StatusDirSink {
+            dir,
+            last_pools: String::new(),
+        }
     }
 
-    fn write_service(&self, key: &ServiceKey, ips: &[std::net::IpAddr], pool: &str) -> std::io::Result<()> {
+    fn write_service(
+        &self,
+        key: &ServiceKey,
+        ips: &[std::net::IpAddr],
+        pool: &str,
+    ) -> std::io::Result<()> {
         let mut svc = Service::default();
         svc.metadata.name = Some(key.name.clone());
         svc.metadata.namespace = Some(key.namespace.clone());
@@ -259,11 +321,19 @@ impl StatusDirSink {
 
     fn append_event(&self, line: &str) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("events.log"))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("events.log"))?;
         writeln!(f, "{} {line}", jiff::Timestamp::now())
     }
 
-    fn write_config(&self, accepted: bool, summary: &str, errors: &[ConfigError]) -> std::io::Result<()> {
+    fn write_config(
+        &self,
+        accepted: bool,
+        summary: &str,
+        errors: &[ConfigError],
+    ) -> std::io::Result<()> {
         let doc = serde_json::json!({
             "accepted": accepted,
             "stale": !accepted,
@@ -271,7 +341,10 @@ impl StatusDirSink {
             "summary": summary,
             "errors": errors.iter().map(|e| e.to_string()).collect::<Vec<_>>(),
         });
-        write_atomic(&self.dir.join("config.yaml"), serde_yaml::to_string(&doc).unwrap_or_default().as_bytes())
+        write_atomic(
+            &self.dir.join("config.yaml"),
+            serde_yaml::to_string(&doc).unwrap_or_default().as_bytes(),
+        )
     }
 }
 
@@ -280,19 +353,37 @@ impl Sink for StatusDirSink {
         for action in actions {
             let result = match &action {
                 Action::SetStatus { key, ips, pool } => self.write_service(key, ips, pool),
-                Action::ClearStatus { key } => match std::fs::remove_file(status_path(&self.dir, key)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                    _ => Ok(()),
-                },
-                Action::Event { key, kind, reason, message } => {
-                    let kind = if *kind == EventType::Warning { "Warning" } else { "Normal" };
-                    let obj = key.as_ref().map(|k| format!("Service {k}")).unwrap_or_else(|| "controller".into());
+                Action::ClearStatus { key } => {
+                    match std::fs::remove_file(status_path(&self.dir, key)) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                        _ => Ok(()),
+                    }
+                }
+                Action::Event {
+                    key,
+                    kind,
+                    reason,
+                    message,
+                } => {
+                    let kind = if *kind == EventType::Warning {
+                        "Warning"
+                    } else {
+                        "Normal"
+                    };
+                    let obj = key
+                        .as_ref()
+                        .map(|k| format!("Service {k}"))
+                        .unwrap_or_else(|| "controller".into());
                     self.append_event(&format!("{kind} {reason} {obj}: {message}"))
                 }
                 Action::ConfigAccepted { summary } => self.write_config(true, summary, &[]),
                 Action::ConfigRejected { errors } => {
                     let _ = self.append_event(&format!("Warning ConfigRejected controller: {} errors; keeping the last good configuration", errors.len()));
-                    self.write_config(false, "rejected; the last good configuration stays in force", errors)
+                    self.write_config(
+                        false,
+                        "rejected; the last good configuration stays in force",
+                        errors,
+                    )
                 }
             };
             if let Err(e) = result {

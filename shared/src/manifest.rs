@@ -51,11 +51,16 @@ pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
     let mut out = ParsedFile::default();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let source = Source::file(file, i + 1);
-        let unknown = ObjectRef { source: &source, kind: "?", name: "" };
+        let unknown = ObjectRef {
+            source: &source,
+            kind: "?",
+            name: "",
+        };
         let value = match <Value as serde::Deserialize>::deserialize(doc) {
             Ok(v) => v,
             Err(e) => {
-                out.errors.push(unknown.error("", format!("not valid YAML: {e}")));
+                out.errors
+                    .push(unknown.error("", format!("not valid YAML: {e}")));
                 // The YAML stream cannot be trusted past a syntax error.
                 break;
             }
@@ -87,8 +92,18 @@ fn parse_inner(source: &Source, value: Value) -> Result<Option<Manifest>, Partia
         if value.is_null() {
             return Ok(None);
         }
-        let r = ObjectRef { source, kind: "?", name: "" };
-        return Err((None, vec![r.error("", "a manifest must be a mapping with apiVersion, kind and metadata")]));
+        let r = ObjectRef {
+            source,
+            kind: "?",
+            name: "",
+        };
+        return Err((
+            None,
+            vec![r.error(
+                "",
+                "a manifest must be a mapping with apiVersion, kind and metadata",
+            )],
+        ));
     };
     let text_field = |k: &str| map.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     let api_version = text_field("apiVersion");
@@ -99,7 +114,11 @@ fn parse_inner(source: &Source, value: Value) -> Result<Option<Manifest>, Partia
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let r = ObjectRef { source, kind: if kind.is_empty() { "?" } else { &kind }, name: &name };
+    let r = ObjectRef {
+        source,
+        kind: if kind.is_empty() { "?" } else { &kind },
+        name: &name,
+    };
     if kind.is_empty() {
         return Err((None, vec![r.error("kind", "missing kind")]));
     }
@@ -143,12 +162,18 @@ fn cluster<T: DeserializeOwned>(
 ) -> Result<Option<Manifest>, Partial> {
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(obj) => Ok(Some(Manifest::Cluster(wrap(obj)))),
-        Err(e) => Err((None, vec![r.error(e.path().to_string(), e.inner().to_string())])),
+        Err(e) => Err((
+            None,
+            vec![r.error(e.path().to_string(), e.inner().to_string())],
+        )),
     }
 }
 
 /// A config object and every problem found reading it.
-fn config(r: &ObjectRef<'_>, map: &serde_yaml::Mapping) -> (Option<ConfigObject>, Vec<ConfigError>) {
+fn config(
+    r: &ObjectRef<'_>,
+    map: &serde_yaml::Mapping,
+) -> (Option<ConfigObject>, Vec<ConfigError>) {
     let mut errors = Vec::new();
     for key in map.keys() {
         let k = key.as_str().unwrap_or("");
@@ -158,24 +183,36 @@ fn config(r: &ObjectRef<'_>, map: &serde_yaml::Mapping) -> (Option<ConfigObject>
     }
     let metadata: ObjectMeta = match map.get("metadata") {
         None => {
-            errors.push(r.error("metadata", "missing metadata (an object needs metadata.name)"));
+            errors.push(r.error(
+                "metadata",
+                "missing metadata (an object needs metadata.name)",
+            ));
             ObjectMeta::default()
         }
         Some(m) => typed(r, "metadata", m.clone(), &mut errors).unwrap_or_default(),
     };
-    let spec = map.get("spec").cloned().unwrap_or(Value::Mapping(Default::default()));
+    let spec = map
+        .get("spec")
+        .cloned()
+        .unwrap_or(Value::Mapping(Default::default()));
     let object = match r.kind {
         "IPAddressPool" => typed(r, "spec", spec, &mut errors).map(|spec| {
-            ConfigObject::IPAddressPool(IPAddressPool { metadata, spec, status: None })
+            ConfigObject::IPAddressPool(IPAddressPool {
+                metadata,
+                spec,
+                status: None,
+            })
         }),
-        "L2Advertisement" => {
-            typed(r, "spec", spec, &mut errors).map(|spec| ConfigObject::L2Advertisement(L2Advertisement { metadata, spec }))
-        }
+        "L2Advertisement" => typed(r, "spec", spec, &mut errors)
+            .map(|spec| ConfigObject::L2Advertisement(L2Advertisement { metadata, spec })),
         "BGPAdvertisement" => typed(r, "spec", spec, &mut errors)
             .map(|spec| ConfigObject::BGPAdvertisement(BGPAdvertisement { metadata, spec })),
-        "BGPPeer" => typed(r, "spec", spec, &mut errors).map(|spec| ConfigObject::BGPPeer(BGPPeer { metadata, spec })),
-        "BFDProfile" => typed(r, "spec", spec, &mut errors).map(|spec| ConfigObject::BFDProfile(BFDProfile { metadata, spec })),
-        "Community" => typed(r, "spec", spec, &mut errors).map(|spec| ConfigObject::Community(Community { metadata, spec })),
+        "BGPPeer" => typed(r, "spec", spec, &mut errors)
+            .map(|spec| ConfigObject::BGPPeer(BGPPeer { metadata, spec })),
+        "BFDProfile" => typed(r, "spec", spec, &mut errors)
+            .map(|spec| ConfigObject::BFDProfile(BFDProfile { metadata, spec })),
+        "Community" => typed(r, "spec", spec, &mut errors)
+            .map(|spec| ConfigObject::Community(Community { metadata, spec })),
         other => {
             errors.push(r.error(
                 "kind",
@@ -189,7 +226,12 @@ fn config(r: &ObjectRef<'_>, map: &serde_yaml::Mapping) -> (Option<ConfigObject>
 
 /// Deserialize `value` as `T`, reporting every unknown field and the first type error, each
 /// with its full path below `prefix`.
-fn typed<T: DeserializeOwned>(r: &ObjectRef<'_>, prefix: &str, value: Value, errors: &mut Vec<ConfigError>) -> Option<T> {
+fn typed<T: DeserializeOwned>(
+    r: &ObjectRef<'_>,
+    prefix: &str,
+    value: Value,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
     let mut unknown = Vec::new();
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
     let de = serde_ignored::Deserializer::new(value, &mut record);
@@ -201,7 +243,11 @@ fn typed<T: DeserializeOwned>(r: &ObjectRef<'_>, prefix: &str, value: Value, err
         Ok(v) => Some(v),
         Err(e) => {
             let path = e.path().to_string();
-            let field = if path == "." { prefix.to_string() } else { format!("{prefix}.{path}") };
+            let field = if path == "." {
+                prefix.to_string()
+            } else {
+                format!("{prefix}.{path}")
+            };
             errors.push(r.error(field, e.inner().to_string()));
             None
         }
@@ -211,7 +257,10 @@ fn typed<T: DeserializeOwned>(r: &ObjectRef<'_>, prefix: &str, value: Value, err
 fn display_key(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+        other => serde_yaml::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 

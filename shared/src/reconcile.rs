@@ -21,10 +21,16 @@ pub enum Input {
     /// The complete current set of config objects (after any change to one of them), and the
     /// problems with config documents that could not even be read: any such problem rejects
     /// the whole configuration.
-    Config { objects: Vec<(Source, ConfigObject)>, errors: Vec<ConfigError> },
+    Config {
+        objects: Vec<(Source, ConfigObject)>,
+        errors: Vec<ConfigError>,
+    },
     ServiceUpsert(Box<Service>),
     ServiceDelete(ServiceKey),
-    NamespaceUpsert { name: String, labels: Labels },
+    NamespaceUpsert {
+        name: String,
+        labels: Labels,
+    },
     NamespaceDelete(String),
     /// The first full listing of every kind has been delivered.
     Synced,
@@ -41,11 +47,20 @@ pub enum EventType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Write `status.loadBalancer.ingress` (ipMode VIP) and the pool annotation.
-    SetStatus { key: ServiceKey, ips: Vec<IpAddr>, pool: String },
+    SetStatus {
+        key: ServiceKey,
+        ips: Vec<IpAddr>,
+        pool: String,
+    },
     /// Remove the addresses and the pool annotation this controller wrote.
     ClearStatus { key: ServiceKey },
     /// An Event on a Service (`Some`) or on the controller itself (`None`).
-    Event { key: Option<ServiceKey>, kind: EventType, reason: &'static str, message: String },
+    Event {
+        key: Option<ServiceKey>,
+        kind: EventType,
+        reason: &'static str,
+        message: String,
+    },
     /// A new configuration was accepted and is now in force.
     ConfigAccepted { summary: String },
     /// A new configuration was rejected; the previous one (if any) stays in force.
@@ -71,7 +86,10 @@ pub struct Reconciler {
 impl Reconciler {
     /// A reconciler for Services of `lb_class` (`None`: Services without a class).
     pub fn new(lb_class: Option<String>) -> Self {
-        Reconciler { lb_class, ..Default::default() }
+        Reconciler {
+            lb_class,
+            ..Default::default()
+        }
     }
 
     /// Feed one observation; returns what to do about it.
@@ -95,7 +113,9 @@ impl Reconciler {
                 };
                 match validated {
                     Ok(config) => {
-                        out.push(Action::ConfigAccepted { summary: summarize(&config) });
+                        out.push(Action::ConfigAccepted {
+                            summary: summarize(&config),
+                        });
                         self.config_stale = false;
                         let dropped = self.allocator.set_pools(config.pool_defs());
                         self.config = Some(config);
@@ -104,7 +124,9 @@ impl Reconciler {
                                 key: Some(key.clone()),
                                 kind: EventType::Normal,
                                 reason: "ClearAssignment",
-                                message: "address left its pool in the new configuration; reallocating".into(),
+                                message:
+                                    "address left its pool in the new configuration; reallocating"
+                                        .into(),
                             });
                         }
                         self.reconcile_all(&mut out);
@@ -119,7 +141,10 @@ impl Reconciler {
                 let key = service::service_key(&svc);
                 let first_sight = !self.services.contains_key(&key);
                 let deprecated = service::deprecated_annotations(&svc);
-                if first_sight && !deprecated.is_empty() && service::is_ours(&svc, self.lb_class.as_deref()) {
+                if first_sight
+                    && !deprecated.is_empty()
+                    && service::is_ours(&svc, self.lb_class.as_deref())
+                {
                     out.push(event(&key, EventType::Warning, "DeprecatedAnnotation", format!(
                         "annotations {} use the deprecated prefix metallb.universe.tf/; use ferrolb.io/ instead",
                         deprecated.join(", ")
@@ -174,7 +199,10 @@ impl Reconciler {
 
     /// Number of Services that hold addresses.
     pub fn allocated_services(&self) -> usize {
-        self.services.keys().filter(|k| self.allocator.assignment(k).is_some()).count()
+        self.services
+            .keys()
+            .filter(|k| self.allocator.assignment(k).is_some())
+            .count()
     }
 
     fn reconcile_all(&mut self, out: &mut Vec<Action>) {
@@ -182,9 +210,15 @@ impl Reconciler {
             return;
         }
         // Services with addresses in their status go first: a restart must not reshuffle.
-        let (with_status, without): (Vec<_>, Vec<_>) =
-            self.services.iter().partition(|(_, s)| !service::status_ips(s).is_empty());
-        let keys: Vec<ServiceKey> = with_status.into_iter().chain(without).map(|(k, _)| k.clone()).collect();
+        let (with_status, without): (Vec<_>, Vec<_>) = self
+            .services
+            .iter()
+            .partition(|(_, s)| !service::status_ips(s).is_empty());
+        let keys: Vec<ServiceKey> = with_status
+            .into_iter()
+            .chain(without)
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in &keys {
             self.reconcile_service(key, out);
         }
@@ -194,14 +228,21 @@ impl Reconciler {
         if !self.synced {
             return;
         }
-        let keys: Vec<ServiceKey> = self.services.keys().filter(|k| k.namespace == namespace).cloned().collect();
+        let keys: Vec<ServiceKey> = self
+            .services
+            .keys()
+            .filter(|k| k.namespace == namespace)
+            .cloned()
+            .collect();
         for key in keys {
             self.reconcile_service(&key, out);
         }
     }
 
     fn reconcile_service(&mut self, key: &ServiceKey, out: &mut Vec<Action>) {
-        let Some(svc) = self.services.get(key) else { return };
+        let Some(svc) = self.services.get(key) else {
+            return;
+        };
         let observed_ips = service::status_ips(svc);
         let observed_pool = service::status_pool(svc).map(str::to_string);
         if !service::is_ours(svc, self.lb_class.as_deref()) {
@@ -210,26 +251,48 @@ impl Reconciler {
             if observed_pool.is_some() {
                 out.push(Action::ClearStatus { key: key.clone() });
                 self.record_status(key, &[], None);
-                out.push(event(key, EventType::Normal, "ClearAssignment", "no longer a LoadBalancer of this class".into()));
+                out.push(event(
+                    key,
+                    EventType::Normal,
+                    "ClearAssignment",
+                    "no longer a LoadBalancer of this class".into(),
+                ));
             }
             return;
         }
         if self.config.is_none() {
             return; // Nothing to allocate from yet; the config's arrival reconciles everything.
         }
-        let ns_labels = self.namespaces.get(&key.namespace).cloned().unwrap_or_default();
-        let result = service::request(svc, &ns_labels).map_err(|e| e.to_string()).and_then(|req| {
-            self.allocator.assign(&req).map_err(|e: AllocError| e.to_string())
-        });
+        let ns_labels = self
+            .namespaces
+            .get(&key.namespace)
+            .cloned()
+            .unwrap_or_default();
+        let result = service::request(svc, &ns_labels)
+            .map_err(|e| e.to_string())
+            .and_then(|req| {
+                self.allocator
+                    .assign(&req)
+                    .map_err(|e: AllocError| e.to_string())
+            });
         match result {
             Ok(a) => {
                 self.failures.remove(key);
                 if observed_ips != a.ips || observed_pool.as_deref() != Some(a.pool.as_str()) {
                     let ips: Vec<String> = a.ips.iter().map(IpAddr::to_string).collect();
                     if observed_ips != a.ips {
-                        out.push(event(key, EventType::Normal, "IPAllocated", format!("assigned IP {} from pool {}", ips.join(", "), a.pool)));
+                        out.push(event(
+                            key,
+                            EventType::Normal,
+                            "IPAllocated",
+                            format!("assigned IP {} from pool {}", ips.join(", "), a.pool),
+                        ));
                     }
-                    out.push(Action::SetStatus { key: key.clone(), ips: a.ips.clone(), pool: a.pool.clone() });
+                    out.push(Action::SetStatus {
+                        key: key.clone(),
+                        ips: a.ips.clone(),
+                        pool: a.pool.clone(),
+                    });
                     self.record_status(key, &a.ips, Some(&a.pool));
                 }
             }
@@ -238,10 +301,20 @@ impl Reconciler {
                 if !observed_ips.is_empty() || observed_pool.is_some() {
                     out.push(Action::ClearStatus { key: key.clone() });
                     self.record_status(key, &[], None);
-                    out.push(event(key, EventType::Normal, "ClearAssignment", format!("current addresses are no longer valid: {reason}")));
+                    out.push(event(
+                        key,
+                        EventType::Normal,
+                        "ClearAssignment",
+                        format!("current addresses are no longer valid: {reason}"),
+                    ));
                 }
                 if self.failures.get(key) != Some(&reason) {
-                    out.push(event(key, EventType::Warning, "AllocationFailed", format!("failed to allocate: {reason}")));
+                    out.push(event(
+                        key,
+                        EventType::Warning,
+                        "AllocationFailed",
+                        format!("failed to allocate: {reason}"),
+                    ));
                     self.failures.insert(key.clone(), reason);
                 }
             }
@@ -260,7 +333,12 @@ impl Reconciler {
 }
 
 fn event(key: &ServiceKey, kind: EventType, reason: &'static str, message: String) -> Action {
-    Action::Event { key: Some(key.clone()), kind, reason, message }
+    Action::Event {
+        key: Some(key.clone()),
+        kind,
+        reason,
+        message,
+    }
 }
 
 /// A one-line description of an accepted configuration.

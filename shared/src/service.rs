@@ -32,7 +32,11 @@ pub enum RequestError {
 /// The service's key.
 pub fn service_key(svc: &Service) -> ServiceKey {
     ServiceKey {
-        namespace: svc.metadata.namespace.clone().unwrap_or_else(|| "default".into()),
+        namespace: svc
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
         name: svc.metadata.name.clone().unwrap_or_default(),
     }
 }
@@ -47,26 +51,45 @@ pub fn is_ours(svc: &Service, lb_class: Option<&str>) -> bool {
 /// The value of annotation `name` under the first prefix that has it, with that prefix.
 pub fn annotation<'a>(svc: &'a Service, name: &str) -> Option<(&'static str, &'a str)> {
     let annotations = svc.metadata.annotations.as_ref()?;
-    ANNOTATION_PREFIXES
-        .iter()
-        .find_map(|p| annotations.get(&format!("{p}{name}")).map(|v| (*p, v.as_str())))
+    ANNOTATION_PREFIXES.iter().find_map(|p| {
+        annotations
+            .get(&format!("{p}{name}"))
+            .map(|v| (*p, v.as_str()))
+    })
 }
 
 /// Annotations this Service uses under the deprecated prefix (for a warning).
 pub fn deprecated_annotations(svc: &Service) -> Vec<String> {
-    let Some(a) = &svc.metadata.annotations else { return Vec::new() };
-    a.keys().filter(|k| k.starts_with(DEPRECATED_PREFIX)).cloned().collect()
+    let Some(a) = &svc.metadata.annotations else {
+        return Vec::new();
+    };
+    a.keys()
+        .filter(|k| k.starts_with(DEPRECATED_PREFIX))
+        .cloned()
+        .collect()
 }
 
 /// The addresses in the Service's status.
 pub fn status_ips(svc: &Service) -> Vec<IpAddr> {
-    let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.as_ref());
-    ingress.into_iter().flatten().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect()
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    ingress
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect()
 }
 
 /// The pool named in the Service's allocation annotation, if it has one.
 pub fn status_pool(svc: &Service) -> Option<&str> {
-    svc.metadata.annotations.as_ref()?.get(POOL_ANNOTATION).map(String::as_str)
+    svc.metadata
+        .annotations
+        .as_ref()?
+        .get(POOL_ANNOTATION)
+        .map(String::as_str)
 }
 
 /// Set (or with no `ips`, clear) the addresses and pool annotation this controller owns.
@@ -74,11 +97,20 @@ pub fn apply_status(svc: &mut Service, ips: &[IpAddr], pool: Option<&str>) {
     use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
     let ingress: Vec<LoadBalancerIngress> = ips
         .iter()
-        .map(|ip| LoadBalancerIngress { ip: Some(ip.to_string()), ip_mode: Some("VIP".into()), ..Default::default() })
+        .map(|ip| LoadBalancerIngress {
+            ip: Some(ip.to_string()),
+            ip_mode: Some("VIP".into()),
+            ..Default::default()
+        })
         .collect();
     let status = svc.status.get_or_insert_with(ServiceStatus::default);
-    status.load_balancer = Some(LoadBalancerStatus { ingress: (!ingress.is_empty()).then_some(ingress) });
-    let annotations = svc.metadata.annotations.get_or_insert_with(Default::default);
+    status.load_balancer = Some(LoadBalancerStatus {
+        ingress: (!ingress.is_empty()).then_some(ingress),
+    });
+    let annotations = svc
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default);
     match pool {
         Some(p) => {
             annotations.insert(POOL_ANNOTATION.into(), p.into());
@@ -95,11 +127,18 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
     let mut requested_ips = Vec::new();
     if let Some((prefix, list)) = annotation(svc, "loadBalancerIPs") {
         let name = format!("{prefix}loadBalancerIPs");
-        if spec.load_balancer_ip.as_deref().is_some_and(|s| !s.is_empty()) {
+        if spec
+            .load_balancer_ip
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+        {
             return Err(RequestError::BothIpFields(name));
         }
         for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let ip = part.parse::<IpAddr>().map_err(|_| RequestError::BadIp { annotation: name.clone(), value: part.into() })?;
+            let ip = part.parse::<IpAddr>().map_err(|_| RequestError::BadIp {
+                annotation: name.clone(),
+                value: part.into(),
+            })?;
             requested_ips.push(ip);
         }
     } else if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
@@ -127,7 +166,13 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
     };
     let backend_key = if spec.external_traffic_policy.as_deref() == Some("Local") {
         let selector = spec.selector.unwrap_or_default();
-        BackendKey::Local(selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+        BackendKey::Local(
+            selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
     } else {
         BackendKey::Cluster
     };
@@ -151,8 +196,12 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
         families,
         family_policy,
         requested_ips,
-        requested_pool: annotation(svc, "address-pool").map(|(_, v)| v.to_string()).filter(|v| !v.is_empty()),
-        sharing_key: annotation(svc, "allow-shared-ip").map(|(_, v)| v.to_string()).filter(|v| !v.is_empty()),
+        requested_pool: annotation(svc, "address-pool")
+            .map(|(_, v)| v.to_string())
+            .filter(|v| !v.is_empty()),
+        sharing_key: annotation(svc, "allow-shared-ip")
+            .map(|(_, v)| v.to_string())
+            .filter(|v| !v.is_empty()),
         backend_key,
         ports,
         previous_ips: status_ips(svc),

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ferrolb-speaker", version, about = "FerroLB speaker: announces LoadBalancer IPs from this node")]
+#[command(
+    name = "ferrolb-speaker",
+    version,
+    about = "FerroLB speaker: announces LoadBalancer IPs from this node"
+)]
 struct Cli {
     /// The name of the node this speaker runs on.
     #[arg(long, env = "FERROLB_NODE_NAME")]
@@ -24,7 +28,11 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt().with_target(false).init();
-    tracing::info!(node = cli.node, dataplane = cli.dataplane, "ferrolb-speaker starting");
+    tracing::info!(
+        node = cli.node,
+        dataplane = cli.dataplane,
+        "ferrolb-speaker starting"
+    );
     eprintln!(
         "ferrolb-speaker: announcing (layer 2, BGP) and forwarding are not implemented yet; \
          nothing to do for node {}",

@@ -13,9 +13,16 @@ pub fn workspace_root() -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile directory");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile directory");
     let path = dir.join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build --workspace` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace` first",
+        path.display()
+    );
     path
 }
 
@@ -30,13 +37,20 @@ impl Drop for ChildGuard {
 }
 
 /// Poll `cond` every 10 ms until it returns `Some`, or panic with `what` after `limit`.
-pub fn wait_for<T>(what: &str, limit: std::time::Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(
+    what: &str,
+    limit: std::time::Duration,
+    mut cond: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = std::time::Instant::now() + limit;
     loop {
         if let Some(v) = cond() {
             return v;
         }
-        assert!(std::time::Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }

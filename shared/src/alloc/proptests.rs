@@ -1,1 +1,580 @@
+//! Property tests: random sequences of service creates/updates/deletes, pool edits and
+//! controller restarts, checked against invariants computed independently of the allocator.
 
+use super::*;
+use crate::selector::{LabelSelector, Labels};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The address universe: 8 IPv4 blocks of 4, the even ones straddling `.255`/`.0` so that
+/// `avoidBuggyIPs` matters, and 4 IPv6 blocks of 4. Small, so services collide and pools run
+/// out.
+const V4_BLOCKS: usize = 8;
+const V6_BLOCKS: usize = 4;
+const POOL_NAMES: [&str; 4] = ["a", "b", "c", "d"];
+const NAMESPACES: [&str; 2] = ["ns1", "ns2"];
+const PORTS: [(Protocol, u16); 3] = [
+    (Protocol::Tcp, 80),
+    (Protocol::Tcp, 443),
+    (Protocol::Udp, 53),
+];
+
+/// The `i`-th IPv4 address of the universe (0..32).
+fn v4(i: u32) -> IpAddr {
+    let (block, offset) = (i / 4, i % 4);
+    let low = if block % 2 == 0 { 254 } else { 10 };
+    let start = u32::from(Ipv4Addr::new(10, 0, block as u8, low));
+    IpAddr::V4(Ipv4Addr::from(start + offset))
+}
+
+/// The `i`-th IPv6 address of the universe (0..16).
+fn v6(i: u32) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::from(0xfd00u128 << 112 | u128::from(i)))
+}
+
+fn block(i: usize) -> IpRange {
+    if i < V4_BLOCKS {
+        let base = 4 * i as u32;
+        IpRange::new(v4(base), v4(base + 3))
+    } else {
+        let base = 4 * (i - V4_BLOCKS) as u32;
+        IpRange::new(v6(base), v6(base + 3))
+    }
+}
+
+fn all_addresses() -> Vec<IpAddr> {
+    (0..4 * V4_BLOCKS as u32)
+        .map(v4)
+        .chain((0..4 * V6_BLOCKS as u32).map(v6))
+        .collect()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn pool_flags() -> impl Strategy<Value = (bool, bool, u8, Option<i32>)> {
+    (
+        prop::bool::weighted(0.8),
+        any::<bool>(),
+        0u8..4,
+        prop::option::of(-1i32..3),
+    )
+}
+
+fn allocation(kind: u8, priority: Option<i32>) -> Option<ServiceAllocation> {
+    match kind {
+        0 => None,
+        1 => Some(ServiceAllocation {
+            priority,
+            namespaces: vec!["ns1".into()],
+            ..Default::default()
+        }),
+        2 => Some(ServiceAllocation {
+            priority,
+            service_selectors: vec![LabelSelector {
+                match_labels: labels(&[("app", "web")]),
+                match_expressions: vec![],
+            }],
+            ..Default::default()
+        }),
+        _ => Some(ServiceAllocation {
+            priority,
+            ..Default::default()
+        }),
+    }
+}
+
+/// Pools over disjoint blocks (as validated config would be), ranges in a random order.
+fn pools() -> impl Strategy<Value = Vec<PoolDef>> {
+    (
+        prop::collection::vec(
+            (prop::option::weighted(0.8, 0usize..4), any::<u8>()),
+            V4_BLOCKS + V6_BLOCKS,
+        ),
+        prop::collection::vec(pool_flags(), 4),
+    )
+        .prop_map(|(owners, flags)| {
+            POOL_NAMES
+                .iter()
+                .enumerate()
+                .map(|(p, name)| {
+                    let mut blocks: Vec<(u8, usize)> = owners
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (owner, _))| *owner == Some(p))
+                        .map(|(b, (_, order))| (*order, b))
+                        .collect();
+                    blocks.sort();
+                    let (auto_assign, avoid_buggy_ips, alloc, priority) = flags[p];
+                    let allocation = allocation(alloc, priority);
+                    PoolDef {
+                        name: name.to_string(),
+                        ranges: blocks.into_iter().map(|(_, b)| block(b)).collect(),
+                        auto_assign,
+                        avoid_buggy_ips,
+                        allocation,
+                    }
+                })
+                .collect()
+        })
+}
+
+/// A request for service number `svc` (the key is fixed per number).
+fn request(svc: usize) -> impl Strategy<Value = ServiceRequest> {
+    let families = prop_oneof![
+        Just(vec![]),
+        Just(vec![Family::V4]),
+        Just(vec![Family::V6]),
+        Just(vec![Family::V4, Family::V6]),
+        Just(vec![Family::V6, Family::V4]),
+    ];
+    let policy = prop_oneof![
+        Just(FamilyPolicy::SingleStack),
+        Just(FamilyPolicy::PreferDualStack),
+        Just(FamilyPolicy::RequireDualStack),
+    ];
+    let requested = prop_oneof![
+        6 => Just(vec![]),
+        1 => (0..32u32).prop_map(|o| vec![v4(o)]),
+        1 => (0..16u32).prop_map(|o| vec![v6(o)]),
+        1 => (0..32u32, 0..16u32).prop_map(|(a, b)| vec![v4(a), v6(b)]),
+    ];
+    let pool = prop_oneof![
+        4 => Just(None),
+        2 => (0..4usize).prop_map(|p| Some(POOL_NAMES[p].to_string())),
+        1 => Just(Some("zz".to_string())),
+    ];
+    let key = prop_oneof![
+        2 => Just(None),
+        1 => Just(Some(String::new())),
+        2 => Just(Some("k1".to_string())),
+        1 => Just(Some("k2".to_string())),
+    ];
+    let backend = prop_oneof![
+        3 => Just(BackendKey::Cluster),
+        1 => Just(BackendKey::Local("app=x".into())),
+    ];
+    // A stale status, as after a restart where another service took the address.
+    let previous = prop_oneof![
+        4 => Just(vec![]),
+        1 => (0..32u32).prop_map(|o| vec![v4(o)]),
+        1 => (0..32u32, 0..16u32).prop_map(|(a, b)| vec![v4(a), v6(b)]),
+    ];
+    let ports = prop::collection::vec(any::<bool>(), 3).prop_map(|mask| {
+        PORTS
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| *m)
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>()
+    });
+    (
+        families,
+        policy,
+        requested,
+        pool,
+        key,
+        backend,
+        ports,
+        any::<bool>(),
+    )
+        .prop_map(
+            move |(
+                families,
+                family_policy,
+                requested_ips,
+                requested_pool,
+                sharing_key,
+                backend_key,
+                ports,
+                web,
+            )| {
+                ServiceRequest {
+                    key: ServiceKey::new(NAMESPACES[svc % 2], format!("s{svc}")),
+                    namespace_labels: Labels::new(),
+                    service_labels: if web {
+                        labels(&[("app", "web")])
+                    } else {
+                        Labels::new()
+                    },
+                    families,
+                    family_policy,
+                    requested_ips,
+                    requested_pool,
+                    sharing_key,
+                    backend_key,
+                    ports,
+                    previous_ips: vec![],
+                }
+            },
+        )
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Assign(ServiceRequest),
+    Reassign(usize),
+    Delete(usize),
+    EditPools(Vec<PoolDef>),
+    /// Same ranges, new autoAssign / avoidBuggyIPs / allocation settings.
+    EditFlags(Vec<(bool, bool, u8, Option<i32>)>),
+    Restart,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..6usize).prop_flat_map(request).prop_map(Op::Assign),
+        2 => (0..6usize).prop_map(Op::Reassign),
+        3 => (0..6usize).prop_map(Op::Delete),
+        1 => pools().prop_map(Op::EditPools),
+        1 => prop::collection::vec(pool_flags(), 4).prop_map(Op::EditFlags),
+        1 => Just(Op::Restart),
+    ]
+}
+
+/// The controller's view: the pools and every live Service's latest request.
+struct World {
+    alloc: Allocator,
+    pools: Vec<PoolDef>,
+    requests: BTreeMap<ServiceKey, ServiceRequest>,
+}
+
+impl World {
+    /// Assigns as the controller does: the status (current IPs, if any) goes in as
+    /// `previous_ips`. Checks idempotence on the way.
+    fn assign(&mut self, mut req: ServiceRequest) -> Result<Assignment, AllocError> {
+        if let Some(current) = self.alloc.assignment(&req.key) {
+            req.previous_ips = current.ips.clone();
+        }
+        let first = self.alloc.assign(&req);
+        let again = self.alloc.assign(&req);
+        assert_eq!(first, again, "assign is not idempotent for {req:?}");
+        self.requests.insert(req.key.clone(), req);
+        first
+    }
+
+    fn restart(&mut self) {
+        let mut fresh = Allocator::new();
+        assert!(fresh.set_pools(self.pools.clone()).is_empty());
+        let (with, without): (Vec<_>, Vec<_>) = self
+            .requests
+            .values()
+            .cloned()
+            .partition(|r| self.alloc.assignment(&r.key).is_some());
+        for mut req in with {
+            let current = self.alloc.assignment(&req.key).cloned();
+            req.previous_ips = current.as_ref().map(|a| a.ips.clone()).unwrap_or_default();
+            assert_eq!(
+                fresh.assign(&req).ok(),
+                current,
+                "restart changed {}",
+                req.key
+            );
+        }
+        for mut req in without {
+            req.previous_ips.clear();
+            let _ = fresh.assign(&req);
+        }
+        self.alloc = fresh;
+    }
+}
+
+/// The pool owning `ip` in the config, computed directly from the definitions.
+fn owner<'a>(pools: &'a [PoolDef], ip: IpAddr) -> Option<&'a PoolDef> {
+    pools
+        .iter()
+        .find(|p| p.ranges.iter().any(|r| r.start <= ip && ip <= r.end))
+}
+
+fn buggy(pool: &PoolDef, ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V4(v) if pool.avoid_buggy_ips && matches!(v.octets()[3], 0 | 255))
+}
+
+fn admits(pool: &PoolDef, req: &ServiceRequest) -> bool {
+    let Some(a) = &pool.allocation else {
+        return true;
+    };
+    let ns = (a.namespaces.is_empty() && a.namespace_selectors.is_empty())
+        || a.namespaces.contains(&req.key.namespace)
+        || a.namespace_selectors
+            .iter()
+            .any(|s| s.matches(&req.namespace_labels));
+    let svc = a.service_selectors.is_empty()
+        || a.service_selectors
+            .iter()
+            .any(|s| s.matches(&req.service_labels));
+    ns && svc
+}
+
+fn key_of(req: &ServiceRequest) -> Option<&str> {
+    req.sharing_key.as_deref().filter(|k| !k.is_empty())
+}
+
+fn check_invariants(w: &World) {
+    let mut holders: BTreeMap<IpAddr, Vec<&ServiceRequest>> = BTreeMap::new();
+    let mut in_use: BTreeMap<(&str, Family), BTreeSet<IpAddr>> = BTreeMap::new();
+    for (key, asg) in w.alloc.assignments() {
+        let req = &w.requests[key];
+        let families: BTreeSet<Family> = asg.ips.iter().map(|ip| Family::of(*ip)).collect();
+        assert!(
+            !asg.ips.is_empty() && families.len() == asg.ips.len(),
+            "{asg:?}"
+        );
+        if req.family_policy == FamilyPolicy::SingleStack {
+            assert_eq!(asg.ips.len(), 1, "{key}: {asg:?}");
+        }
+        if !req.requested_ips.is_empty() {
+            let want: BTreeSet<_> = req.requested_ips.iter().collect();
+            assert_eq!(
+                want,
+                asg.ips.iter().collect(),
+                "{key} did not get what it asked for"
+            );
+        }
+        for &ip in &asg.ips {
+            let pool = owner(&w.pools, ip).unwrap_or_else(|| panic!("{key}: {ip} in no pool"));
+            assert_eq!(pool.name, asg.pool, "{key}: {ip} is not in its pool");
+            assert!(admits(pool, req), "{key} may not use pool {}", pool.name);
+            assert!(!buggy(pool, ip), "{key} holds buggy {ip}");
+            if let Some(named) = &req.requested_pool {
+                assert_eq!(named, &pool.name);
+            } else if !pool.auto_assign {
+                assert!(
+                    !req.requested_ips.is_empty(),
+                    "{key} in manual pool {}",
+                    pool.name
+                );
+            }
+            holders.entry(ip).or_default().push(req);
+            in_use
+                .entry((&pool.name, Family::of(ip)))
+                .or_default()
+                .insert(ip);
+        }
+    }
+    for (ip, reqs) in &holders {
+        let keys: Vec<ServiceKey> = reqs.iter().map(|r| r.key.clone()).collect();
+        assert_eq!(w.alloc.services_on(*ip), keys);
+        if reqs.len() > 1 {
+            for (i, a) in reqs.iter().enumerate() {
+                for b in &reqs[i + 1..] {
+                    assert!(key_of(a).is_some() && key_of(a) == key_of(b), "{ip}: keys");
+                    assert_eq!(a.backend_key, b.backend_key, "{ip}: backends");
+                    assert!(!a.ports.iter().any(|p| b.ports.contains(p)), "{ip}: ports");
+                }
+            }
+        }
+    }
+    let stats = w.alloc.pool_stats();
+    assert_eq!(stats.len(), w.pools.len());
+    for (s, pool) in stats.iter().zip(&w.pools) {
+        assert_eq!(s.name, pool.name);
+        let count = |f: Family| {
+            all_addresses()
+                .into_iter()
+                .filter(|ip| {
+                    Family::of(*ip) == f && owner(&w.pools, *ip) == Some(pool) && !buggy(pool, *ip)
+                })
+                .count() as u128
+        };
+        let used = |f: Family| {
+            in_use
+                .get(&(pool.name.as_str(), f))
+                .map_or(0, |s| s.len() as u128)
+        };
+        assert_eq!(
+            (s.capacity_v4, s.capacity_v6),
+            (count(Family::V4), count(Family::V6))
+        );
+        assert_eq!(
+            (s.in_use_v4, s.in_use_v6),
+            (used(Family::V4), used(Family::V6)),
+            "{}",
+            s.name
+        );
+    }
+}
+
+/// The pools a fresh allocation tries, in order, computed from the definitions.
+fn candidate_pools<'a>(pools: &'a [PoolDef], req: &ServiceRequest) -> Vec<&'a PoolDef> {
+    if let Some(name) = &req.requested_pool {
+        return pools
+            .iter()
+            .filter(|p| &p.name == name && admits(p, req))
+            .collect();
+    }
+    let priority = |p: &PoolDef| p.allocation.as_ref().and_then(|a| a.priority);
+    let mut order: Vec<&PoolDef> = pools
+        .iter()
+        .filter(|p| p.auto_assign && p.allocation.is_some() && admits(p, req))
+        .collect();
+    order.sort_by_key(|p| (priority(p).is_none(), priority(p), p.name.clone()));
+    order.extend(
+        pools
+            .iter()
+            .filter(|p| p.auto_assign && p.allocation.is_none()),
+    );
+    order
+}
+
+/// The lowest address of `pool`'s walk that nobody holds and that is not buggy.
+fn lowest_free_by_walking(w: &World, pool: &PoolDef, family: Family) -> Option<IpAddr> {
+    all_addresses()
+        .into_iter()
+        .filter(|ip| Family::of(*ip) == family && owner(&w.pools, *ip) == Some(pool))
+        .filter(|ip| !buggy(pool, *ip) && w.alloc.services_on(*ip).is_empty())
+        .min_by_key(|ip| {
+            let range = pool
+                .ranges
+                .iter()
+                .position(|r| r.start <= *ip && *ip <= r.end);
+            (range, *ip)
+        })
+}
+
+/// Edits the pools as the controller would: dropped services are re-allocated at once.
+fn edit_pools(w: &mut World, pools: Vec<PoolDef>) {
+    let before: BTreeMap<ServiceKey, Assignment> = w
+        .alloc
+        .assignments()
+        .map(|(k, a)| (k.clone(), a.clone()))
+        .collect();
+    w.pools = pools.clone();
+    let dropped = w.alloc.set_pools(pools);
+    for (key, old) in &before {
+        match w.alloc.assignment(key) {
+            Some(now) => assert_eq!(now.ips, old.ips, "{key} moved on a pool edit"),
+            None => assert!(dropped.contains(key), "{key} vanished unreported"),
+        }
+    }
+    assert!(dropped.windows(2).all(|p| p[0] < p[1]));
+    // The controller re-allocates what was dropped.
+    for key in dropped {
+        assert!(w.alloc.assignment(&key).is_none());
+        let req = w.requests[&key].clone();
+        let _ = w.assign(req);
+    }
+}
+
+fn run(initial: Vec<PoolDef>, ops: Vec<Op>) {
+    let mut w = World {
+        alloc: Allocator::new(),
+        pools: initial.clone(),
+        requests: BTreeMap::new(),
+    };
+    assert!(w.alloc.set_pools(initial).is_empty());
+    for op in ops {
+        match op {
+            Op::Assign(req) => {
+                // A plain single-stack IPv4 request with nothing to keep must get the lowest
+                // free address of the first pool, in preference order, that has one.
+                let plain = w.alloc.assignment(&req.key).is_none()
+                    && req.requested_ips.is_empty()
+                    && req.previous_ips.is_empty()
+                    && key_of(&req).is_none()
+                    && req.family_policy == FamilyPolicy::SingleStack
+                    && req.families.first() != Some(&Family::V6);
+                let expected = plain.then(|| {
+                    candidate_pools(&w.pools, &req).into_iter().find_map(|p| {
+                        let ip = lowest_free_by_walking(&w, p, Family::V4)?;
+                        Some(Assignment {
+                            pool: p.name.clone(),
+                            ips: vec![ip],
+                        })
+                    })
+                });
+                let got = w.assign(req.clone());
+                if let Some(expected) = expected {
+                    assert_eq!(got.as_ref().ok(), expected.as_ref(), "{req:?}");
+                }
+                // PreferDualStack falls back to one address: if even that failed, a
+                // single-stack request for the first family fails too.
+                let dual = req.families.len() != 1;
+                if got.is_err()
+                    && req.family_policy == FamilyPolicy::PreferDualStack
+                    && req.requested_ips.is_empty()
+                    && dual
+                {
+                    let probe = ServiceRequest {
+                        key: ServiceKey::new(req.key.namespace.clone(), "zz-probe"),
+                        families: vec![req.families.first().copied().unwrap_or(Family::V4)],
+                        family_policy: FamilyPolicy::SingleStack,
+                        previous_ips: vec![],
+                        ..req.clone()
+                    };
+                    let single = w.alloc.assign(&probe);
+                    w.alloc.release(&probe.key);
+                    assert!(single.is_err(), "{req:?} failed but {single:?}");
+                }
+            }
+            Op::Reassign(svc) => {
+                if let Some(req) = w.requests.values().nth(svc).cloned() {
+                    let _ = w.assign(req);
+                }
+            }
+            Op::Delete(svc) => {
+                let Some(req) = w.requests.values().nth(svc).cloned() else {
+                    continue;
+                };
+                w.requests.remove(&req.key);
+                let released = w.alloc.release(&req.key);
+                // Every address the service alone held is reusable at once.
+                for ip in released.map(|a| a.ips).unwrap_or_default() {
+                    if !w.alloc.services_on(ip).is_empty() {
+                        continue;
+                    }
+                    let probe = ServiceRequest {
+                        key: ServiceKey::new(req.key.namespace.clone(), "zz-probe"),
+                        families: vec![Family::of(ip)],
+                        family_policy: FamilyPolicy::SingleStack,
+                        requested_ips: vec![ip],
+                        previous_ips: vec![],
+                        ..req.clone()
+                    };
+                    assert_eq!(w.alloc.assign(&probe).map(|a| a.ips), Ok(vec![ip]));
+                    w.alloc.release(&probe.key);
+                }
+            }
+            Op::EditFlags(flags) => {
+                let mut pools = w.pools.clone();
+                for (pool, (auto_assign, avoid, kind, priority)) in pools.iter_mut().zip(flags) {
+                    pool.auto_assign = auto_assign;
+                    pool.avoid_buggy_ips = avoid;
+                    pool.allocation = allocation(kind, priority);
+                }
+                edit_pools(&mut w, pools);
+            }
+            Op::EditPools(pools) => edit_pools(&mut w, pools),
+            Op::Restart => w.restart(),
+        }
+        check_invariants(&w);
+    }
+    // Finally, everything can be released and the pools are empty again.
+    let keys: Vec<ServiceKey> = w.requests.keys().cloned().collect();
+    for key in keys {
+        w.alloc.release(&key);
+    }
+    assert!(
+        w.alloc
+            .pool_stats()
+            .iter()
+            .all(|s| s.in_use_v4 == 0 && s.in_use_v6 == 0)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_histories_keep_the_invariants(
+        initial in pools(),
+        ops in prop::collection::vec(op(), 1..40),
+    ) {
+        run(initial, ops);
+    }
+}

@@ -29,9 +29,14 @@ impl Community {
         if let Some(rest) = text.strip_prefix("large:") {
             let parts: Vec<&str> = rest.split(':').collect();
             let [a, b, c] = parts.as_slice() else {
-                return Err(format!("{text:?}: a large community is large:GLOBAL:LOCAL1:LOCAL2"));
+                return Err(format!(
+                    "{text:?}: a large community is large:GLOBAL:LOCAL1:LOCAL2"
+                ));
             };
-            let num = |p: &str| p.parse::<u32>().map_err(|_| format!("{text:?}: {p:?} is not a number from 0 to 4294967295"));
+            let num = |p: &str| {
+                p.parse::<u32>()
+                    .map_err(|_| format!("{text:?}: {p:?} is not a number from 0 to 4294967295"))
+            };
             return Ok(Community::Large(num(a)?, num(b)?, num(c)?));
         }
         let lower = text.to_ascii_lowercase().replace('_', "-");
@@ -39,10 +44,17 @@ impl Community {
             return Ok(Community::Standard(*v));
         }
         let Some((hi, lo)) = text.split_once(':') else {
-            return Err(format!("{text:?}: a community is HIGH:LOW (each 0-65535), large:A:B:C, or a well-known name"));
+            return Err(format!(
+                "{text:?}: a community is HIGH:LOW (each 0-65535), large:A:B:C, or a well-known name"
+            ));
         };
-        let num = |p: &str| p.parse::<u16>().map_err(|_| format!("{text:?}: {p:?} is not a number from 0 to 65535"));
-        Ok(Community::Standard((u32::from(num(hi)?) << 16) | u32::from(num(lo)?)))
+        let num = |p: &str| {
+            p.parse::<u16>()
+                .map_err(|_| format!("{text:?}: {p:?} is not a number from 0 to 65535"))
+        };
+        Ok(Community::Standard(
+            (u32::from(num(hi)?) << 16) | u32::from(num(lo)?),
+        ))
     }
 }
 
@@ -61,16 +73,40 @@ mod tests {
 
     #[test]
     fn parses_every_form() {
-        assert_eq!(Community::parse("65000:100"), Ok(Community::Standard(65000 << 16 | 100)));
-        assert_eq!(Community::parse("large:4200000000:1:2"), Ok(Community::Large(4_200_000_000, 1, 2)));
-        assert_eq!(Community::parse("no-export"), Ok(Community::Standard(0xFFFF_FF01)));
-        assert_eq!(Community::parse("NO_ADVERTISE"), Ok(Community::Standard(0xFFFF_FF02)));
-        assert_eq!(Community::parse("65000:100").unwrap().to_string(), "65000:100");
+        assert_eq!(
+            Community::parse("65000:100"),
+            Ok(Community::Standard(65000 << 16 | 100))
+        );
+        assert_eq!(
+            Community::parse("large:4200000000:1:2"),
+            Ok(Community::Large(4_200_000_000, 1, 2))
+        );
+        assert_eq!(
+            Community::parse("no-export"),
+            Ok(Community::Standard(0xFFFF_FF01))
+        );
+        assert_eq!(
+            Community::parse("NO_ADVERTISE"),
+            Ok(Community::Standard(0xFFFF_FF02))
+        );
+        assert_eq!(
+            Community::parse("65000:100").unwrap().to_string(),
+            "65000:100"
+        );
     }
 
     #[test]
     fn refuses_malformed() {
-        for bad in ["", "65536:1", "1:65536", "a:b", "1:2:3", "large:1:2", "large:1:2:x", "nope"] {
+        for bad in [
+            "",
+            "65536:1",
+            "1:65536",
+            "a:b",
+            "1:2:3",
+            "large:1:2",
+            "large:1:2:x",
+            "nope",
+        ] {
             assert!(Community::parse(bad).is_err(), "{bad}");
         }
     }

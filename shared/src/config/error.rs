@@ -14,10 +14,16 @@ pub struct Source {
 
 impl Source {
     pub fn file(file: impl Into<String>, document: usize) -> Self {
-        Source { file: file.into(), document }
+        Source {
+            file: file.into(),
+            document,
+        }
     }
     pub fn api() -> Self {
-        Source { file: "api".into(), document: 0 }
+        Source {
+            file: "api".into(),
+            document: 0,
+        }
     }
 }
 

@@ -28,13 +28,39 @@ pub const METALLB_GROUP: &str = "metallb.io";
     category = "ferrolb",
     crates(kube_core = "::kube_core"),
     derive = "PartialEq",
-    printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
-    printcolumn(name = "Avoid Buggy IPs", type_ = "boolean", json_path = ".spec.avoidBuggyIPs"),
+    printcolumn(
+        name = "Auto Assign",
+        type_ = "boolean",
+        json_path = ".spec.autoAssign"
+    ),
+    printcolumn(
+        name = "Avoid Buggy IPs",
+        type_ = "boolean",
+        json_path = ".spec.avoidBuggyIPs"
+    ),
     printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses"),
-    printcolumn(name = "Assigned v4", type_ = "integer", json_path = ".status.assignedIPv4"),
-    printcolumn(name = "Available v4", type_ = "integer", json_path = ".status.availableIPv4"),
-    printcolumn(name = "Assigned v6", type_ = "integer", json_path = ".status.assignedIPv6", priority = 1),
-    printcolumn(name = "Available v6", type_ = "integer", json_path = ".status.availableIPv6", priority = 1)
+    printcolumn(
+        name = "Assigned v4",
+        type_ = "integer",
+        json_path = ".status.assignedIPv4"
+    ),
+    printcolumn(
+        name = "Available v4",
+        type_ = "integer",
+        json_path = ".status.availableIPv4"
+    ),
+    printcolumn(
+        name = "Assigned v6",
+        type_ = "integer",
+        json_path = ".status.assignedIPv6",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Available v6",
+        type_ = "integer",
+        json_path = ".status.availableIPv6",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IPAddressPoolSpec {
@@ -45,7 +71,11 @@ pub struct IPAddressPoolSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_assign: Option<bool>,
     /// Skip IPv4 addresses ending in `.0` and `.255`, which some old devices mishandle.
-    #[serde(default, rename = "avoidBuggyIPs", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "avoidBuggyIPs",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub avoid_buggy_ips: Option<bool>,
     /// Reserve the pool for some namespaces and Services, and rank it among other such pools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,9 +131,19 @@ pub struct ServiceAllocationSpec {
     crates(kube_core = "::kube_core"),
     derive = "PartialEq",
     printcolumn(name = "Pools", type_ = "string", json_path = ".spec.ipAddressPools"),
-    printcolumn(name = "Pool Selectors", type_ = "string", json_path = ".spec.ipAddressPoolSelectors", priority = 1),
+    printcolumn(
+        name = "Pool Selectors",
+        type_ = "string",
+        json_path = ".spec.ipAddressPoolSelectors",
+        priority = 1
+    ),
     printcolumn(name = "Interfaces", type_ = "string", json_path = ".spec.interfaces"),
-    printcolumn(name = "Node Selectors", type_ = "string", json_path = ".spec.nodeSelectors", priority = 1)
+    printcolumn(
+        name = "Node Selectors",
+        type_ = "string",
+        json_path = ".spec.nodeSelectors",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct L2AdvertisementSpec {
@@ -133,8 +173,18 @@ pub struct L2AdvertisementSpec {
     derive = "PartialEq",
     printcolumn(name = "Pools", type_ = "string", json_path = ".spec.ipAddressPools"),
     printcolumn(name = "Peers", type_ = "string", json_path = ".spec.peers"),
-    printcolumn(name = "Aggregation", type_ = "integer", json_path = ".spec.aggregationLength", priority = 1),
-    printcolumn(name = "Local Pref", type_ = "integer", json_path = ".spec.localPref", priority = 1)
+    printcolumn(
+        name = "Aggregation",
+        type_ = "integer",
+        json_path = ".spec.aggregationLength",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Local Pref",
+        type_ = "integer",
+        json_path = ".spec.localPref",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BGPAdvertisementSpec {
@@ -142,7 +192,11 @@ pub struct BGPAdvertisementSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregation_length: Option<i32>,
     /// Prefix length of the IPv6 routes advertised. Default 128.
-    #[serde(default, rename = "aggregationLengthV6", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "aggregationLengthV6",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub aggregation_length_v6: Option<i32>,
     /// BGP LOCAL_PREF, sent to iBGP peers only. 0 means unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,7 +239,12 @@ impl BGPAdvertisementSpec {
     printcolumn(name = "ASN", type_ = "integer", json_path = ".spec.peerASN"),
     printcolumn(name = "My ASN", type_ = "integer", json_path = ".spec.myASN"),
     printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
-    printcolumn(name = "Multi Hops", type_ = "boolean", json_path = ".spec.ebgpMultiHop", priority = 1)
+    printcolumn(
+        name = "Multi Hops",
+        type_ = "boolean",
+        json_path = ".spec.ebgpMultiHop",
+        priority = 1
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BGPPeerSpec {
@@ -195,7 +254,11 @@ pub struct BGPPeerSpec {
     #[serde(rename = "peerASN", default, skip_serializing_if = "Option::is_none")]
     pub peer_asn: Option<u32>,
     /// `internal` or `external`: accept whatever AS the peer announces, of that kind.
-    #[serde(rename = "dynamicASN", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "dynamicASN",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dynamic_asn: Option<String>,
     pub peer_address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,9 +328,21 @@ pub struct SecretReference {
     crates(kube_core = "::kube_core"),
     derive = "PartialEq",
     printcolumn(name = "Passive", type_ = "boolean", json_path = ".spec.passiveMode"),
-    printcolumn(name = "Transmit Interval", type_ = "integer", json_path = ".spec.transmitInterval"),
-    printcolumn(name = "Receive Interval", type_ = "integer", json_path = ".spec.receiveInterval"),
-    printcolumn(name = "Multiplier", type_ = "integer", json_path = ".spec.detectMultiplier")
+    printcolumn(
+        name = "Transmit Interval",
+        type_ = "integer",
+        json_path = ".spec.transmitInterval"
+    ),
+    printcolumn(
+        name = "Receive Interval",
+        type_ = "integer",
+        json_path = ".spec.receiveInterval"
+    ),
+    printcolumn(
+        name = "Multiplier",
+        type_ = "integer",
+        json_path = ".spec.detectMultiplier"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BFDProfileSpec {

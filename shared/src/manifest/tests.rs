@@ -37,12 +37,19 @@ spec:
     let f = parse(text);
     assert!(f.errors.is_empty(), "{:?}", f.errors);
     assert_eq!(f.objects.len(), 4);
-    let Manifest::Config(c) = &f.objects[1].manifest else { panic!("not config") };
-    let ConfigObject::IPAddressPool(p) = c.as_ref() else { panic!("not a pool") };
+    let Manifest::Config(c) = &f.objects[1].manifest else {
+        panic!("not config")
+    };
+    let ConfigObject::IPAddressPool(p) = c.as_ref() else {
+        panic!("not a pool")
+    };
     assert_eq!(p.spec.auto_assign(), false);
     assert!(p.spec.avoid_buggy_ips());
     assert_eq!(f.objects[1].source.document, 2);
-    assert!(matches!(f.objects[3].manifest, Manifest::Cluster(ClusterObject::Service(_))));
+    assert!(matches!(
+        f.objects[3].manifest,
+        Manifest::Cluster(ClusterObject::Service(_))
+    ));
 }
 
 #[test]
@@ -60,9 +67,20 @@ extra: 1
 "#;
     let f = parse(text);
     let fields: Vec<&str> = f.errors.iter().map(|e| e.field.as_str()).collect();
-    assert_eq!(fields, ["extra", "spec.autoAsign", "spec.serviceAllocation.priorty"]);
-    assert!(f.errors.iter().all(|e| e.kind == "IPAddressPool" && e.name == "a"));
-    assert!(f.errors[0].to_string().starts_with("test.yaml (document 1): IPAddressPool \"a\": extra: unknown field"));
+    assert_eq!(
+        fields,
+        ["extra", "spec.autoAsign", "spec.serviceAllocation.priorty"]
+    );
+    assert!(
+        f.errors
+            .iter()
+            .all(|e| e.kind == "IPAddressPool" && e.name == "a")
+    );
+    assert!(
+        f.errors[0]
+            .to_string()
+            .starts_with("test.yaml (document 1): IPAddressPool \"a\": extra: unknown field")
+    );
 }
 
 #[test]
@@ -71,7 +89,11 @@ fn type_errors_name_the_field_and_value() {
     let f = parse(text);
     assert_eq!(f.errors.len(), 1);
     assert_eq!(f.errors[0].field, "spec.detectMultiplier");
-    assert!(f.errors[0].message.contains("many"), "{}", f.errors[0].message);
+    assert!(
+        f.errors[0].message.contains("many"),
+        "{}",
+        f.errors[0].message
+    );
 }
 
 #[test]
@@ -79,20 +101,32 @@ fn bad_documents_do_not_hide_good_ones() {
     let text = "apiVersion: ferrolb.io/v1beta1\nkind: Frobnicator\nmetadata: {name: x}\n---\nkind: Service\n---\n- a list\n---\napiVersion: ferrolb.io/v1beta1\nkind: Community\nmetadata: {name: c}\n";
     let f = parse(text);
     assert_eq!(f.objects.len(), 1);
-    let fields: Vec<(usize, &str)> = f.errors.iter().map(|e| (e.source.document, e.field.as_str())).collect();
+    let fields: Vec<(usize, &str)> = f
+        .errors
+        .iter()
+        .map(|e| (e.source.document, e.field.as_str()))
+        .collect();
     assert_eq!(fields, [(1, "kind"), (2, "apiVersion"), (3, "")]);
 }
 
 #[test]
 fn wrong_version_is_refused() {
-    let f = parse("apiVersion: ferrolb.io/v1beta2\nkind: IPAddressPool\nmetadata: {name: x}\nspec: {addresses: []}\n");
+    let f = parse(
+        "apiVersion: ferrolb.io/v1beta2\nkind: IPAddressPool\nmetadata: {name: x}\nspec: {addresses: []}\n",
+    );
     assert_eq!(f.errors.len(), 1);
     assert_eq!(f.errors[0].field, "apiVersion");
 }
 
 #[test]
 fn syntax_errors_are_reported_not_panicked() {
-    for text in ["a: [", "\t- x", "apiVersion: v1\nkind: Service\nmetadata: {name: 3}\nspec: {ports: 7}", "{{{{", "\u{0}\u{1}"] {
+    for text in [
+        "a: [",
+        "\t- x",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: 3}\nspec: {ports: 7}",
+        "{{{{",
+        "\u{0}\u{1}",
+    ] {
         let f = parse(text);
         assert!(!f.errors.is_empty(), "{text:?} should fail");
     }

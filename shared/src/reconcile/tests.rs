@@ -14,14 +14,20 @@ fn config(text: &str) -> Input {
             Manifest::Cluster(_) => None,
         })
         .collect();
-    Input::Config { objects, errors: f.errors }
+    Input::Config {
+        objects,
+        errors: f.errors,
+    }
 }
 
 fn svc(name: &str, status_ip: Option<&str>) -> Service {
     let mut s = Service {
         spec: Some(ServiceSpec {
             type_: Some("LoadBalancer".into()),
-            ports: Some(vec![ServicePort { port: 80, ..Default::default() }]),
+            ports: Some(vec![ServicePort {
+                port: 80,
+                ..Default::default()
+            }]),
             ..Default::default()
         }),
         ..Default::default()
@@ -35,14 +41,20 @@ fn svc(name: &str, status_ip: Option<&str>) -> Service {
 }
 
 fn key(name: &str) -> ServiceKey {
-    ServiceKey { namespace: "default".into(), name: name.into() }
+    ServiceKey {
+        namespace: "default".into(),
+        name: name.into(),
+    }
 }
 
 fn statuses(actions: &[Action]) -> Vec<(String, Vec<String>)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::SetStatus { key, ips, .. } => Some((key.name.clone(), ips.iter().map(|i| i.to_string()).collect())),
+            Action::SetStatus { key, ips, .. } => Some((
+                key.name.clone(),
+                ips.iter().map(|i| i.to_string()).collect(),
+            )),
             _ => None,
         })
         .collect()
@@ -55,11 +67,24 @@ fn upsert(s: Service) -> Input {
 #[test]
 fn nothing_is_allocated_before_the_first_full_listing() {
     let mut r = Reconciler::new(None);
-    assert!(r.handle(config(CONFIG)).iter().any(|a| matches!(a, Action::ConfigAccepted { .. })));
+    assert!(
+        r.handle(config(CONFIG))
+            .iter()
+            .any(|a| matches!(a, Action::ConfigAccepted { .. }))
+    );
     assert!(statuses(&r.handle(upsert(svc("a", None)))).is_empty());
     let out = r.handle(Input::Synced);
-    assert_eq!(statuses(&out), [("a".to_string(), vec!["10.0.0.0".to_string()])]);
-    assert!(out.iter().any(|a| matches!(a, Action::Event { reason: "IPAllocated", .. })));
+    assert_eq!(
+        statuses(&out),
+        [("a".to_string(), vec!["10.0.0.0".to_string()])]
+    );
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Event {
+            reason: "IPAllocated",
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -70,8 +95,14 @@ fn restart_reclaims_status_addresses_before_allocating_new_ones() {
     r.handle(upsert(svc("a", None)));
     r.handle(upsert(svc("z", Some("10.0.0.0"))));
     let out = r.handle(Input::Synced);
-    assert_eq!(statuses(&out), [("a".to_string(), vec!["10.0.0.1".to_string()])]);
-    assert_eq!(r.assignment(&key("z")).unwrap().ips, ["10.0.0.0".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        statuses(&out),
+        [("a".to_string(), vec!["10.0.0.1".to_string()])]
+    );
+    assert_eq!(
+        r.assignment(&key("z")).unwrap().ips,
+        ["10.0.0.0".parse::<IpAddr>().unwrap()]
+    );
 }
 
 #[test]
@@ -81,8 +112,14 @@ fn repeated_inputs_produce_no_actions() {
     r.handle(Input::Synced);
     let first = r.handle(upsert(svc("a", None)));
     assert_eq!(statuses(&first).len(), 1);
-    assert!(r.handle(upsert(svc("a", None))).is_empty(), "no write when the status is already right");
-    assert!(r.handle(config(CONFIG)).is_empty(), "the same config again is a no-op");
+    assert!(
+        r.handle(upsert(svc("a", None))).is_empty(),
+        "no write when the status is already right"
+    );
+    assert!(
+        r.handle(config(CONFIG)).is_empty(),
+        "the same config again is a no-op"
+    );
 }
 
 #[test]
@@ -93,14 +130,25 @@ fn rejected_config_keeps_the_last_good_one() {
     r.handle(upsert(svc("a", None)));
     let bad = CONFIG.replace("10.0.0.0/30", "10.0.0.0/99");
     let out = r.handle(config(&bad));
-    assert!(matches!(&out[..], [Action::ConfigRejected { errors }] if errors[0].field == "spec.addresses[0]"));
+    assert!(
+        matches!(&out[..], [Action::ConfigRejected { errors }] if errors[0].field == "spec.addresses[0]")
+    );
     assert!(r.config_stale());
     assert_eq!(r.config().unwrap().pools["p"].ranges.len(), 1);
     // Allocation goes on with the old pools.
-    assert_eq!(statuses(&r.handle(upsert(svc("b", None)))), [("b".to_string(), vec!["10.0.0.1".to_string()])]);
+    assert_eq!(
+        statuses(&r.handle(upsert(svc("b", None)))),
+        [("b".to_string(), vec!["10.0.0.1".to_string()])]
+    );
     // A document that cannot be read rejects the config too.
-    let unreadable = Input::Config { objects: vec![], errors: vec![ConfigError::default()] };
-    assert!(matches!(&r.handle(unreadable)[..], [Action::ConfigRejected { .. }]));
+    let unreadable = Input::Config {
+        objects: vec![],
+        errors: vec![ConfigError::default()],
+    };
+    assert!(matches!(
+        &r.handle(unreadable)[..],
+        [Action::ConfigRejected { .. }]
+    ));
     r.handle(config(CONFIG));
     assert!(!r.config_stale());
 }
@@ -114,13 +162,25 @@ fn exhaustion_is_reported_once_and_retried_when_space_frees() {
         r.handle(upsert(svc(n, None)));
     }
     let out = r.handle(upsert(svc("e", None)));
-    assert!(out.iter().any(|a| matches!(a, Action::Event { reason: "AllocationFailed", .. })), "{out:?}");
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::Event {
+                reason: "AllocationFailed",
+                ..
+            }
+        )),
+        "{out:?}"
+    );
     // The same failure again is not reported twice.
     let mut changed = svc("e", None);
     changed.metadata.labels = Some([("x".to_string(), "y".to_string())].into());
     assert!(r.handle(upsert(changed.clone())).is_empty());
     r.handle(Input::ServiceDelete(key("b")));
-    assert_eq!(statuses(&r.handle(upsert(changed))), [("e".to_string(), vec!["10.0.0.1".to_string()])]);
+    assert_eq!(
+        statuses(&r.handle(upsert(changed))),
+        [("e".to_string(), vec!["10.0.0.1".to_string()])]
+    );
 }
 
 #[test]
@@ -132,7 +192,10 @@ fn services_that_stop_being_ours_are_cleared() {
     let mut s = svc("a", Some("10.0.0.0"));
     s.spec.as_mut().unwrap().type_ = Some("ClusterIP".into());
     let out = r.handle(upsert(s));
-    assert!(out.contains(&Action::ClearStatus { key: key("a") }), "{out:?}");
+    assert!(
+        out.contains(&Action::ClearStatus { key: key("a") }),
+        "{out:?}"
+    );
     assert!(r.assignment(&key("a")).is_none());
     // Someone else's Service (another class) is left alone.
     let mut other = svc("o", Some("10.9.9.9"));
@@ -148,16 +211,32 @@ fn pool_edits_reallocate_addresses_that_left() {
     r.handle(Input::Synced);
     r.handle(upsert(svc("a", None)));
     let out = r.handle(config(&CONFIG.replace("10.0.0.0/30", "10.0.1.0/30")));
-    assert_eq!(statuses(&out), [("a".to_string(), vec!["10.0.1.0".to_string()])]);
+    assert_eq!(
+        statuses(&out),
+        [("a".to_string(), vec!["10.0.1.0".to_string()])]
+    );
 }
 
 #[test]
 fn deprecated_prefix_earns_a_warning() {
     let mut r = Reconciler::new(None);
     let mut s = svc("a", None);
-    s.metadata.annotations = Some([("metallb.universe.tf/address-pool".to_string(), "p".to_string())].into());
+    s.metadata.annotations = Some(
+        [(
+            "metallb.universe.tf/address-pool".to_string(),
+            "p".to_string(),
+        )]
+        .into(),
+    );
     let out = r.handle(upsert(s));
-    assert!(out.iter().any(|a| matches!(a, Action::Event { reason: "DeprecatedAnnotation", kind: EventType::Warning, .. })));
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Event {
+            reason: "DeprecatedAnnotation",
+            kind: EventType::Warning,
+            ..
+        }
+    )));
 }
 
 #[test]
@@ -168,10 +247,19 @@ fn namespace_labels_drive_pool_selection() {
     let mut r = Reconciler::new(None);
     r.handle(config(&text));
     r.handle(Input::Synced);
-    assert_eq!(statuses(&r.handle(upsert(svc("a", None))))[0].1, ["10.0.0.0"]);
-    let out = r.handle(Input::NamespaceUpsert { name: "default".into(), labels: [("tier".to_string(), "gold".to_string())].into() });
+    assert_eq!(
+        statuses(&r.handle(upsert(svc("a", None))))[0].1,
+        ["10.0.0.0"]
+    );
+    let out = r.handle(Input::NamespaceUpsert {
+        name: "default".into(),
+        labels: [("tier".to_string(), "gold".to_string())].into(),
+    });
     // The existing address stays valid (pool p is still usable), so nothing moves.
     assert!(statuses(&out).is_empty(), "{out:?}");
-    assert_eq!(statuses(&r.handle(upsert(svc("b", None))))[0].1, ["10.1.0.0"]);
+    assert_eq!(
+        statuses(&r.handle(upsert(svc("b", None))))[0].1,
+        ["10.1.0.0"]
+    );
     let _ = ClusterObject::Namespace;
 }

@@ -2,53 +2,116 @@ use super::*;
 use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
 
 fn svc(annotations: &[(&str, &str)], spec: ServiceSpec) -> Service {
-    let mut s = Service { spec: Some(spec), ..Default::default() };
+    let mut s = Service {
+        spec: Some(spec),
+        ..Default::default()
+    };
     s.metadata.name = Some("web".into());
     s.metadata.namespace = Some("prod".into());
-    s.metadata.annotations = Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    s.metadata.annotations = Some(
+        annotations
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    );
     s
 }
 
 fn lb() -> ServiceSpec {
-    ServiceSpec { type_: Some("LoadBalancer".into()), ..Default::default() }
+    ServiceSpec {
+        type_: Some("LoadBalancer".into()),
+        ..Default::default()
+    }
 }
 
 #[test]
 fn class_filter() {
     assert!(is_ours(&svc(&[], lb()), None));
     assert!(!is_ours(&svc(&[], lb()), Some("ferrolb.io/lb")));
-    let classed = ServiceSpec { load_balancer_class: Some("ferrolb.io/lb".into()), ..lb() };
+    let classed = ServiceSpec {
+        load_balancer_class: Some("ferrolb.io/lb".into()),
+        ..lb()
+    };
     assert!(is_ours(&svc(&[], classed.clone()), Some("ferrolb.io/lb")));
     assert!(!is_ours(&svc(&[], classed), None));
-    assert!(!is_ours(&svc(&[], ServiceSpec { type_: Some("ClusterIP".into()), ..Default::default() }), None));
+    assert!(!is_ours(
+        &svc(
+            &[],
+            ServiceSpec {
+                type_: Some("ClusterIP".into()),
+                ..Default::default()
+            }
+        ),
+        None
+    ));
 }
 
 #[test]
 fn ferrolb_prefix_wins_over_metallb() {
-    let s = svc(&[("metallb.universe.tf/address-pool", "old"), ("ferrolb.io/address-pool", "new"), ("metallb.io/allow-shared-ip", "k")], lb());
+    let s = svc(
+        &[
+            ("metallb.universe.tf/address-pool", "old"),
+            ("ferrolb.io/address-pool", "new"),
+            ("metallb.io/allow-shared-ip", "k"),
+        ],
+        lb(),
+    );
     let r = request(&s, &Labels::new()).unwrap();
     assert_eq!(r.requested_pool.as_deref(), Some("new"));
     assert_eq!(r.sharing_key.as_deref(), Some("k"));
-    assert_eq!(deprecated_annotations(&s), ["metallb.universe.tf/address-pool"]);
+    assert_eq!(
+        deprecated_annotations(&s),
+        ["metallb.universe.tf/address-pool"]
+    );
 }
 
 #[test]
 fn requested_ips_from_annotation_or_spec() {
     let s = svc(&[("metallb.io/loadBalancerIPs", "10.0.0.1, fd00::1")], lb());
     let r = request(&s, &Labels::new()).unwrap();
-    assert_eq!(r.requested_ips, ["10.0.0.1".parse::<IpAddr>().unwrap(), "fd00::1".parse().unwrap()]);
-    let s = svc(&[], ServiceSpec { load_balancer_ip: Some("10.0.0.9".into()), ..lb() });
-    assert_eq!(request(&s, &Labels::new()).unwrap().requested_ips, ["10.0.0.9".parse::<IpAddr>().unwrap()]);
+    assert_eq!(
+        r.requested_ips,
+        [
+            "10.0.0.1".parse::<IpAddr>().unwrap(),
+            "fd00::1".parse().unwrap()
+        ]
+    );
+    let s = svc(
+        &[],
+        ServiceSpec {
+            load_balancer_ip: Some("10.0.0.9".into()),
+            ..lb()
+        },
+    );
+    assert_eq!(
+        request(&s, &Labels::new()).unwrap().requested_ips,
+        ["10.0.0.9".parse::<IpAddr>().unwrap()]
+    );
 }
 
 #[test]
 fn bad_requests_are_explained() {
-    let e = request(&svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1,nope")], lb()), &Labels::new()).unwrap_err();
+    let e = request(
+        &svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1,nope")], lb()),
+        &Labels::new(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("\"nope\""), "{e}");
-    let e = request(&svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1,10.0.0.2")], lb()), &Labels::new()).unwrap_err();
+    let e = request(
+        &svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1,10.0.0.2")], lb()),
+        &Labels::new(),
+    )
+    .unwrap_err();
     assert!(matches!(e, RequestError::TwoOfAFamily(..)));
-    let both = ServiceSpec { load_balancer_ip: Some("10.0.0.9".into()), ..lb() };
-    let e = request(&svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1")], both), &Labels::new()).unwrap_err();
+    let both = ServiceSpec {
+        load_balancer_ip: Some("10.0.0.9".into()),
+        ..lb()
+    };
+    let e = request(
+        &svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1")], both),
+        &Labels::new(),
+    )
+    .unwrap_err();
     assert!(matches!(e, RequestError::BothIpFields(_)));
 }
 
@@ -56,10 +119,23 @@ fn bad_requests_are_explained() {
 fn backend_key_ports_and_families() {
     let spec = ServiceSpec {
         external_traffic_policy: Some("Local".into()),
-        selector: Some([("app".to_string(), "x".to_string()), ("tier".to_string(), "y".to_string())].into()),
+        selector: Some(
+            [
+                ("app".to_string(), "x".to_string()),
+                ("tier".to_string(), "y".to_string()),
+            ]
+            .into(),
+        ),
         ports: Some(vec![
-            ServicePort { port: 53, protocol: Some("UDP".into()), ..Default::default() },
-            ServicePort { port: 53, ..Default::default() },
+            ServicePort {
+                port: 53,
+                protocol: Some("UDP".into()),
+                ..Default::default()
+            },
+            ServicePort {
+                port: 53,
+                ..Default::default()
+            },
         ]),
         ip_families: Some(vec!["IPv6".into(), "IPv4".into()]),
         ip_family_policy: Some("RequireDualStack".into()),
@@ -79,7 +155,16 @@ fn status_round_trip() {
     apply_status(&mut s, &ips, Some("p"));
     assert_eq!(status_ips(&s), ips);
     assert_eq!(status_pool(&s), Some("p"));
-    let ingress = s.status.as_ref().unwrap().load_balancer.as_ref().unwrap().ingress.as_ref().unwrap();
+    let ingress = s
+        .status
+        .as_ref()
+        .unwrap()
+        .load_balancer
+        .as_ref()
+        .unwrap()
+        .ingress
+        .as_ref()
+        .unwrap();
     assert_eq!(ingress[0].ip_mode.as_deref(), Some("VIP"));
     apply_status(&mut s, &[], None);
     assert!(status_ips(&s).is_empty());
