@@ -237,6 +237,8 @@ fn typed<T: DeserializeOwned>(
     let de = serde_ignored::Deserializer::new(value, &mut record);
     let result = serde_path_to_error::deserialize::<_, T>(de);
     for path in unknown {
+        // serde_ignored marks the step through an `Option` as `?`; it is noise to a reader.
+        let path = path.replace(".?", "").replace("?.", "");
         errors.push(r.error(format!("{prefix}.{path}"), "unknown field"));
     }
     match result {

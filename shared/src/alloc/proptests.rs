@@ -161,7 +161,7 @@ fn request(svc: usize) -> impl Strategy<Value = ServiceRequest> {
     ];
     // A stale status, as after a restart where another service took the address.
     let previous = prop_oneof![
-        4 => Just(vec![]),
+        4 => Just(Vec::<IpAddr>::new()),
         1 => (0..32u32).prop_map(|o| vec![v4(o)]),
         1 => (0..32u32, 0..16u32).prop_map(|(a, b)| vec![v4(a), v6(b)]),
     ];
@@ -173,52 +173,37 @@ fn request(svc: usize) -> impl Strategy<Value = ServiceRequest> {
             .map(|(p, _)| *p)
             .collect::<Vec<_>>()
     });
-    (
-        families,
-        policy,
-        requested,
-        pool,
-        key,
-        backend,
-        ports,
-        any::<bool>(),
-    )
-        .prop_map(
-            move |(
-                families,
-                family_policy,
-                requested_ips,
-                requested_pool,
-                sharing_key,
-                backend_key,
-                ports,
-                web,
-            )| {
-                ServiceRequest {
-                    key: ServiceKey::new(NAMESPACES[svc % 2], format!("s{svc}")),
-                    namespace_labels: Labels::new(),
-                    service_labels: if web {
-                        labels(&[("app", "web")])
-                    } else {
-                        Labels::new()
-                    },
-                    families,
-                    family_policy,
-                    requested_ips,
-                    requested_pool,
-                    sharing_key,
-                    backend_key,
-                    ports,
-                    previous_ips: vec![],
-                }
+    let shape = (families, policy, requested, previous);
+    let sharing = (key, backend, ports);
+    (shape, pool, sharing, any::<bool>()).prop_map(move |(shape, requested_pool, sharing, web)| {
+        let (families, family_policy, requested_ips, previous_ips) = shape;
+        let (sharing_key, backend_key, ports) = sharing;
+        ServiceRequest {
+            key: ServiceKey::new(NAMESPACES[svc % 2], format!("s{svc}")),
+            namespace_labels: Labels::new(),
+            service_labels: if web {
+                labels(&[("app", "web")])
+            } else {
+                Labels::new()
             },
-        )
+            families,
+            family_policy,
+            requested_ips,
+            requested_pool,
+            sharing_key,
+            backend_key,
+            ports,
+            previous_ips,
+        }
+    })
 }
 
 #[derive(Clone, Debug)]
 enum Op {
     Assign(ServiceRequest),
     Reassign(usize),
+    /// The request, asking for the addresses service number `.1` holds (or held last).
+    Join(ServiceRequest, usize),
     Delete(usize),
     EditPools(Vec<PoolDef>),
     /// Same ranges, new autoAssign / avoidBuggyIPs / allocation settings.
@@ -230,6 +215,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (0..6usize).prop_flat_map(request).prop_map(Op::Assign),
         2 => (0..6usize).prop_map(Op::Reassign),
+        3 => (0..6usize, 0..6usize)
+            .prop_flat_map(|(svc, target)| request(svc).prop_map(move |r| Op::Join(r, target))),
         3 => (0..6usize).prop_map(Op::Delete),
         1 => pools().prop_map(Op::EditPools),
         1 => prop::collection::vec(pool_flags(), 4).prop_map(Op::EditFlags),
@@ -361,6 +348,13 @@ fn check_invariants(w: &World) {
         let keys: Vec<ServiceKey> = reqs.iter().map(|r| r.key.clone()).collect();
         assert_eq!(w.alloc.services_on(*ip), keys);
         if reqs.len() > 1 {
+            eprintln!(
+                "SHARED {} backends {:?}",
+                reqs.len(),
+                reqs.iter()
+                    .map(|r| r.backend_key.clone())
+                    .collect::<Vec<_>>()
+            );
             for (i, a) in reqs.iter().enumerate() {
                 for b in &reqs[i + 1..] {
                     assert!(key_of(a).is_some() && key_of(a) == key_of(b), "{ip}: keys");
@@ -511,6 +505,30 @@ fn run(initial: Vec<PoolDef>, ops: Vec<Op>) {
                     w.alloc.release(&probe.key);
                     assert!(single.is_err(), "{req:?} failed but {single:?}");
                 }
+            }
+            Op::Join(mut req, target) => {
+                eprintln!(
+                    "JOIN {}",
+                    w.requests
+                        .values()
+                        .nth(target)
+                        .and_then(|t| w.alloc.assignment(&t.key))
+                        .is_some()
+                );
+                let Some(target) = w.requests.values().nth(target) else {
+                    continue;
+                };
+                let Some(held) = w.alloc.assignment(&target.key) else {
+                    continue;
+                };
+                req.requested_ips = held.ips.clone();
+                let r = w.assign(req);
+                eprintln!(
+                    "JOINRES {:?}",
+                    r.as_ref()
+                        .map(|_| ())
+                        .map_err(|e| std::mem::discriminant(e))
+                );
             }
             Op::Reassign(svc) => {
                 if let Some(req) = w.requests.values().nth(svc).cloned() {

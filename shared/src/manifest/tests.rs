@@ -131,3 +131,42 @@ fn syntax_errors_are_reported_not_panicked() {
         assert!(!f.errors.is_empty(), "{text:?} should fail");
     }
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SEED: &str = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a, labels: {x: y}}\nspec:\n  addresses: [10.0.0.0/24, '10.1.0.1-10.1.0.9']\n  serviceAllocation: {priority: 1, namespaceSelectors: [{matchExpressions: [{key: k, operator: In, values: [v]}]}]}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: p}\nspec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.1, holdTime: 90s}\n";
+
+    fn run(text: &str) {
+        let f = parse_documents("p.yaml", text);
+        let objects: Vec<_> = f
+            .objects
+            .into_iter()
+            .filter_map(|p| match p.manifest {
+                Manifest::Config(c) => Some((p.source, *c)),
+                Manifest::Cluster(_) => None,
+            })
+            .collect();
+        let _ = crate::config::validate(&objects);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_text(text in "[ -~\n\t]{0,400}") {
+            run(&text);
+        }
+
+        #[test]
+        fn mutated_manifests(edits in proptest::collection::vec((0usize..400, any::<u8>()), 1..8)) {
+            let mut bytes = SEED.as_bytes().to_vec();
+            for (at, b) in edits {
+                let i = at % bytes.len();
+                bytes[i] = b;
+            }
+            run(&String::from_utf8_lossy(&bytes));
+        }
+    }
+}
