@@ -54,4 +54,9 @@ if [ $quick -eq 0 ]; then
   fi
 fi
 
+if [ $quick -eq 0 ]; then
+  log "fuzz smoke run (libFuzzer, 20 s per target)"
+  fuzz/run-smoke.sh 20
+fi
+
 log "all tests passed"

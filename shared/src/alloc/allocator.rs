@@ -3,9 +3,9 @@
 
 use super::error::{AllocError, SharingReason};
 use super::fresh::AutoOrder;
-use super::pool::{Claims, Pool, Position};
+use super::pool::{Claims, Pool, PortSet, Position, ShareTag};
 use super::request::{
-    Assignment, Family, Plan, PoolDef, PoolStats, ServiceKey, ServiceRequest, plan,
+    Assignment, Family, Plan, PoolDef, PoolStats, Protocol, ServiceKey, ServiceRequest, plan,
     sharing_conflict, split_ip,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,11 +28,14 @@ pub struct Allocator {
 }
 
 /// The services holding one address. When there are several, they all carry the same sharing
-/// key and backend, so that pair is recorded once.
+/// key and backend, so the tag (key, backend, ports in use) is recorded once; `None` when the
+/// holder has no sharing key, so nobody can join.
 #[derive(Debug)]
 struct Holding {
-    sharing: Option<(String, super::request::BackendKey)>,
-    services: BTreeSet<ServiceKey>,
+    tag: Option<ShareTag>,
+    /// Sorted. A `Vec`: usually one or two services, and a `BTreeSet` would allocate a whole
+    /// B-tree node per held address.
+    services: Vec<ServiceKey>,
 }
 
 /// A service's assignment and the request it was last checked against (re-checked when the
@@ -176,7 +179,7 @@ impl Allocator {
     pub fn services_on(&self, ip: IpAddr) -> Vec<ServiceKey> {
         self.holders
             .get(&ip)
-            .map(|h| h.services.iter().cloned().collect())
+            .map(|h| h.services.clone())
             .unwrap_or_default()
     }
 
@@ -262,13 +265,11 @@ impl Allocator {
             .by_name
             .get(name)
             .ok_or_else(|| AllocError::UnknownPool {
-                service: req.key.clone(),
                 pool: name.to_owned(),
             })?;
         self.pools[pool]
             .serves(req)
             .map_err(|reason| AllocError::PoolNotForService {
-                service: req.key.clone(),
                 pool: name.to_owned(),
                 reason,
             })?;
@@ -282,7 +283,6 @@ impl Allocator {
         req: &ServiceRequest,
         plan: &Plan,
     ) -> Result<(usize, Vec<IpAddr>), AllocError> {
-        let service = || req.key.clone();
         let named = match &req.requested_pool {
             Some(name) => Some(self.named_pool(name, req)?),
             None => None,
@@ -295,21 +295,16 @@ impl Allocator {
             let Some(loc) = loc else {
                 return Err(match named {
                     Some(n) => AllocError::IpNotInPool {
-                        service: service(),
                         ip,
                         pool: self.pools[n].name.clone(),
                     },
-                    None => AllocError::IpNotInAnyPool {
-                        service: service(),
-                        ip,
-                    },
+                    None => AllocError::IpNotInAnyPool { ip },
                 });
             };
             let pool = &self.pools[loc.pool];
             match chosen {
                 Some((first, p)) if p != loc.pool => {
                     return Err(AllocError::RequestedIpsInDifferentPools {
-                        service: service(),
                         first,
                         first_pool: self.pools[p].name.clone(),
                         second: ip,
@@ -321,30 +316,29 @@ impl Allocator {
             }
             pool.serves(req)
                 .map_err(|reason| AllocError::PoolNotForService {
-                    service: service(),
                     pool: pool.name.clone(),
                     reason,
                 })?;
             if pool.is_buggy(loc.family, loc.at.1) {
                 return Err(AllocError::IpNotAllowedBuggy {
-                    service: service(),
                     ip,
                     pool: pool.name.clone(),
                 });
             }
             if let Some((holder, reason)) = self.conflict(ip, req) {
                 return Err(AllocError::IpInUse {
-                    service: service(),
                     ip,
                     holder,
-                    reason,
+                    reason: Box::new(reason),
                 });
             }
         }
         match chosen {
             Some((_, pool)) => Ok((pool, plan.requested.clone())),
             // `plan.requested` is non-empty whenever this is called.
-            None => Err(AllocError::NoPoolForService { service: service() }),
+            None => Err(AllocError::NoPoolForService {
+                service: req.key.clone(),
+            }),
         }
     }
 
@@ -368,43 +362,93 @@ impl Allocator {
     }
 
     fn hold(&mut self, ip: IpAddr, req: &ServiceRequest) {
+        let loc = self.locate(ip);
         if let Some(holding) = self.holders.get_mut(&ip) {
-            holding.services.insert(req.key.clone());
+            if let Err(at) = holding.services.binary_search(&req.key) {
+                holding.services.insert(at, req.key.clone());
+            }
+            if let Some(tag) = &mut holding.tag {
+                let ports = port_union(tag.ports.iter().chain(&req.ports));
+                refile(&mut self.pools, loc, tag, ports);
+            }
             return;
         }
-        let sharing = req
-            .sharing()
-            .map(|key| (key.to_owned(), req.backend_key.clone()));
-        if let Some(loc) = self.locate(ip) {
-            self.pools[loc.pool].take(loc.family, loc.at, sharing.as_ref());
-            self.auto
-                .update(loc.pool, &self.pools[loc.pool], loc.family);
+        let tag = req.sharing().map(|key| ShareTag {
+            key: key.to_owned(),
+            backend: req.backend_key.clone(),
+            ports: port_union(&req.ports),
+        });
+        if let Some(loc) = loc {
+            let pool = &mut self.pools[loc.pool];
+            pool.take(loc.family, loc.at);
+            if let Some(tag) = &tag {
+                pool.file_shared(loc.family, tag, loc.at);
+            }
+            self.auto.update(loc.pool, pool, loc.family);
         }
         self.holders.insert(
             ip,
             Holding {
-                sharing,
-                services: BTreeSet::from([req.key.clone()]),
+                tag,
+                services: vec![req.key.clone()],
             },
         );
     }
 
+    /// Drops `key` from the holders of `ip`. Called after `key`'s entry is gone, so the ports
+    /// still in use are those of the remaining holders' entries.
     fn unhold(&mut self, ip: IpAddr, key: &ServiceKey) {
-        let Some(holding) = self.holders.get_mut(&ip) else {
+        let loc = self.locate(ip);
+        let Some(Holding { tag, services }) = self.holders.get_mut(&ip) else {
             return;
         };
-        holding.services.remove(key);
-        if !holding.services.is_empty() {
+        if let Ok(at) = services.binary_search(key) {
+            services.remove(at);
+        }
+        if !services.is_empty() {
+            if let Some(tag) = tag {
+                let entries = &self.entries;
+                let ports = port_union(
+                    services
+                        .iter()
+                        .filter_map(|k| entries.get(k))
+                        .flat_map(|e| &e.request.ports),
+                );
+                refile(&mut self.pools, loc, tag, ports);
+            }
             return;
         }
-        if let Some(holding) = self.holders.remove(&ip)
-            && let Some(loc) = self.locate(ip)
-        {
-            self.pools[loc.pool].put_back(loc.family, loc.at, holding.sharing.as_ref());
-            self.auto
-                .update(loc.pool, &self.pools[loc.pool], loc.family);
+        let tag = tag.take();
+        self.holders.remove(&ip);
+        if let Some(loc) = loc {
+            let pool = &mut self.pools[loc.pool];
+            if let Some(tag) = &tag {
+                pool.unfile_shared(loc.family, tag, loc.at);
+            }
+            pool.put_back(loc.family, loc.at);
+            self.auto.update(loc.pool, pool, loc.family);
         }
     }
+}
+
+/// Moves a shared address to the sharing-index group of its new port set.
+fn refile(pools: &mut [Pool], loc: Option<Location>, tag: &mut ShareTag, ports: PortSet) {
+    if ports == tag.ports {
+        return;
+    }
+    if let Some(loc) = loc {
+        pools[loc.pool].unfile_shared(loc.family, tag, loc.at);
+    }
+    tag.ports = ports;
+    if let Some(loc) = loc {
+        pools[loc.pool].file_shared(loc.family, tag, loc.at);
+    }
+}
+
+/// The distinct protocol/port pairs of `ports`, sorted.
+fn port_union<'a>(ports: impl IntoIterator<Item = &'a (Protocol, u16)>) -> PortSet {
+    let set: BTreeSet<(Protocol, u16)> = ports.into_iter().copied().collect();
+    set.into_iter().collect()
 }
 
 /// `ips` in the order of `plan.families`, if their families are exactly the plan's (or, for

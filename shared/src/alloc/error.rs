@@ -1,10 +1,13 @@
-//! Why an allocation failed, in sentences an operator can act on: each names the service and,
-//! where there is one, the address and the pool.
+//! Why an allocation failed, in sentences an operator can act on, naming the address, the pool
+//! and the service in the way where there is one.
 
 use super::request::{BackendKey, Family, Protocol, ServiceKey};
 use std::fmt;
 use std::net::IpAddr;
 
+/// Why [`Allocator::assign`](super::Allocator::assign) failed. The service itself is not
+/// repeated in every variant: the caller knows whose request it made and reports the error on
+/// that Service. Kept small (`SharingReason` is boxed) because it travels in every `Result`.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum AllocError {
     #[error(
@@ -13,117 +16,85 @@ pub enum AllocError {
     )]
     NoPoolForService { service: ServiceKey },
 
-    #[error("{service} asks for address pool {pool:?}, which does not exist")]
-    UnknownPool { service: ServiceKey, pool: String },
+    #[error("address pool {pool:?} does not exist")]
+    UnknownPool { pool: String },
 
-    #[error("address pool {pool:?} may not be used by {service}: {reason}")]
-    PoolNotForService {
-        service: ServiceKey,
-        pool: String,
-        reason: PoolMismatch,
-    },
+    #[error("address pool {pool:?} may not be used by this service: {reason}")]
+    PoolNotForService { pool: String, reason: PoolMismatch },
 
-    #[error("address pool {pool:?} has no free {family} address left for {service}")]
-    PoolExhausted {
-        service: ServiceKey,
-        pool: String,
-        family: Family,
-    },
+    #[error("address pool {pool:?} has no free {family} address left")]
+    PoolExhausted { pool: String, family: Family },
 
     #[error(
-        "no address pool usable by {service} has a free {fams} address left (tried {pools:?})",
+        "no usable address pool has a free {fams} address left (tried {pools:?})",
         fams = family_list(.families)
     )]
     NoAddressAvailable {
-        service: ServiceKey,
         families: Vec<Family>,
         pools: Vec<String>,
     },
 
-    #[error(
-        "{service} needs an {family} address but {where_}",
-        where_ = lacking_family(.pool, *.family)
-    )]
+    #[error("{}", lacking_family(.pool, *.family))]
     FamilyUnavailable {
-        service: ServiceKey,
         family: Family,
         pool: Option<String>,
     },
 
     #[error(
-        "{service} requires dual-stack but no address pool it may use has both IPv4 and IPv6 \
-         ranges (tried {pools:?})"
+        "dual-stack is required but no usable address pool has both IPv4 and IPv6 ranges \
+         (tried {pools:?})"
     )]
-    DualStackUnavailable {
-        service: ServiceKey,
-        pools: Vec<String>,
-    },
+    DualStackUnavailable { pools: Vec<String> },
 
-    #[error("{ip} requested by {service} is not in any address pool")]
-    IpNotInAnyPool { service: ServiceKey, ip: IpAddr },
+    #[error("requested address {ip} is not in any address pool")]
+    IpNotInAnyPool { ip: IpAddr },
 
-    #[error("{ip} requested by {service} is not in address pool {pool:?}")]
-    IpNotInPool {
-        service: ServiceKey,
-        ip: IpAddr,
-        pool: String,
-    },
+    #[error("requested address {ip} is not in address pool {pool:?}")]
+    IpNotInPool { ip: IpAddr, pool: String },
 
     #[error(
-        "{ip} requested by {service} ends in .0 or .255, which address pool {pool:?} avoids \
+        "requested address {ip} ends in .0 or .255, which address pool {pool:?} avoids \
          (avoidBuggyIPs)"
     )]
-    IpNotAllowedBuggy {
-        service: ServiceKey,
-        ip: IpAddr,
-        pool: String,
-    },
+    IpNotAllowedBuggy { ip: IpAddr, pool: String },
 
-    #[error("{ip} requested by {service} is in use by {holder} and does not share: {reason}")]
+    #[error("{ip} is in use by {holder} and does not share: {reason}")]
     IpInUse {
-        service: ServiceKey,
         ip: IpAddr,
         holder: ServiceKey,
-        reason: SharingReason,
+        reason: Box<SharingReason>,
     },
 
     #[error(
-        "{service} requests two {family} addresses ({first} and {second}); at most one per \
-         family is allowed"
+        "two {family} addresses are requested ({first} and {second}); at most one per family \
+         is allowed"
     )]
     TwoIpsSameFamily {
-        service: ServiceKey,
         family: Family,
         first: IpAddr,
         second: IpAddr,
     },
 
     #[error(
-        "{service} requests {ip} but its IP families are {fams}",
+        "{ip} is requested but the service's IP families are {fams}",
         fams = family_list(.families)
     )]
-    IpFamilyNotInService {
-        service: ServiceKey,
-        ip: IpAddr,
-        families: Vec<Family>,
-    },
+    IpFamilyNotInService { ip: IpAddr, families: Vec<Family> },
 
     #[error(
-        "{service} requires dual-stack but requests no {family} address (it requests {ips})",
+        "dual-stack is required but no {family} address is requested (requested: {ips})",
         ips = ip_list(.requested)
     )]
     RequestedIpMissingFamily {
-        service: ServiceKey,
         family: Family,
         requested: Vec<IpAddr>,
     },
 
     #[error(
-        "{service} requests {first} (address pool {first_pool:?}) and {second} (address pool \
-         {second_pool:?}); requested addresses must come from a single pool"
+        "requested addresses must come from a single pool, but {first} is in address pool \
+         {first_pool:?} and {second} in {second_pool:?}"
     )]
     RequestedIpsInDifferentPools {
-        service: ServiceKey,
         first: IpAddr,
         first_pool: String,
         second: IpAddr,
@@ -200,8 +171,12 @@ fn family_list(families: &[Family]) -> String {
 
 fn lacking_family(pool: &Option<String>, family: Family) -> String {
     match pool {
-        Some(p) => format!("address pool {p:?} has no {family} range"),
-        None => format!("no address pool it may use has an {family} range"),
+        Some(p) => {
+            format!("an {family} address is needed but address pool {p:?} has no {family} range")
+        }
+        None => format!(
+            "an {family} address is needed but no usable address pool has an {family} range"
+        ),
     }
 }
 

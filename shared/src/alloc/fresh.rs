@@ -161,16 +161,13 @@ impl Allocator {
     /// services the request may share with.
     fn pick(&mut self, pool: usize, family: Family, req: &ServiceRequest) -> Option<IpAddr> {
         let lowest = self.pools.get_mut(pool)?.lowest_free(family);
-        if let Some(key) = req.sharing() {
-            // Shared addresses under this key that come before the lowest free one. Only
-            // port clashes can make one unusable, so this stops at the first without.
-            let p = &self.pools[pool];
-            for (_, value) in p.shared_before(family, key, &req.backend_key, lowest) {
-                let ip = join_ip(family, value);
-                if self.conflict(ip, req).is_none() {
-                    return Some(ip);
-                }
-            }
+        // A shareable address wins if the walk reaches it before the lowest free one.
+        if let Some(key) = req.sharing()
+            && let Some(at) =
+                self.pools[pool].lowest_shareable(family, key, &req.backend_key, &req.ports)
+            && lowest.is_none_or(|l| at < l)
+        {
+            return Some(join_ip(family, at.1));
         }
         lowest.map(|(_, value)| join_ip(family, value))
     }
@@ -182,7 +179,6 @@ impl Allocator {
         families: &[Family],
         req: &ServiceRequest,
     ) -> AllocError {
-        let service = req.key.clone();
         let names = |this: &Self| -> Vec<String> {
             candidates
                 .iter()
@@ -196,31 +192,22 @@ impl Allocator {
                 let pool = &self.pools[*only];
                 if let Some(&family) = families.iter().find(|&&f| !pool.has_family(f)) {
                     return AllocError::FamilyUnavailable {
-                        service,
                         family,
                         pool: Some(pool.name.clone()),
                     };
                 }
             }
             if families.len() == 2 {
-                return AllocError::DualStackUnavailable {
-                    service,
-                    pools: names(self),
-                };
+                return AllocError::DualStackUnavailable { pools: names(self) };
             }
             if let Some(&family) = families.first() {
-                return AllocError::FamilyUnavailable {
-                    service,
-                    family,
-                    pool: None,
-                };
+                return AllocError::FamilyUnavailable { family, pool: None };
             }
         }
         if let [only] = candidates {
             for &family in families {
                 if self.pick(*only, family, req).is_none() {
                     return AllocError::PoolExhausted {
-                        service,
                         pool: self.pools[*only].name.clone(),
                         family,
                     };
@@ -228,7 +215,6 @@ impl Allocator {
             }
         }
         AllocError::NoAddressAvailable {
-            service,
             families: families.to_vec(),
             pools: names(self),
         }

@@ -1,17 +1,29 @@
 //! One pool's state: its ranges as disjoint segments in walk order, the free addresses of each,
-//! usage counters, and an index of shared addresses by sharing key.
+//! usage counters, and an index of shared addresses by sharing key, backend and ports in use.
 //!
 //! Also [`Claims`], the map from an address to the single pool segment that owns it.
 
 use super::error::PoolMismatch;
 use super::range_set::{RangeSet, is_buggy_v4, usable_count};
-use super::request::{BackendKey, Family, PoolDef, ServiceAllocation, ServiceRequest};
+use super::request::{BackendKey, Family, PoolDef, Protocol, ServiceAllocation, ServiceRequest};
 use crate::selector::any_matches;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A position in a pool's walk order: segment index, then address value. Comparing two of these
 /// compares which address the walk reaches first.
 pub(crate) type Position = (usize, u128);
+
+/// The protocol/port pairs in use on an address: the union over its holders, sorted, no
+/// duplicates.
+pub(crate) type PortSet = Vec<(Protocol, u16)>;
+
+/// How a held address with a sharing key is filed in its pool's sharing index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ShareTag {
+    pub(crate) key: String,
+    pub(crate) backend: BackendKey,
+    pub(crate) ports: PortSet,
+}
 
 /// Which pool segment owns each address, per family.
 ///
@@ -81,9 +93,12 @@ struct FamilyPool {
     with_free: BTreeSet<usize>,
     capacity: u128,
     in_use: u128,
-    /// Held addresses whose holders carry a sharing key, by key and backend, so a sharing
-    /// request finds compatible addresses without walking the pool.
-    shared: BTreeMap<String, BTreeMap<BackendKey, BTreeSet<Position>>>,
+    /// Held addresses whose holders carry a sharing key, by key, backend and ports in use.
+    /// A newcomer may join exactly the addresses under its key and backend whose ports are
+    /// disjoint from its own, so grouping by port set lets it check one address per group
+    /// (the lowest) instead of every shared address: many services under one key with the
+    /// same ports form a single group.
+    shared: BTreeMap<String, BTreeMap<BackendKey, BTreeMap<PortSet, BTreeSet<Position>>>>,
 }
 
 #[derive(Debug)]
@@ -203,32 +218,27 @@ impl Pool {
         None
     }
 
-    /// Held addresses shared under `key`/`backend` that the walk reaches before `limit` (all of
-    /// them when `limit` is `None`), in walk order.
-    pub(crate) fn shared_before(
+    /// The first address in walk order that a service with this key, backend and ports may
+    /// join. `O(g log n)` for `g` distinct port sets in use under the key and backend.
+    pub(crate) fn lowest_shareable(
         &self,
         family: Family,
         key: &str,
         backend: &BackendKey,
-        limit: Option<Position>,
-    ) -> impl Iterator<Item = Position> + '_ {
+        ports: &[(Protocol, u16)],
+    ) -> Option<Position> {
         self.families[family.index()]
             .shared
-            .get(key)
-            .and_then(|by_backend| by_backend.get(backend))
-            .into_iter()
-            .flat_map(|positions| positions.iter().copied())
-            .take_while(move |p| limit.is_none_or(|l| *p < l))
+            .get(key)?
+            .get(backend)?
+            .iter()
+            .filter(|(used, _)| !used.iter().any(|p| ports.contains(p)))
+            .filter_map(|(_, positions)| positions.first().copied())
+            .min()
     }
 
-    /// Marks an address held: no longer free, counted in use, and indexed under its sharing
-    /// key if it has one.
-    pub(crate) fn take(
-        &mut self,
-        family: Family,
-        at: Position,
-        sharing: Option<&(String, BackendKey)>,
-    ) {
+    /// Marks an address held: no longer free, and counted in use.
+    pub(crate) fn take(&mut self, family: Family, at: Position) {
         let buggy = self.is_buggy(family, at.1);
         let fam = &mut self.families[family.index()];
         let (segment, value) = at;
@@ -242,23 +252,10 @@ impl Pool {
                 fam.in_use += 1;
             }
         }
-        if let Some((key, backend)) = sharing {
-            fam.shared
-                .entry(key.clone())
-                .or_default()
-                .entry(backend.clone())
-                .or_default()
-                .insert(at);
-        }
     }
 
     /// The inverse of [`Pool::take`]: the address is free again at once.
-    pub(crate) fn put_back(
-        &mut self,
-        family: Family,
-        at: Position,
-        sharing: Option<&(String, BackendKey)>,
-    ) {
+    pub(crate) fn put_back(&mut self, family: Family, at: Position) {
         let buggy = self.is_buggy(family, at.1);
         let fam = &mut self.families[family.index()];
         let (segment, value) = at;
@@ -270,18 +267,40 @@ impl Pool {
                 fam.in_use = fam.in_use.saturating_sub(1);
             }
         }
-        if let Some((key, backend)) = sharing
-            && let Some(by_backend) = fam.shared.get_mut(key)
-        {
-            if let Some(positions) = by_backend.get_mut(backend) {
+    }
+
+    /// Files a held address in the sharing index under `tag`.
+    pub(crate) fn file_shared(&mut self, family: Family, tag: &ShareTag, at: Position) {
+        self.families[family.index()]
+            .shared
+            .entry(tag.key.clone())
+            .or_default()
+            .entry(tag.backend.clone())
+            .or_default()
+            .entry(tag.ports.clone())
+            .or_default()
+            .insert(at);
+    }
+
+    /// Removes an address filed under `tag`, pruning emptied levels so lookups stay exact.
+    pub(crate) fn unfile_shared(&mut self, family: Family, tag: &ShareTag, at: Position) {
+        let shared = &mut self.families[family.index()].shared;
+        let Some(by_backend) = shared.get_mut(&tag.key) else {
+            return;
+        };
+        if let Some(by_ports) = by_backend.get_mut(&tag.backend) {
+            if let Some(positions) = by_ports.get_mut(&tag.ports) {
                 positions.remove(&at);
                 if positions.is_empty() {
-                    by_backend.remove(backend);
+                    by_ports.remove(&tag.ports);
                 }
             }
-            if by_backend.is_empty() {
-                fam.shared.remove(key);
+            if by_ports.is_empty() {
+                by_backend.remove(&tag.backend);
             }
+        }
+        if by_backend.is_empty() {
+            shared.remove(&tag.key);
         }
     }
 

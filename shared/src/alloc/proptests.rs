@@ -124,6 +124,18 @@ fn pools() -> impl Strategy<Value = Vec<PoolDef>> {
         })
 }
 
+/// A random subset of the three ports.
+fn ports() -> impl Strategy<Value = Vec<(Protocol, u16)>> {
+    prop::collection::vec(any::<bool>(), 3).prop_map(|mask| {
+        PORTS
+            .iter()
+            .zip(mask)
+            .filter(|(_, m)| *m)
+            .map(|(p, _)| *p)
+            .collect()
+    })
+}
+
 /// A request for service number `svc` (the key is fixed per number).
 fn request(svc: usize) -> impl Strategy<Value = ServiceRequest> {
     let families = prop_oneof![
@@ -165,14 +177,7 @@ fn request(svc: usize) -> impl Strategy<Value = ServiceRequest> {
         1 => (0..32u32).prop_map(|o| vec![v4(o)]),
         1 => (0..32u32, 0..16u32).prop_map(|(a, b)| vec![v4(a), v6(b)]),
     ];
-    let ports = prop::collection::vec(any::<bool>(), 3).prop_map(|mask| {
-        PORTS
-            .iter()
-            .zip(mask)
-            .filter(|(_, m)| *m)
-            .map(|(p, _)| *p)
-            .collect::<Vec<_>>()
-    });
+    let ports = ports();
     let shape = (families, policy, requested, previous);
     let sharing = (key, backend, ports);
     (shape, pool, sharing, any::<bool>()).prop_map(move |(shape, requested_pool, sharing, web)| {
@@ -202,8 +207,11 @@ fn request(svc: usize) -> impl Strategy<Value = ServiceRequest> {
 enum Op {
     Assign(ServiceRequest),
     Reassign(usize),
-    /// The request, asking for the addresses service number `.1` holds (or held last).
-    Join(ServiceRequest, usize),
+    /// Delete and create again: a fresh allocation with nothing to keep.
+    Recreate(ServiceRequest),
+    /// Service number `.0` asks for the addresses of the `.1`-th assigned service, with a copy
+    /// of its request where the sharing key (`.2`), backend (`.3`) and ports (`.4`) may differ.
+    Join(usize, usize, bool, bool, Vec<(Protocol, u16)>),
     Delete(usize),
     EditPools(Vec<PoolDef>),
     /// Same ranges, new autoAssign / avoidBuggyIPs / allocation settings.
@@ -215,8 +223,9 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (0..6usize).prop_flat_map(request).prop_map(Op::Assign),
         2 => (0..6usize).prop_map(Op::Reassign),
-        3 => (0..6usize, 0..6usize)
-            .prop_flat_map(|(svc, target)| request(svc).prop_map(move |r| Op::Join(r, target))),
+        4 => (0..6usize).prop_flat_map(request).prop_map(Op::Recreate),
+        3 => (0..6usize, 0..6usize, prop::bool::weighted(0.8), prop::bool::weighted(0.8), ports())
+            .prop_map(|(svc, target, key, backend, ports)| Op::Join(svc, target, key, backend, ports)),
         3 => (0..6usize).prop_map(Op::Delete),
         1 => pools().prop_map(Op::EditPools),
         1 => prop::collection::vec(pool_flags(), 4).prop_map(Op::EditFlags),
@@ -272,7 +281,7 @@ impl World {
 }
 
 /// The pool owning `ip` in the config, computed directly from the definitions.
-fn owner<'a>(pools: &'a [PoolDef], ip: IpAddr) -> Option<&'a PoolDef> {
+fn owner(pools: &[PoolDef], ip: IpAddr) -> Option<&PoolDef> {
     pools
         .iter()
         .find(|p| p.ranges.iter().any(|r| r.start <= ip && ip <= r.end))
@@ -348,13 +357,6 @@ fn check_invariants(w: &World) {
         let keys: Vec<ServiceKey> = reqs.iter().map(|r| r.key.clone()).collect();
         assert_eq!(w.alloc.services_on(*ip), keys);
         if reqs.len() > 1 {
-            eprintln!(
-                "SHARED {} backends {:?}",
-                reqs.len(),
-                reqs.iter()
-                    .map(|r| r.backend_key.clone())
-                    .collect::<Vec<_>>()
-            );
             for (i, a) in reqs.iter().enumerate() {
                 for b in &reqs[i + 1..] {
                     assert!(key_of(a).is_some() && key_of(a) == key_of(b), "{ip}: keys");
@@ -416,12 +418,29 @@ fn candidate_pools<'a>(pools: &'a [PoolDef], req: &ServiceRequest) -> Vec<&'a Po
     order
 }
 
-/// The lowest address of `pool`'s walk that nobody holds and that is not buggy.
-fn lowest_free_by_walking(w: &World, pool: &PoolDef, family: Family) -> Option<IpAddr> {
+/// Whether `req` may join every current holder of `ip`.
+fn may_share(w: &World, req: &ServiceRequest, ip: IpAddr) -> bool {
+    w.alloc.services_on(ip).iter().all(|holder| {
+        let other = &w.requests[holder];
+        key_of(req).is_some()
+            && key_of(req) == key_of(other)
+            && req.backend_key == other.backend_key
+            && !req.ports.iter().any(|p| other.ports.contains(p))
+    })
+}
+
+/// The first address of `family` in `pool`'s walk (ranges in order, each ascending) that is
+/// not buggy and is free or shareable by `req`.
+fn first_usable_by_walking(
+    w: &World,
+    pool: &PoolDef,
+    family: Family,
+    req: &ServiceRequest,
+) -> Option<IpAddr> {
     all_addresses()
         .into_iter()
         .filter(|ip| Family::of(*ip) == family && owner(&w.pools, *ip) == Some(pool))
-        .filter(|ip| !buggy(pool, *ip) && w.alloc.services_on(*ip).is_empty())
+        .filter(|ip| !buggy(pool, *ip) && may_share(w, req, *ip))
         .min_by_key(|ip| {
             let range = pool
                 .ranges
@@ -429,6 +448,43 @@ fn lowest_free_by_walking(w: &World, pool: &PoolDef, family: Family) -> Option<I
                 .position(|r| r.start <= *ip && *ip <= r.end);
             (range, *ip)
         })
+}
+
+/// A fresh allocation computed the slow, obvious way: the family passes, the pools in
+/// preference order, every address of each walked.
+fn reference_allocation(w: &World, req: &ServiceRequest) -> Option<Assignment> {
+    let mut families: Vec<Family> = Vec::new();
+    for f in &req.families {
+        if !families.contains(f) {
+            families.push(*f);
+        }
+    }
+    if families.is_empty() {
+        families = match req.family_policy {
+            FamilyPolicy::SingleStack => vec![Family::V4],
+            _ => vec![Family::V4, Family::V6],
+        };
+    }
+    if req.family_policy == FamilyPolicy::SingleStack {
+        families.truncate(1);
+    }
+    let mut passes = vec![families.clone()];
+    if req.family_policy == FamilyPolicy::PreferDualStack && families.len() == 2 {
+        passes.push(families[..1].to_vec());
+    }
+    let pools = candidate_pools(&w.pools, req);
+    passes.iter().find_map(|pass| {
+        pools.iter().find_map(|pool| {
+            let ips: Option<Vec<IpAddr>> = pass
+                .iter()
+                .map(|f| first_usable_by_walking(w, pool, *f, req))
+                .collect();
+            Some(Assignment {
+                pool: pool.name.clone(),
+                ips: ips?,
+            })
+        })
+    })
 }
 
 /// Edits the pools as the controller would: dropped services are re-allocated at once.
@@ -464,24 +520,24 @@ fn run(initial: Vec<PoolDef>, ops: Vec<Op>) {
     assert!(w.alloc.set_pools(initial).is_empty());
     for op in ops {
         match op {
+            Op::Recreate(mut req) => {
+                w.alloc.release(&req.key);
+                req.previous_ips.clear();
+                let expected = req
+                    .requested_ips
+                    .is_empty()
+                    .then(|| reference_allocation(&w, &req));
+                let got = w.assign(req.clone());
+                if let Some(expected) = expected {
+                    assert_eq!(got.as_ref().ok(), expected.as_ref(), "{req:?}");
+                }
+            }
             Op::Assign(req) => {
-                // A plain single-stack IPv4 request with nothing to keep must get the lowest
-                // free address of the first pool, in preference order, that has one.
-                let plain = w.alloc.assignment(&req.key).is_none()
+                // With nothing to keep or honour, the answer must be the reference model's.
+                let expected = (w.alloc.assignment(&req.key).is_none()
                     && req.requested_ips.is_empty()
-                    && req.previous_ips.is_empty()
-                    && key_of(&req).is_none()
-                    && req.family_policy == FamilyPolicy::SingleStack
-                    && req.families.first() != Some(&Family::V6);
-                let expected = plain.then(|| {
-                    candidate_pools(&w.pools, &req).into_iter().find_map(|p| {
-                        let ip = lowest_free_by_walking(&w, p, Family::V4)?;
-                        Some(Assignment {
-                            pool: p.name.clone(),
-                            ips: vec![ip],
-                        })
-                    })
-                });
+                    && req.previous_ips.is_empty())
+                .then(|| reference_allocation(&w, &req));
                 let got = w.assign(req.clone());
                 if let Some(expected) = expected {
                     assert_eq!(got.as_ref().ok(), expected.as_ref(), "{req:?}");
@@ -506,29 +562,31 @@ fn run(initial: Vec<PoolDef>, ops: Vec<Op>) {
                     assert!(single.is_err(), "{req:?} failed but {single:?}");
                 }
             }
-            Op::Join(mut req, target) => {
-                eprintln!(
-                    "JOIN {}",
-                    w.requests
-                        .values()
-                        .nth(target)
-                        .and_then(|t| w.alloc.assignment(&t.key))
-                        .is_some()
-                );
-                let Some(target) = w.requests.values().nth(target) else {
+            Op::Join(svc, target, same_key, same_backend, ports) => {
+                let assigned: Vec<(ServiceKey, Assignment)> = w
+                    .alloc
+                    .assignments()
+                    .map(|(k, a)| (k.clone(), a.clone()))
+                    .collect();
+                if assigned.is_empty() {
                     continue;
-                };
-                let Some(held) = w.alloc.assignment(&target.key) else {
-                    continue;
-                };
+                }
+                let (target, held) = &assigned[target % assigned.len()];
+                let mut req = w.requests[target].clone();
+                req.key = ServiceKey::new(NAMESPACES[svc % 2], format!("s{svc}"));
                 req.requested_ips = held.ips.clone();
-                let r = w.assign(req);
-                eprintln!(
-                    "JOINRES {:?}",
-                    r.as_ref()
-                        .map(|_| ())
-                        .map_err(|e| std::mem::discriminant(e))
-                );
+                req.previous_ips.clear();
+                req.ports = ports;
+                if !same_key {
+                    req.sharing_key = Some("k3".into());
+                }
+                if !same_backend {
+                    req.backend_key = match req.backend_key {
+                        BackendKey::Cluster => BackendKey::Local("app=x".into()),
+                        BackendKey::Local(_) => BackendKey::Cluster,
+                    };
+                }
+                let _ = w.assign(req);
             }
             Op::Reassign(svc) => {
                 if let Some(req) = w.requests.values().nth(svc).cloned() {

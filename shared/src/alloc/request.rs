@@ -261,18 +261,13 @@ pub(crate) fn plan(req: &ServiceRequest) -> Result<Plan, AllocError> {
                 continue;
             }
             return Err(AllocError::TwoIpsSameFamily {
-                service: req.key.clone(),
                 family,
                 first,
                 second: ip,
             });
         }
         if !families.contains(&family) {
-            return Err(AllocError::IpFamilyNotInService {
-                service: req.key.clone(),
-                ip,
-                families,
-            });
+            return Err(AllocError::IpFamilyNotInService { ip, families });
         }
         by_family[family.index()] = Some(ip);
     }
@@ -286,7 +281,6 @@ pub(crate) fn plan(req: &ServiceRequest) -> Result<Plan, AllocError> {
         let have = Family::of(requested[0]);
         if req.family_policy == FamilyPolicy::RequireDualStack {
             return Err(AllocError::RequestedIpMissingFamily {
-                service: req.key.clone(),
                 family: have.other(),
                 requested,
             });
