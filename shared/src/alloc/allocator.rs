@@ -24,7 +24,9 @@ pub struct Allocator {
     pub(super) auto: AutoOrder,
     claims: Claims,
     holders: BTreeMap<IpAddr, Holding>,
-    entries: BTreeMap<ServiceKey, Entry>,
+    /// Boxed: an entry is a few hundred bytes and B-tree nodes hold eleven of them, which
+    /// made inserts mostly memory traffic.
+    entries: BTreeMap<ServiceKey, Box<Entry>>,
 }
 
 /// The services holding one address. When there are several, they all carry the same sharing
@@ -353,10 +355,10 @@ impl Allocator {
         };
         self.entries.insert(
             req.key.clone(),
-            Entry {
+            Box::new(Entry {
                 assignment: assignment.clone(),
                 request: req.clone(),
-            },
+            }),
         );
         assignment
     }

@@ -86,23 +86,26 @@ impl Allocator {
         req: &ServiceRequest,
         plan: &Plan,
     ) -> Result<(usize, Vec<IpAddr>), AllocError> {
-        let mut passes = vec![plan.families.clone()];
-        if plan.single_fallback {
-            passes.push(plan.families.iter().copied().take(1).collect());
-        }
-        let last = passes.last().cloned().unwrap_or_default();
+        let all: &[Family] = &plan.families;
+        let first = all.get(..1).unwrap_or_default();
+        let passes: &[&[Family]] = if plan.single_fallback {
+            &[all, first]
+        } else {
+            &[all]
+        };
+        let last = passes.last().copied().unwrap_or_default();
 
         if let Some(name) = &req.requested_pool {
             let pool = self.named_pool(name, req)?;
-            for families in &passes {
+            for families in passes {
                 if let Some(ips) = self.try_pool(pool, families, req) {
                     return Ok((pool, ips));
                 }
             }
-            return Err(self.explain(&[pool], &last, req));
+            return Err(self.explain(&[pool], last, req));
         }
 
-        for families in &passes {
+        for families in passes {
             let mut from_rank = 0;
             while let Some((rank, pool)) = self.auto.next_candidate(from_rank, families, req) {
                 from_rank = rank + 1;
@@ -128,7 +131,7 @@ impl Allocator {
                 service: req.key.clone(),
             });
         }
-        Err(self.explain(&candidates, &last, req))
+        Err(self.explain(&candidates, last, req))
     }
 
     /// Cheap pre-check: every family has a free address or an address shared under the

@@ -31,7 +31,15 @@
 //!   service may use (for an `auto_assign: false` pool only when it is named or the IPs are
 //!   requested), not buggy there, and shareable with every other holder.
 //! * **Errors.** An `Err` from `assign` leaves the service holding nothing, as MetalLB clears
-//!   a Service's status when allocation fails.
+//!   a Service's status when allocation fails. [`AllocError`] names the address, pool and
+//!   holding service involved; it does not repeat the requesting service, which the caller
+//!   knows.
+//! * **Pool edits.** [`Allocator::set_pools`] re-checks every assignment against its stored
+//!   request: an address now owned by another pool the service may use is re-homed there, an
+//!   assignment that is no longer valid is dropped and its key returned for re-allocation.
+//! * **Restarts.** Replaying the same requests, with `previous_ips` from the Services' status
+//!   and those Services first, into a fresh allocator with the same pools reproduces the same
+//!   assignments.
 //!
 //! # Invalid input
 //!
@@ -43,12 +51,14 @@
 //! # Cost
 //!
 //! Each range's free addresses are disjoint intervals in a `BTreeMap`, so nothing is stored
-//! per address and a /64 or even a /0 works. Allocation and release are `O(log n)`
-//! (amortized: buggy addresses are trimmed when they reach the front of a free interval);
-//! automatic pool choice adds an `O(1)` room check per pool. Sharing requests walk the
-//! addresses already shared under their key that come before the lowest free address and stop
-//! at the first without a port clash. Capacities saturate at `u128::MAX`: a full IPv6 /0 holds
-//! 2^128 addresses, one more than `u128` can count.
+//! per address and a /64 or even a /0 works. Allocation and release are `O(log n)` in pool
+//! size (amortized: buggy addresses are trimmed when they reach the front of a free interval).
+//! Automatic pool choice finds the next pool with room in `O(log pools)`; a request with a
+//! sharing key also looks at full pools (they may hold a shareable address), an `O(1)` check
+//! each. Shared addresses are indexed per pool by sharing key, backend and the set of ports in
+//! use, so finding the lowest one a newcomer may join costs `O(g log n)` for `g` distinct port
+//! sets under its key, not a walk over every shared address. Capacities saturate at
+//! `u128::MAX`: a full IPv6 /0 holds 2^128 addresses, one more than `u128` can count.
 
 mod allocator;
 mod error;
