@@ -67,13 +67,17 @@ pub enum Action {
     ConfigRejected { errors: Vec<ConfigError> },
 }
 
+/// The config objects of one `Input::Config` and the errors of the documents that could not
+/// be read.
+type ConfigInput = (Vec<(Source, ConfigObject)>, Vec<ConfigError>);
+
 /// The allocation core. See the module documentation.
 #[derive(Default)]
 pub struct Reconciler {
     lb_class: Option<String>,
     config: Option<Config>,
     /// The config input last seen, accepted or not, to ignore repeats.
-    last_input: Option<(Vec<(Source, ConfigObject)>, Vec<ConfigError>)>,
+    last_input: Option<ConfigInput>,
     config_stale: bool,
     synced: bool,
     allocator: Allocator,

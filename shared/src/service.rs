@@ -144,10 +144,10 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
     } else if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
         requested_ips.push(ip.parse().map_err(|_| RequestError::BadSpecIp(ip.into()))?);
     }
-    if let [a, b, ..] = requested_ips.as_slice() {
-        if a.is_ipv4() == b.is_ipv4() || requested_ips.len() > 2 {
-            return Err(RequestError::TwoOfAFamily(*a, *b));
-        }
+    if let [a, b, ..] = requested_ips.as_slice()
+        && (a.is_ipv4() == b.is_ipv4() || requested_ips.len() > 2)
+    {
+        return Err(RequestError::TwoOfAFamily(*a, *b));
     }
     let families = spec
         .ip_families

@@ -5,6 +5,9 @@
 //! fields stay `Option` so that "unset" and "set to the default" remain distinguishable; the
 //! accessor methods apply the documented defaults.
 
+// kube-derive takes one `printcolumn(...)` per column, which clippy mistakes for repeats.
+#![allow(clippy::duplicated_attributes)]
+
 use crate::selector::LabelSelector;
 use kube_derive::CustomResource;
 use schemars::JsonSchema;

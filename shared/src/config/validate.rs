@@ -413,13 +413,13 @@ impl Validator {
             .source_address
             .as_deref()
             .and_then(|s| ip("sourceAddress", s, &mut errs));
-        if let (Some(p), Some(s)) = (peer_address, source_address) {
-            if p.is_ipv4() != s.is_ipv4() {
-                errs.push(r.error(
-                    "spec.sourceAddress",
-                    format!("source {s} and peer {p} are of different IP families"),
-                ));
-            }
+        if let (Some(p), Some(s)) = (peer_address, source_address)
+            && p.is_ipv4() != s.is_ipv4()
+        {
+            errs.push(r.error(
+                "spec.sourceAddress",
+                format!("source {s} and peer {p} are of different IP families"),
+            ));
         }
         let duration = |field: &str,
                         v: &Option<String>,
@@ -489,13 +489,13 @@ impl Validator {
         {
             errs.push(r.error("spec.passwordSecret.name", "missing Secret name"));
         }
-        if let Some(p) = &spec.bfd_profile {
-            if !self.config.bfd_profiles.contains_key(p) {
-                errs.push(r.error(
-                    "spec.bfdProfile",
-                    format!("BFDProfile {p:?} does not exist"),
-                ));
-            }
+        if let Some(p) = &spec.bfd_profile
+            && !self.config.bfd_profiles.contains_key(p)
+        {
+            errs.push(r.error(
+                "spec.bfdProfile",
+                format!("BFDProfile {p:?} does not exist"),
+            ));
         }
         self.selectors(r, "spec.nodeSelectors", &spec.node_selectors);
         self.errors.append(&mut errs);

@@ -43,7 +43,7 @@ spec:
     let ConfigObject::IPAddressPool(p) = c.as_ref() else {
         panic!("not a pool")
     };
-    assert_eq!(p.spec.auto_assign(), false);
+    assert!(!p.spec.auto_assign());
     assert!(p.spec.avoid_buggy_ips());
     assert_eq!(f.objects[1].source.document, 2);
     assert!(matches!(
