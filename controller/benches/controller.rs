@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 const SERVICES: usize = 100_000;
 
+// The same allocator as the controller binary, so the figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     if let Ok(scenario) = std::env::var("FERROLB_BENCH_SCENARIO") {
         run_scenario(&scenario);

@@ -9,6 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio::sync::mpsc;
 
+// mimalloc: the reconcile core allocates many small strings and maps; with 100,000 Services
+// it re-syncs about 20% faster than with the system allocator (see the controller bench).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "ferrolb-controller",

@@ -5,6 +5,7 @@
 
 pub mod alloc;
 pub mod config;
+pub mod lease;
 pub mod manifest;
 pub mod reconcile;
 pub mod selector;

@@ -4,7 +4,7 @@
 
 use crate::alloc::{BackendKey, Family, FamilyPolicy, Protocol, ServiceKey, ServiceRequest};
 use crate::selector::Labels;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use std::net::IpAddr;
 
 /// Annotation prefixes, most specific first: FerroLB's own wins over MetalLB's.
@@ -123,7 +123,8 @@ pub fn apply_status(svc: &mut Service, ips: &[IpAddr], pool: Option<&str>) {
 
 /// Build the allocator request for `svc`.
 pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceRequest, RequestError> {
-    let spec = svc.spec.clone().unwrap_or_default();
+    let no_spec = ServiceSpec::default();
+    let spec = svc.spec.as_ref().unwrap_or(&no_spec);
     let mut requested_ips = Vec::new();
     if let Some((prefix, list)) = annotation(svc, "loadBalancerIPs") {
         let name = format!("{prefix}loadBalancerIPs");
@@ -165,10 +166,10 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
         _ => FamilyPolicy::SingleStack,
     };
     let backend_key = if spec.external_traffic_policy.as_deref() == Some("Local") {
-        let selector = spec.selector.unwrap_or_default();
         BackendKey::Local(
-            selector
+            spec.selector
                 .iter()
+                .flatten()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
                 .join(","),

@@ -1,0 +1,188 @@
+//! The individual API writes the sink makes, each one idempotent so it can be retried.
+//!
+//! Status and annotations are written with JSON merge patches that carry no
+//! resourceVersion: they say "these fields must be this", whatever else changed meanwhile, so
+//! a concurrent edit of the Service by someone else cannot make them fail with a conflict.
+//! A 409 can still come back (from an admission layer, or an API server under pressure); it
+//! is retried like any other failure.
+
+use super::events::{self, Regarding};
+use super::state::SharedView;
+use ferrolb_shared::alloc::ServiceKey;
+use ferrolb_shared::config::{IPAddressPool, IPAddressPoolStatus};
+use ferrolb_shared::reconcile::EventType;
+use ferrolb_shared::service::POOL_ANNOTATION;
+use k8s_openapi::api::core::v1::{Event, Service};
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One write to carry out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Job {
+    SetStatus {
+        key: ServiceKey,
+        ips: Vec<IpAddr>,
+        pool: String,
+    },
+    ClearStatus {
+        key: ServiceKey,
+    },
+    /// An Event on a Service (`Some`) or on the controller (`None`).
+    Event {
+        key: Option<ServiceKey>,
+        kind: EventType,
+        reason: String,
+        message: String,
+    },
+    PoolStatus {
+        name: String,
+        namespace: String,
+        status: IPAddressPoolStatus,
+    },
+}
+
+impl Job {
+    /// Whether this job writes state that a later job of the same lane fully replaces.
+    pub fn is_state(&self) -> bool {
+        !matches!(self, Job::Event { .. })
+    }
+}
+
+/// Why a write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The object is gone; there is nothing left to write.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Someone else wrote first; retry soon.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    #[error("timed out")]
+    Timeout,
+}
+
+impl WriteError {
+    fn classify(e: kube::Error) -> Self {
+        match &e {
+            kube::Error::Api(s) if s.is_not_found() => WriteError::NotFound(s.message.clone()),
+            kube::Error::Api(s) if s.is_conflict() => WriteError::Conflict(s.message.clone()),
+            _ => WriteError::Api(e),
+        }
+    }
+}
+
+/// Carries out [`Job`]s against the API server.
+pub struct Writes {
+    client: Client,
+    /// The controller's namespace, where Events about the controller go.
+    namespace: String,
+    identity: String,
+    view: SharedView,
+    events_sent: AtomicU64,
+}
+
+impl Writes {
+    pub fn new(client: Client, namespace: String, identity: String, view: SharedView) -> Self {
+        Writes {
+            client,
+            namespace,
+            identity,
+            view,
+            events_sent: AtomicU64::new(0),
+        }
+    }
+
+    pub async fn run(&self, job: &Job) -> Result<(), WriteError> {
+        let result = match job {
+            Job::SetStatus { key, ips, pool } => self.set_status(key, ips, Some(pool)).await,
+            Job::ClearStatus { key } => self.set_status(key, &[], None).await,
+            Job::Event {
+                key,
+                kind,
+                reason,
+                message,
+            } => self.event(key.as_ref(), *kind, reason, message).await,
+            Job::PoolStatus {
+                name,
+                namespace,
+                status,
+            } => {
+                let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), namespace);
+                let patch = Patch::Merge(json!({ "status": status }));
+                api.patch_status(name, &PatchParams::default(), &patch)
+                    .await
+                    .map(drop)
+            }
+        };
+        result.map_err(WriteError::classify)
+    }
+
+    /// Write (or with no `pool`, remove) the ingress addresses, then the pool annotation.
+    /// The status goes first: if the annotation write fails, the Service already has its
+    /// address, and the retry only adds the annotation.
+    async fn set_status(
+        &self,
+        key: &ServiceKey,
+        ips: &[IpAddr],
+        pool: Option<&str>,
+    ) -> Result<(), kube::Error> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &key.namespace);
+        let pp = PatchParams::default();
+        let ingress: Vec<_> = ips
+            .iter()
+            .map(|ip| json!({ "ip": ip.to_string(), "ipMode": "VIP" }))
+            .collect();
+        // A merge patch replaces lists whole; null removes the field.
+        let ingress = if ingress.is_empty() {
+            serde_json::Value::Null
+        } else {
+            ingress.into()
+        };
+        let status = json!({ "status": { "loadBalancer": { "ingress": ingress } } });
+        api.patch_status(&key.name, &pp, &Patch::Merge(status))
+            .await?;
+        let annotation = json!({ "metadata": { "annotations": { POOL_ANNOTATION: pool } } });
+        api.patch(&key.name, &pp, &Patch::Merge(annotation)).await?;
+        Ok(())
+    }
+
+    async fn event(
+        &self,
+        key: Option<&ServiceKey>,
+        kind: EventType,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), kube::Error> {
+        let unique = self.events_sent.fetch_add(1, Ordering::Relaxed);
+        let (namespace, regarding) = match key {
+            Some(key) => {
+                let uid = self
+                    .view
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .service_uids
+                    .get(key)
+                    .cloned();
+                (key.namespace.as_str(), Regarding::Service { key, uid })
+            }
+            None => (
+                self.namespace.as_str(),
+                Regarding::Controller {
+                    namespace: &self.namespace,
+                },
+            ),
+        };
+        let event = events::build(regarding, kind, reason, message, &self.identity, unique);
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        match api.create(&PostParams::default(), &event).await {
+            // Same name already there: this very Event, from a retry whose answer was lost.
+            Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(()),
+            r => r.map(drop),
+        }
+    }
+}
