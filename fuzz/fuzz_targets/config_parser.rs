@@ -3,20 +3,13 @@
 #![no_main]
 
 use ferrolb_shared::config::validate;
-use ferrolb_shared::manifest::{Manifest, parse_documents};
+use ferrolb_shared::manifest::parse_documents;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let parsed = parse_documents("fuzz.yaml", &text);
-    let objects: Vec<_> = parsed
-        .objects
-        .into_iter()
-        .filter_map(|p| match p.manifest {
-            Manifest::Config(c) => Some((p.source, *c)),
-            Manifest::Cluster(_) => None,
-        })
-        .collect();
+    let objects: Vec<_> = parsed.config_objects();
     if let Err(errors) = validate(&objects) {
         assert!(!errors.is_empty());
     }

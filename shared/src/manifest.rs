@@ -46,6 +46,19 @@ pub struct ParsedFile {
     pub errors: Vec<ConfigError>,
 }
 
+impl ParsedFile {
+    /// The config objects only, with their sources, in document order.
+    pub fn config_objects(&self) -> Vec<(Source, ConfigObject)> {
+        self.objects
+            .iter()
+            .filter_map(|p| match &p.manifest {
+                Manifest::Config(c) => Some((p.source.clone(), (**c).clone())),
+                Manifest::Cluster(_) => None,
+            })
+            .collect()
+    }
+}
+
 /// Parse every YAML document in `text`. Never panics, whatever the bytes.
 pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
     let mut out = ParsedFile::default();

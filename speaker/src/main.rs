@@ -6,7 +6,7 @@
 
 use clap::Parser;
 use ferrolb_shared::config::validate;
-use ferrolb_shared::manifest::{Manifest, parse_documents};
+use ferrolb_shared::manifest::parse_documents;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -89,11 +89,8 @@ fn report_config(dir: &Path) {
             ) {
                 let text = std::fs::read_to_string(&p).unwrap_or_default();
                 let parsed = parse_documents(&p.display().to_string(), &text);
+                objects.extend(parsed.config_objects());
                 errors.extend(parsed.errors);
-                objects.extend(parsed.objects.into_iter().filter_map(|o| match o.manifest {
-                    Manifest::Config(c) => Some((o.source, *c)),
-                    Manifest::Cluster(_) => None,
-                }));
             }
         }
     }

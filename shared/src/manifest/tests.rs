@@ -140,14 +140,7 @@ mod never_panics {
 
     fn run(text: &str) {
         let f = parse_documents("p.yaml", text);
-        let objects: Vec<_> = f
-            .objects
-            .into_iter()
-            .filter_map(|p| match p.manifest {
-                Manifest::Config(c) => Some((p.source, *c)),
-                Manifest::Cluster(_) => None,
-            })
-            .collect();
+        let objects: Vec<_> = f.config_objects();
         let _ = crate::config::validate(&objects);
     }
 

@@ -1,19 +1,12 @@
 use super::*;
-use crate::manifest::{ClusterObject, Manifest, parse_documents};
+use crate::manifest::parse_documents;
 use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
 
 const CONFIG: &str = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [10.0.0.0/30]}\n";
 
 fn config(text: &str) -> Input {
     let f = parse_documents("c.yaml", text);
-    let objects = f
-        .objects
-        .into_iter()
-        .filter_map(|p| match p.manifest {
-            Manifest::Config(c) => Some((p.source, *c)),
-            Manifest::Cluster(_) => None,
-        })
-        .collect();
+    let objects = f.config_objects();
     Input::Config {
         objects,
         errors: f.errors,
@@ -266,5 +259,4 @@ fn namespace_labels_drive_pool_selection() {
         statuses(&r.handle(upsert(svc("b", None))))[0].1,
         ["10.1.0.0"]
     );
-    let _ = ClusterObject::Namespace;
 }

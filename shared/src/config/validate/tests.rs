@@ -1,18 +1,11 @@
 use super::*;
-use crate::manifest::{Manifest, parse_documents};
+use crate::manifest::parse_documents;
 
 /// Parse YAML documents and validate the config objects among them.
 fn check(text: &str) -> Result<Config, Vec<ConfigError>> {
     let f = parse_documents("cfg.yaml", text);
     assert!(f.errors.is_empty(), "parse errors: {:?}", f.errors);
-    let objects: Vec<(Source, ConfigObject)> = f
-        .objects
-        .into_iter()
-        .filter_map(|p| match p.manifest {
-            Manifest::Config(c) => Some((p.source, *c)),
-            Manifest::Cluster(_) => None,
-        })
-        .collect();
+    let objects: Vec<(Source, ConfigObject)> = f.config_objects();
     validate(&objects)
 }
 
