@@ -66,9 +66,11 @@ impl Default for LeaseTiming {
 }
 
 impl LeaseTiming {
-    /// `leaseDurationSeconds` to write (at least 1).
+    /// `leaseDurationSeconds` to write: rounded up (others must never wait less than we
+    /// assume), at least 1.
     pub fn duration_seconds(&self) -> i32 {
-        i32::try_from(self.duration.as_secs().max(1)).unwrap_or(i32::MAX)
+        let secs = self.duration.as_secs() + u64::from(self.duration.subsec_nanos() > 0);
+        i32::try_from(secs.max(1)).unwrap_or(i32::MAX)
     }
 }
 
@@ -136,10 +138,15 @@ impl LeaderElector {
         self.renewed = Some(self.renewed.map_or(started, |r| r.max(started)));
     }
 
+    /// Until when this replica may act as leader (`None`: it is not the leader). The driver
+    /// must stop acting at that instant unless a renewal moved it.
+    pub fn leader_until(&self) -> Option<Instant> {
+        self.renewed.map(|r| r + self.timing.renew_deadline)
+    }
+
     /// Whether this replica may act as leader at `now`.
     pub fn is_leader(&self, now: Instant) -> bool {
-        self.renewed
-            .is_some_and(|r| now.saturating_duration_since(r) < self.timing.renew_deadline)
+        self.leader_until().is_some_and(|until| now < until)
     }
 }
 
@@ -300,6 +307,7 @@ mod tests {
         // The renewal write failed: acquired() is not called.
         assert!(a.is_leader(t0 + 9 * SEC));
         assert!(!a.is_leader(t0 + 10 * SEC));
+        assert_eq!(a.leader_until(), Some(t0 + 10 * SEC));
         // An older success reported late never moves the deadline back.
         a.acquired(t0 + 5 * SEC);
         a.acquired(t0 + 3 * SEC);
@@ -324,5 +332,7 @@ mod tests {
         assert_eq!(t.duration_seconds(), 15);
         t.duration = Duration::from_millis(300);
         assert_eq!(t.duration_seconds(), 1);
+        t.duration = Duration::from_millis(1500);
+        assert_eq!(t.duration_seconds(), 2);
     }
 }

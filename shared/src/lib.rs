@@ -5,6 +5,7 @@
 
 pub mod alloc;
 pub mod config;
+pub mod ipvs;
 pub mod lease;
 pub mod manifest;
 pub mod reconcile;

@@ -1,0 +1,6 @@
+//! The forwarding layer's pure model, with IPVS semantics: virtual servers, real servers and
+//! the schedulers that pick between them. Both data paths (nftables and userspace) are driven
+//! from it, so they make the same choices.
+
+pub mod hash;
+pub mod maglev;
