@@ -165,8 +165,8 @@ impl Scheduler {
         match self.kind {
             SchedulerKind::Rr => self.round_robin(dests),
             SchedulerKind::Wrr => self.weighted_round_robin(dests),
-            SchedulerKind::Lc => least_by(dests, |d| overhead(d), |_| 1),
-            SchedulerKind::Wlc => least_by(dests, |d| overhead(d), |d| u64::from(d.weight)),
+            SchedulerKind::Lc => least_by(dests, overhead, |_| 1),
+            SchedulerKind::Wlc => least_by(dests, overhead, |d| u64::from(d.weight)),
             SchedulerKind::Sed => {
                 least_by(dests, |d| u64::from(d.active) + 1, |d| u64::from(d.weight))
             }
