@@ -2,6 +2,8 @@
 //! the schedulers that pick between them. Both data paths (nftables and userspace) are driven
 //! from it, so they make the same choices.
 
+pub mod build;
 pub mod hash;
 pub mod maglev;
+pub mod model;
 pub mod scheduler;

@@ -1,0 +1,333 @@
+//! Services + EndpointSlices + this node → the virtual server table, with kube-proxy's rules:
+//! headless and ExternalName Services are skipped; ready endpoints first, serving-terminating
+//! ones only when none is ready; `externalTrafficPolicy` and `internalTrafficPolicy` Local keep
+//! traffic on this node's endpoints (and drop it when there are none); Cluster masquerades
+//! external traffic; `sessionAffinity: ClientIP` pins a client for its timeout.
+
+use super::model::*;
+use super::scheduler::SchedulerKind;
+use crate::alloc::ServiceKey;
+use crate::service::{annotation, service_key, status_ips};
+use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+/// Label that ties an EndpointSlice to its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Annotation (under any accepted prefix) that picks the scheduler of a Service.
+pub const SCHEDULER_ANNOTATION: &str = "scheduler";
+/// Kubernetes' default `sessionAffinityConfig.clientIP.timeoutSeconds`.
+pub const DEFAULT_AFFINITY: Duration = Duration::from_secs(10_800);
+
+/// This node, as the forwarding layer sees it.
+#[derive(Clone, Debug, Default)]
+pub struct NodeView {
+    pub name: String,
+    /// Addresses NodePorts listen on.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Cluster-wide settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub node_port_range: RangeInclusive<u16>,
+    pub default_scheduler: SchedulerKind,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            node_port_range: 30000..=32767,
+            default_scheduler: SchedulerKind::Rr,
+        }
+    }
+}
+
+/// Something in a Service that was ignored, with the reason, for logs and Events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    pub service: ServiceKey,
+    pub message: String,
+}
+
+/// Build the table. Never fails: what cannot be used is skipped with a [`Warning`].
+pub fn build_table(
+    services: &[Service],
+    slices: &[EndpointSlice],
+    node: &NodeView,
+    opts: &Options,
+) -> (Table, Vec<Warning>) {
+    let mut by_service: BTreeMap<ServiceKey, Vec<&EndpointSlice>> = BTreeMap::new();
+    for s in slices {
+        if let Some(name) = s
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        {
+            let ns = s
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            by_service
+                .entry(ServiceKey {
+                    namespace: ns,
+                    name: name.clone(),
+                })
+                .or_default()
+                .push(s);
+        }
+    }
+    let mut table = Table::default();
+    let mut warnings = Vec::new();
+    for svc in services {
+        let key = service_key(svc);
+        let no_slices = Vec::new();
+        let slices = by_service.get(&key).unwrap_or(&no_slices);
+        add_service(svc, &key, slices, node, opts, &mut table, &mut warnings);
+    }
+    (table, warnings)
+}
+
+fn add_service(
+    svc: &Service,
+    key: &ServiceKey,
+    slices: &[&EndpointSlice],
+    node: &NodeView,
+    opts: &Options,
+    table: &mut Table,
+    warnings: &mut Vec<Warning>,
+) {
+    let Some(spec) = &svc.spec else { return };
+    let type_ = spec.type_.as_deref().unwrap_or("ClusterIP");
+    if type_ == "ExternalName" || spec.cluster_ip.as_deref() == Some("None") {
+        return; // headless or ExternalName: DNS only, nothing to forward
+    }
+    let mut warn = |message: String| {
+        warnings.push(Warning {
+            service: key.clone(),
+            message,
+        })
+    };
+    let scheduler = match annotation(svc, SCHEDULER_ANNOTATION) {
+        None => opts.default_scheduler,
+        Some((prefix, value)) => value.parse().unwrap_or_else(|e| {
+            warn(format!(
+                "annotation {prefix}{SCHEDULER_ANNOTATION}: {e}; using {}",
+                opts.default_scheduler
+            ));
+            opts.default_scheduler
+        }),
+    };
+    let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+        let secs = spec
+            .session_affinity_config
+            .as_ref()
+            .and_then(|c| c.client_ip.as_ref())
+            .and_then(|c| c.timeout_seconds);
+        secs.and_then(|s| u64::try_from(s).ok())
+            .map(Duration::from_secs)
+            .unwrap_or(DEFAULT_AFFINITY)
+    });
+    let external_local = spec.external_traffic_policy.as_deref() == Some("Local");
+    let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
+    let cluster_ips: Vec<IpAddr> = spec
+        .cluster_ips
+        .iter()
+        .flatten()
+        .chain(spec.cluster_ip.iter())
+        .filter_map(|s| s.parse().ok())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let external_ips: Vec<IpAddr> = spec
+        .external_ips
+        .iter()
+        .flatten()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let lb_ips = if type_ == "LoadBalancer" {
+        status_ips(svc)
+    } else {
+        Vec::new()
+    };
+    let mut local_endpoints = 0;
+    for port in spec.ports.iter().flatten() {
+        let Some(proto) = Proto::from_k8s(port.protocol.as_deref()) else {
+            warn(format!(
+                "port {}: unknown protocol {:?}",
+                port.port, port.protocol
+            ));
+            continue;
+        };
+        let Ok(svc_port) = u16::try_from(port.port) else {
+            continue;
+        };
+        let (all, local) = endpoints_for(port, proto, slices, &node.name);
+        local_endpoints = local_endpoints.max(local.len());
+        let mut add = |addr: IpAddr, vport: u16, frontend: Frontend| {
+            let is_local_policy = if frontend.is_external() {
+                external_local
+            } else {
+                internal_local
+            };
+            let family_ok = |r: &&RealServer| r.addr.is_ipv4() == addr.is_ipv4();
+            let chosen: Vec<RealServer> = if is_local_policy { &local } else { &all }
+                .iter()
+                .filter(family_ok)
+                .cloned()
+                .collect();
+            let vs = VirtualServer {
+                key: VsKey {
+                    proto,
+                    addr,
+                    port: vport,
+                },
+                service: key.clone(),
+                port_name: port.name.clone().unwrap_or_default(),
+                frontend,
+                scheduler,
+                affinity,
+                masquerade: frontend.is_external() && !external_local,
+                drop: is_local_policy && chosen.is_empty(),
+                real_servers: chosen,
+            };
+            table.servers.insert(vs.key, vs);
+        };
+        for ip in &cluster_ips {
+            add(*ip, svc_port, Frontend::ClusterIp);
+        }
+        for ip in &external_ips {
+            add(*ip, svc_port, Frontend::ExternalIp);
+        }
+        for ip in &lb_ips {
+            add(*ip, svc_port, Frontend::LoadBalancer);
+        }
+        if matches!(type_, "NodePort" | "LoadBalancer") {
+            match port.node_port.map(u16::try_from) {
+                Some(Ok(np)) if opts.node_port_range.contains(&np) => {
+                    for ip in &node.addresses {
+                        add(*ip, np, Frontend::NodePort);
+                    }
+                }
+                Some(_) => warn(format!(
+                    "port {}: nodePort {} is outside the range {}-{}",
+                    port.port,
+                    port.node_port.unwrap_or_default(),
+                    opts.node_port_range.start(),
+                    opts.node_port_range.end()
+                )),
+                None => {}
+            }
+        }
+    }
+    if type_ == "LoadBalancer"
+        && external_local
+        && let Some(hc) = spec
+            .health_check_node_port
+            .and_then(|p| u16::try_from(p).ok())
+    {
+        table.health_checks.insert(
+            hc,
+            HealthCheck {
+                port: hc,
+                service: key.clone(),
+                local_endpoints,
+            },
+        );
+    }
+}
+
+/// The real servers for one Service port: (all usable, this node's usable). Ready endpoints
+/// are used; serving-terminating ones only when no ready one exists (separately for the
+/// cluster-wide and the local set, as kube-proxy does).
+fn endpoints_for(
+    port: &ServicePort,
+    proto: Proto,
+    slices: &[&EndpointSlice],
+    node: &str,
+) -> (Vec<RealServer>, Vec<RealServer>) {
+    let want = port.name.as_deref().unwrap_or("");
+    let mut ready = BTreeSet::new();
+    let mut terminating = BTreeSet::new();
+    for slice in slices {
+        // The slice's port of the same name carries the target port resolved for its pods.
+        let Some(target) = slice.ports.iter().flatten().find(|p| {
+            p.name.as_deref().unwrap_or("") == want
+                && Proto::from_k8s(p.protocol.as_deref()) == Some(proto)
+        }) else {
+            continue;
+        };
+        let Some(target_port) = target
+            .port
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p > 0)
+        else {
+            continue;
+        };
+        for ep in slice.endpoints.iter().flatten() {
+            let (is_ready, serving, is_terminating) = conditions(ep);
+            let state = if is_ready {
+                EndpointState::Ready
+            } else if serving && is_terminating {
+                EndpointState::Terminating
+            } else {
+                continue;
+            };
+            let Some(addr) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else {
+                continue;
+            };
+            let rs = RealServer {
+                addr,
+                port: target_port,
+                weight: 1,
+                local: ep.node_name.as_deref() == Some(node),
+                state,
+                name: ep
+                    .target_ref
+                    .as_ref()
+                    .and_then(|t| t.name.clone())
+                    .unwrap_or_else(|| addr.to_string()),
+            };
+            if state == EndpointState::Ready {
+                &mut ready
+            } else {
+                &mut terminating
+            }
+            .insert(rs);
+        }
+    }
+    let pick = |local_only: bool| -> Vec<RealServer> {
+        let keep = |r: &&RealServer| !local_only || r.local;
+        let r: Vec<RealServer> = ready.iter().filter(keep).cloned().collect();
+        if r.is_empty() {
+            terminating.iter().filter(keep).cloned().collect()
+        } else {
+            r
+        }
+    };
+    (dedup(pick(false)), dedup(pick(true)))
+}
+
+/// One real server per address and port (the same endpoint can appear in two slices).
+fn dedup(mut v: Vec<RealServer>) -> Vec<RealServer> {
+    v.sort_by_key(|a| (a.addr, a.port));
+    v.dedup_by(|a, b| a.addr == b.addr && a.port == b.port);
+    v
+}
+
+/// (ready, serving, terminating) with the API's defaults for unset conditions.
+fn conditions(ep: &Endpoint) -> (bool, bool, bool) {
+    let c = ep.conditions.as_ref();
+    let ready = c.and_then(|c| c.ready).unwrap_or(true);
+    let serving = c.and_then(|c| c.serving).unwrap_or(ready);
+    let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
+    (ready, serving, terminating)
+}
+
+#[cfg(test)]
+mod tests;

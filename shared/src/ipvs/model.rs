@@ -1,0 +1,173 @@
+//! The node's virtual server table: what the forwarding layer must do, computed from Services,
+//! EndpointSlices and this node's addresses with kube-proxy's semantics.
+
+use super::scheduler::SchedulerKind;
+use crate::alloc::ServiceKey;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A transport protocol the forwarding layer handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl Proto {
+    /// Kubernetes' spelling (`TCP` when unset).
+    pub fn from_k8s(p: Option<&str>) -> Option<Proto> {
+        match p.unwrap_or("TCP") {
+            "TCP" => Some(Proto::Tcp),
+            "UDP" => Some(Proto::Udp),
+            "SCTP" => Some(Proto::Sctp),
+            _ => None,
+        }
+    }
+
+    /// The nftables / kernel name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What identifies a virtual server: traffic to this protocol, address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VsKey {
+    pub proto: Proto,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for VsKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{}/{a}:{}", self.proto, self.port),
+            IpAddr::V6(a) => write!(f, "{}/[{a}]:{}", self.proto, self.port),
+        }
+    }
+}
+
+/// How traffic reached the virtual server, which decides the traffic policy that applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Frontend {
+    ClusterIp,
+    NodePort,
+    LoadBalancer,
+    ExternalIp,
+}
+
+impl Frontend {
+    /// Whether `externalTrafficPolicy` (rather than `internalTrafficPolicy`) governs it.
+    pub fn is_external(self) -> bool {
+        !matches!(self, Frontend::ClusterIp)
+    }
+}
+
+/// Endpoint condition the real server was chosen under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EndpointState {
+    Ready,
+    /// Serving but terminating: used only when no endpoint is ready.
+    Terminating,
+}
+
+/// One backend of a virtual server.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RealServer {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub weight: u32,
+    /// On this node.
+    pub local: bool,
+    pub state: EndpointState,
+    /// The endpoint's pod or target name, for logs and tests.
+    pub name: String,
+}
+
+impl RealServer {
+    /// The identity the hashing schedulers use.
+    pub fn id(&self) -> String {
+        match self.addr {
+            IpAddr::V4(a) => format!("{a}:{}", self.port),
+            IpAddr::V6(a) => format!("[{a}]:{}", self.port),
+        }
+    }
+}
+
+/// One virtual server with everything the data paths need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualServer {
+    pub key: VsKey,
+    pub service: ServiceKey,
+    /// The Service port's name (empty when unnamed).
+    pub port_name: String,
+    pub frontend: Frontend,
+    pub scheduler: SchedulerKind,
+    /// `sessionAffinity: ClientIP`: keep a client on one real server for this long.
+    pub affinity: Option<Duration>,
+    /// Rewrite the source to the node (Cluster policy for external traffic) so replies return
+    /// through this node; `false` keeps the client address (Local policy).
+    pub masquerade: bool,
+    /// The policy is Local and this node has no endpoint: drop rather than forward.
+    pub drop: bool,
+    pub real_servers: Vec<RealServer>,
+}
+
+/// The health-check node port of a Service with `externalTrafficPolicy: Local`: it answers
+/// 200 when this node has a local endpoint and 503 otherwise, so load balancers skip the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub port: u16,
+    pub service: ServiceKey,
+    pub local_endpoints: usize,
+}
+
+/// Everything the forwarding layer programs on one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Table {
+    pub servers: BTreeMap<VsKey, VirtualServer>,
+    pub health_checks: BTreeMap<u16, HealthCheck>,
+}
+
+/// One difference between two tables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    Add(VirtualServer),
+    Update(VirtualServer),
+    Remove(VsKey),
+}
+
+impl Table {
+    /// What turns `self` into `next`, touching only the virtual servers that differ.
+    pub fn diff(&self, next: &Table) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for (key, vs) in &next.servers {
+            match self.servers.get(key) {
+                None => changes.push(Change::Add(vs.clone())),
+                Some(old) if old != vs => changes.push(Change::Update(vs.clone())),
+                Some(_) => {}
+            }
+        }
+        for key in self
+            .servers
+            .keys()
+            .filter(|k| !next.servers.contains_key(*k))
+        {
+            changes.push(Change::Remove(*key));
+        }
+        changes
+    }
+}
