@@ -6,4 +6,5 @@ pub mod build;
 pub mod hash;
 pub mod maglev;
 pub mod model;
+pub mod nft;
 pub mod scheduler;

@@ -262,7 +262,7 @@ fn least_by(
 
 /// sh/dh buckets: servers take consecutive buckets, each `weight` of them per turn, in
 /// order of their identity, until all are filled (ip_vs_sh_reassign with weights).
-fn hash_buckets(dests: &[Dest]) -> Vec<usize> {
+pub fn hash_buckets(dests: &[Dest]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..dests.len()).filter(|&i| dests[i].weight > 0).collect();
     order.sort_by(|&a, &b| dests[a].id.cmp(&dests[b].id));
     if order.is_empty() {

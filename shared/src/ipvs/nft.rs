@@ -1,0 +1,375 @@
+//! The kernel data path's program: nftables scripts rendered from the virtual server table.
+//!
+//! One table per family (`ip ferrolb`, `ip6 ferrolb`), owned by FerroLB alone:
+//!
+//! ```text
+//! map services  (daddr . l4proto . dport) -> goto <virtual server chain>   one lookup per packet
+//! chain prerouting / output (nat, dstnat)   vmap @services
+//! chain postrouting (nat, srcnat)           masquerade what a virtual server marked
+//! chain <vs>    [mark for masquerade] [affinity lookups] pick a real server, DNAT to it
+//! chain <vs>-N  (affinity only)             remember the client, DNAT to real server N
+//! ```
+//!
+//! Every script is applied with one `nft -f`, which the kernel runs as one transaction: the
+//! data path is never seen half-programmed. Changes touch only the chains and map elements of
+//! the virtual servers that changed, so connections through the others are never disturbed.
+
+use super::maglev::{DEFAULT_TABLE_SIZE, MaglevBackend, MaglevTable};
+use super::model::{Change, RealServer, Table, VirtualServer, VsKey};
+use super::scheduler::{Dest, HASH_BUCKETS, SchedulerKind};
+use std::fmt::Write;
+use std::net::IpAddr;
+
+/// The table name in both families.
+pub const TABLE: &str = "ferrolb";
+/// Packet mark asking postrouting to masquerade (kube-proxy's bit, so tools recognise it).
+pub const MASQ_MARK: u32 = 0x4000;
+/// Seed of nftables' `jhash` for the hashing schedulers: fixed, so every node agrees.
+pub const JHASH_SEED: u32 = 0x4665_4c42; // "FeLB"
+
+/// An address family: `ip` or `ip6`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Ip,
+    Ip6,
+}
+
+impl Family {
+    pub fn of(addr: IpAddr) -> Family {
+        if addr.is_ipv4() {
+            Family::Ip
+        } else {
+            Family::Ip6
+        }
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+        }
+    }
+    fn addr_type(self) -> &'static str {
+        match self {
+            Family::Ip => "ipv4_addr",
+            Family::Ip6 => "ipv6_addr",
+        }
+    }
+}
+
+/// Why a virtual server cannot be programmed in the kernel path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{vs}: scheduler {scheduler} needs live connection counts, which nftables cannot express; use the userspace data path or one of rr, wrr, sh, dh, mh"
+)]
+pub struct Unsupported {
+    pub vs: VsKey,
+    pub scheduler: SchedulerKind,
+}
+
+/// Whether the kernel path can program `vs`.
+pub fn check(vs: &VirtualServer) -> Result<(), Unsupported> {
+    if vs.scheduler.needs_connection_counts() {
+        Err(Unsupported {
+            vs: vs.key,
+            scheduler: vs.scheduler,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// A script that replaces whatever FerroLB table of `family` exists with one programming
+/// every supported virtual server of `table` (unsupported ones are skipped: see [`check`]).
+pub fn render_full(table: &Table, family: Family) -> String {
+    let f = family.name();
+    let mut s = String::new();
+    // `add` then `delete` makes the delete succeed whether or not the table existed.
+    let _ = writeln!(
+        s,
+        "add table {f} {TABLE}\ndelete table {f} {TABLE}\nadd table {f} {TABLE}"
+    );
+    let _ = writeln!(
+        s,
+        "add map {f} {TABLE} services {{ type {} . inet_proto . inet_service : verdict; }}",
+        family.addr_type()
+    );
+    // `dstnat` (-100) by number: nft accepts the symbolic name only on prerouting.
+    for (hook, prio) in [("prerouting", "-100"), ("output", "-100")] {
+        let _ = writeln!(
+            s,
+            "add chain {f} {TABLE} {hook} {{ type nat hook {hook} priority {prio}; policy accept; }}"
+        );
+        let _ = writeln!(
+            s,
+            "add rule {f} {TABLE} {hook} {f} daddr . meta l4proto . th dport vmap @services"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "add chain {f} {TABLE} postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}"
+    );
+    let _ = writeln!(
+        s,
+        "add rule {f} {TABLE} postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade"
+    );
+    for vs in table
+        .servers
+        .values()
+        .filter(|v| Family::of(v.key.addr) == family && check(v).is_ok())
+    {
+        add_server(&mut s, family, vs);
+    }
+    s
+}
+
+/// A script that turns the programmed `old` table into `new` (for `family` only), touching
+/// only the virtual servers that differ. The caller must have programmed `old` exactly
+/// (with [`render_full`] and earlier changes); if the kernel disagrees the transaction fails
+/// as a whole and the caller falls back to [`render_full`].
+pub fn render_changes(old: &Table, new: &Table, family: Family) -> String {
+    let mut s = String::new();
+    let supported = |v: &&VirtualServer| Family::of(v.key.addr) == family && check(v).is_ok();
+    for change in old.diff(new) {
+        let key = match &change {
+            Change::Add(v) | Change::Update(v) => v.key,
+            Change::Remove(k) => *k,
+        };
+        let before = old.servers.get(&key).filter(supported);
+        let after = new.servers.get(&key).filter(supported);
+        match (before, after) {
+            (None, Some(vs)) => add_server(&mut s, family, vs),
+            (Some(vs), None) => remove_server(&mut s, family, vs),
+            (Some(was), Some(vs)) => {
+                let f = family.name();
+                let chain = chain_name(&vs.key);
+                // The map entry keeps pointing at the chain; only its rules are replaced.
+                let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
+                remove_affinity(&mut s, family, was);
+                add_rules(&mut s, family, vs);
+            }
+            (None, None) => {}
+        }
+    }
+    s
+}
+
+/// The chain name of a virtual server: stable, short, and free of characters nft would
+/// need quoted.
+pub fn chain_name(key: &VsKey) -> String {
+    let addr = match key.addr {
+        IpAddr::V4(a) => format!("{:08x}", u32::from(a)),
+        IpAddr::V6(a) => format!("{:032x}", u128::from(a)),
+    };
+    format!("vs-{}-{addr}-{}", key.proto, key.port)
+}
+
+fn element(key: &VsKey) -> String {
+    format!("{} . {} . {}", key.addr, key.proto, key.port)
+}
+
+/// A real server as a map value (`addr . port`).
+fn target(r: &RealServer) -> String {
+    format!("{} . {}", r.addr, r.port)
+}
+
+/// A real server as a plain DNAT target (`addr:port`, `[addr]:port`).
+fn socket(r: &RealServer) -> String {
+    match r.addr {
+        IpAddr::V4(a) => format!("{a}:{}", r.port),
+        IpAddr::V6(a) => format!("[{a}]:{}", r.port),
+    }
+}
+
+fn add_server(s: &mut String, family: Family, vs: &VirtualServer) {
+    let f = family.name();
+    let chain = chain_name(&vs.key);
+    let _ = writeln!(s, "add chain {f} {TABLE} {chain}");
+    add_rules(s, family, vs);
+    let _ = writeln!(
+        s,
+        "add element {f} {TABLE} services {{ {} : goto {chain} }}",
+        element(&vs.key)
+    );
+}
+
+/// The rules of a virtual server's (existing, empty) chain, with its affinity sets and
+/// per-server chains.
+fn add_rules(s: &mut String, family: Family, vs: &VirtualServer) {
+    let f = family.name();
+    let chain = chain_name(&vs.key);
+    let proto = vs.key.proto;
+    let rule = |s: &mut String, body: &str| {
+        let _ = writeln!(s, "add rule {f} {TABLE} {chain} {body}");
+    };
+    if vs.drop || vs.real_servers.is_empty() {
+        rule(s, "counter drop");
+        return;
+    }
+    let mark = if vs.masquerade {
+        format!("meta mark set meta mark | {MASQ_MARK:#x} ")
+    } else {
+        String::new()
+    };
+    let servers = &vs.real_servers;
+    let (expr, arms) = pick_expr(vs, family);
+    let Some(timeout) = vs.affinity else {
+        let arms: Vec<String> = arms
+            .iter()
+            .map(|(range, i)| format!("{range} : {}", target(&servers[*i])))
+            .collect();
+        rule(
+            s,
+            &format!(
+                "{mark}meta l4proto {proto} dnat {f} to {expr} map {{ {} }}",
+                arms.join(", ")
+            ),
+        );
+        return;
+    };
+    // Per real server: a set of clients seen recently, and a chain that refreshes the
+    // client's entry and DNATs. A known client goes straight to its server.
+    for (i, r) in servers.iter().enumerate() {
+        let set = format!("{chain}-a{i}");
+        let _ = writeln!(
+            s,
+            "add set {f} {TABLE} {set} {{ type {}; flags dynamic,timeout; timeout {}s; }}",
+            family.addr_type(),
+            timeout.as_secs().max(1)
+        );
+        let _ = writeln!(s, "add chain {f} {TABLE} {chain}-{i}");
+        let _ = writeln!(
+            s,
+            "add rule {f} {TABLE} {chain}-{i} {mark}update @{set} {{ {f} saddr }} meta l4proto {proto} dnat {f} to {}",
+            socket(r)
+        );
+        rule(s, &format!("{f} saddr @{set} goto {chain}-{i}"));
+    }
+    let arms: Vec<String> = arms
+        .iter()
+        .map(|(range, i)| format!("{range} : goto {chain}-{i}"))
+        .collect();
+    rule(s, &format!("{expr} vmap {{ {} }}", arms.join(", ")));
+}
+
+fn remove_server(s: &mut String, family: Family, vs: &VirtualServer) {
+    let f = family.name();
+    let chain = chain_name(&vs.key);
+    let _ = writeln!(
+        s,
+        "delete element {f} {TABLE} services {{ {} }}",
+        element(&vs.key)
+    );
+    let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
+    remove_affinity(s, family, vs);
+    let _ = writeln!(s, "delete chain {f} {TABLE} {chain}");
+}
+
+/// Remove the per-server chains and sets of `vs` (its main chain must be flushed first).
+fn remove_affinity(s: &mut String, family: Family, vs: &VirtualServer) {
+    if vs.affinity.is_none() || vs.drop || vs.real_servers.is_empty() {
+        return;
+    }
+    let f = family.name();
+    let chain = chain_name(&vs.key);
+    for i in 0..vs.real_servers.len() {
+        let _ = writeln!(
+            s,
+            "flush chain {f} {TABLE} {chain}-{i}\ndelete chain {f} {TABLE} {chain}-{i}"
+        );
+        let _ = writeln!(s, "delete set {f} {TABLE} {chain}-a{i}");
+    }
+}
+
+/// The selector expression and its arms (`"0-2"` → real server index) for the scheduler.
+fn pick_expr(vs: &VirtualServer, family: Family) -> (String, Vec<(String, usize)>) {
+    let f = family.name();
+    let servers = &vs.real_servers;
+    match vs.scheduler {
+        SchedulerKind::Wrr => {
+            let weights: Vec<u32> = servers.iter().map(|r| r.weight.max(1)).collect();
+            let total: u32 = weights.iter().sum();
+            let mut arms = Vec::new();
+            let mut at = 0u32;
+            for (i, w) in weights.iter().enumerate() {
+                arms.push((range(at, at + w - 1), i));
+                at += w;
+            }
+            (format!("numgen inc mod {total}"), arms)
+        }
+        SchedulerKind::Sh | SchedulerKind::Dh => {
+            let field = if vs.scheduler == SchedulerKind::Sh {
+                "saddr"
+            } else {
+                "daddr"
+            };
+            let dests: Vec<Dest> = servers
+                .iter()
+                .map(|r| Dest {
+                    id: r.id(),
+                    weight: r.weight,
+                    active: 0,
+                    inactive: 0,
+                })
+                .collect();
+            let buckets = super::scheduler::hash_buckets(&dests);
+            (
+                format!("jhash {f} {field} mod {HASH_BUCKETS} seed {JHASH_SEED:#x}"),
+                runs(&buckets),
+            )
+        }
+        SchedulerKind::Mh => {
+            let backends: Vec<MaglevBackend> = servers
+                .iter()
+                .map(|r| MaglevBackend {
+                    id: r.id(),
+                    weight: r.weight,
+                })
+                .collect();
+            let table =
+                MaglevTable::build(&backends, DEFAULT_TABLE_SIZE).unwrap_or_else(|_| MaglevTable {
+                    backends: vec![],
+                    entries: vec![],
+                });
+            // Map the table's backend order back to indices in `servers`.
+            let index: Vec<usize> = table
+                .backends
+                .iter()
+                .map(|b| servers.iter().position(|r| r.id() == b.id).unwrap_or(0))
+                .collect();
+            let owners: Vec<usize> = table.entries.iter().map(|&e| index[e as usize]).collect();
+            (
+                format!("jhash {f} saddr mod {DEFAULT_TABLE_SIZE} seed {JHASH_SEED:#x}"),
+                runs(&owners),
+            )
+        }
+        // rr (and anything else the kernel path accepts) spreads new connections evenly.
+        _ => (
+            format!("numgen inc mod {}", servers.len()),
+            (0..servers.len()).map(|i| (i.to_string(), i)).collect(),
+        ),
+    }
+}
+
+/// Collapse consecutive equal owners into ranges (`"4-9" → 2`).
+fn runs(owners: &[usize]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    let mut start = 0;
+    for i in 1..=owners.len() {
+        if i == owners.len() || owners[i] != owners[start] {
+            out.push((range(start as u32, i as u32 - 1), owners[start]));
+            start = i;
+        }
+    }
+    out
+}
+
+fn range(a: u32, b: u32) -> String {
+    if a == b {
+        a.to_string()
+    } else {
+        format!("{a}-{b}")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,234 @@
+use super::*;
+use crate::alloc::ServiceKey;
+use crate::ipvs::model::{EndpointState, Frontend, Proto};
+use std::time::Duration;
+
+fn rs(addr: &str, port: u16) -> RealServer {
+    RealServer {
+        addr: addr.parse().unwrap(),
+        port,
+        weight: 1,
+        local: false,
+        state: EndpointState::Ready,
+        name: addr.into(),
+    }
+}
+
+fn vs(addr: &str, port: u16, scheduler: SchedulerKind, servers: Vec<RealServer>) -> VirtualServer {
+    VirtualServer {
+        key: VsKey {
+            proto: Proto::Tcp,
+            addr: addr.parse().unwrap(),
+            port,
+        },
+        service: ServiceKey::new("default", "web"),
+        port_name: "http".into(),
+        frontend: Frontend::LoadBalancer,
+        scheduler,
+        affinity: None,
+        masquerade: true,
+        drop: false,
+        real_servers: servers,
+    }
+}
+
+fn table(servers: Vec<VirtualServer>) -> Table {
+    Table {
+        servers: servers.into_iter().map(|v| (v.key, v)).collect(),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn full_script_has_one_map_entry_per_virtual_server() {
+    let t = table(vec![
+        vs(
+            "10.96.0.10",
+            80,
+            SchedulerKind::Rr,
+            vec![rs("10.244.1.10", 8080), rs("10.244.2.10", 8080)],
+        ),
+        vs(
+            "fd00:96::10",
+            80,
+            SchedulerKind::Rr,
+            vec![rs("fd00:244:1::10", 8080)],
+        ),
+    ]);
+    let v4 = render_full(&t, Family::Ip);
+    assert!(
+        v4.contains(
+            "add element ip ferrolb services { 10.96.0.10 . tcp . 80 : goto vs-tcp-0a60000a-80 }"
+        ),
+        "{v4}"
+    );
+    assert!(
+        v4.contains(
+            "dnat ip to numgen inc mod 2 map { 0 : 10.244.1.10 . 8080, 1 : 10.244.2.10 . 8080 }"
+        ),
+        "{v4}"
+    );
+    assert!(v4.contains("meta mark set meta mark | 0x4000"));
+    assert!(
+        !v4.contains("fd00"),
+        "IPv6 servers stay out of the ip table"
+    );
+    let v6 = render_full(&t, Family::Ip6);
+    assert!(v6.contains("fd00:96::10 . tcp . 80"), "{v6}");
+    assert!(v6.starts_with("add table ip6 ferrolb\ndelete table ip6 ferrolb\n"));
+}
+
+#[test]
+fn weights_become_ranges() {
+    let mut servers = vec![rs("10.244.1.10", 80), rs("10.244.1.11", 80)];
+    servers[0].weight = 3;
+    let s = render_full(
+        &table(vec![vs("10.96.0.1", 80, SchedulerKind::Wrr, servers)]),
+        Family::Ip,
+    );
+    assert!(
+        s.contains("numgen inc mod 4 map { 0-2 : 10.244.1.10 . 80, 3 : 10.244.1.11 . 80 }"),
+        "{s}"
+    );
+}
+
+#[test]
+fn hashing_schedulers_use_jhash_with_the_shared_tables() {
+    let servers = vec![rs("10.244.1.10", 80), rs("10.244.1.11", 80)];
+    let sh = render_full(
+        &table(vec![vs(
+            "10.96.0.1",
+            80,
+            SchedulerKind::Sh,
+            servers.clone(),
+        )]),
+        Family::Ip,
+    );
+    assert!(
+        sh.contains("jhash ip saddr mod 256 seed 0x46654c42 map {"),
+        "{sh}"
+    );
+    let mh = render_full(
+        &table(vec![vs("10.96.0.1", 80, SchedulerKind::Mh, servers)]),
+        Family::Ip,
+    );
+    assert!(mh.contains("jhash ip saddr mod 65537 seed"), "{mh}");
+    // Every one of the 65537 buckets is covered exactly once by the ranges.
+    let body = mh.lines().find(|l| l.contains("jhash")).unwrap();
+    let arms = body.split("map {").nth(1).unwrap();
+    let mut covered = 0u32;
+    for arm in arms.trim_end_matches(" }").split(", ") {
+        let range = arm.trim().split(" : ").next().unwrap();
+        let (a, b) = range
+            .split_once('-')
+            .map(|(a, b)| (a.parse::<u32>().unwrap(), b.parse::<u32>().unwrap()))
+            .unwrap_or_else(|| {
+                let x = range.parse().unwrap();
+                (x, x)
+            });
+        assert_eq!(a, covered);
+        covered = b + 1;
+    }
+    assert_eq!(covered as usize, DEFAULT_TABLE_SIZE);
+}
+
+#[test]
+fn connection_count_schedulers_are_refused_not_replaced() {
+    let v = vs(
+        "10.96.0.1",
+        80,
+        SchedulerKind::Lc,
+        vec![rs("10.244.1.10", 80)],
+    );
+    let err = check(&v).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("scheduler lc needs live connection counts"),
+        "{err}"
+    );
+    assert!(!render_full(&table(vec![v]), Family::Ip).contains("10.96.0.1"));
+}
+
+#[test]
+fn local_policy_without_endpoints_drops() {
+    let mut v = vs("10.100.0.200", 80, SchedulerKind::Rr, vec![]);
+    v.drop = true;
+    let s = render_full(&table(vec![v]), Family::Ip);
+    assert!(
+        s.contains("add rule ip ferrolb vs-tcp-0a6400c8-80 counter drop"),
+        "{s}"
+    );
+}
+
+#[test]
+fn affinity_uses_per_server_sets_with_the_timeout() {
+    let mut v = vs(
+        "10.96.0.1",
+        80,
+        SchedulerKind::Rr,
+        vec![rs("10.244.1.10", 80), rs("10.244.1.11", 80)],
+    );
+    v.affinity = Some(Duration::from_secs(60));
+    let s = render_full(&table(vec![v]), Family::Ip);
+    assert!(s.contains("add set ip ferrolb vs-tcp-0a600001-80-a1 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }"), "{s}");
+    assert!(
+        s.contains("ip saddr @vs-tcp-0a600001-80-a0 goto vs-tcp-0a600001-80-0"),
+        "{s}"
+    );
+    assert!(
+        s.contains("update @vs-tcp-0a600001-80-a1 { ip saddr }"),
+        "{s}"
+    );
+}
+
+#[test]
+fn changes_touch_only_the_changed_server() {
+    let a = vs(
+        "10.96.0.1",
+        80,
+        SchedulerKind::Rr,
+        vec![rs("10.244.1.10", 80)],
+    );
+    let b = vs(
+        "10.96.0.2",
+        80,
+        SchedulerKind::Rr,
+        vec![rs("10.244.1.20", 80)],
+    );
+    let old = table(vec![a.clone(), b.clone()]);
+    let mut b2 = b.clone();
+    b2.real_servers.push(rs("10.244.1.21", 80));
+    let new = table(vec![a.clone(), b2]);
+    let s = render_changes(&old, &new, Family::Ip);
+    assert_eq!(
+        s.lines().filter(|l| l.contains("0a600001")).count(),
+        0,
+        "untouched server appears: {s}"
+    );
+    assert!(
+        s.starts_with("flush chain ip ferrolb vs-tcp-0a600002-80\n"),
+        "{s}"
+    );
+    assert!(render_changes(&old, &old, Family::Ip).is_empty());
+    let removed = render_changes(&old, &table(vec![a]), Family::Ip);
+    assert!(
+        removed.contains("delete element ip ferrolb services { 10.96.0.2 . tcp . 80 }"),
+        "{removed}"
+    );
+    assert!(
+        removed.contains("delete chain ip ferrolb vs-tcp-0a600002-80"),
+        "{removed}"
+    );
+}
+
+#[test]
+fn runs_collapse_consecutive_owners() {
+    assert_eq!(
+        runs(&[0, 0, 1, 1, 1, 0]),
+        [
+            ("0-1".to_string(), 0),
+            ("2-4".to_string(), 1),
+            ("5".to_string(), 0)
+        ]
+    );
+}

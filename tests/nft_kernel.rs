@@ -1,0 +1,213 @@
+//! The nftables scripts FerroLB renders are accepted by the real kernel, in a throwaway
+//! network namespace, as full programs and as incremental changes on top of them.
+
+use ferrolb_shared::alloc::ServiceKey;
+use ferrolb_shared::ipvs::model::{
+    EndpointState, Frontend, Proto, RealServer, Table, VirtualServer, VsKey,
+};
+use ferrolb_shared::ipvs::nft::{Family, render_changes, render_full};
+use ferrolb_shared::ipvs::scheduler::SchedulerKind;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// A network namespace for this test only, deleted on drop (also when the test panics).
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("flbnft{}{tag}", std::process::id());
+        let out = Command::new("ip")
+            .args(["netns", "add", &name])
+            .output()
+            .expect("run ip (package iproute2)");
+        assert!(
+            out.status.success(),
+            "ip netns add {name} (needs root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Netns(name)
+    }
+
+    fn nft(&self, script: &str) -> Result<(), String> {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run nft (package nftables)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn list(&self, family: &str) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.0, "nft", "list", "table", family, "ferrolb",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn rs(addr: &str, port: u16) -> RealServer {
+    RealServer {
+        addr: addr.parse().unwrap(),
+        port,
+        weight: 1,
+        local: false,
+        state: EndpointState::Ready,
+        name: addr.into(),
+    }
+}
+
+fn vs(addr: &str, port: u16, scheduler: SchedulerKind, servers: &[&str]) -> VirtualServer {
+    VirtualServer {
+        key: VsKey {
+            proto: Proto::Tcp,
+            addr: addr.parse().unwrap(),
+            port,
+        },
+        service: ServiceKey::new("default", "s"),
+        port_name: String::new(),
+        frontend: Frontend::LoadBalancer,
+        scheduler,
+        affinity: None,
+        masquerade: true,
+        drop: false,
+        real_servers: servers.iter().map(|a| rs(a, 8080)).collect(),
+    }
+}
+
+fn table(v: Vec<VirtualServer>) -> Table {
+    Table {
+        servers: v.into_iter().map(|v| (v.key, v)).collect(),
+        ..Default::default()
+    }
+}
+
+fn sample() -> Table {
+    let mut aff = vs(
+        "10.96.0.4",
+        80,
+        SchedulerKind::Rr,
+        &["10.244.1.1", "10.244.1.2"],
+    );
+    aff.affinity = Some(Duration::from_secs(30));
+    let mut dropped = vs("10.96.0.5", 80, SchedulerKind::Rr, &[]);
+    dropped.drop = true;
+    let mut udp = vs(
+        "10.96.0.6",
+        53,
+        SchedulerKind::Wrr,
+        &["10.244.1.1", "10.244.2.1"],
+    );
+    udp.key.proto = Proto::Udp;
+    udp.real_servers[0].weight = 3;
+    table(vec![
+        vs(
+            "10.96.0.1",
+            80,
+            SchedulerKind::Rr,
+            &["10.244.1.1", "10.244.2.1", "10.244.3.1"],
+        ),
+        vs(
+            "10.96.0.2",
+            80,
+            SchedulerKind::Sh,
+            &["10.244.1.1", "10.244.2.1"],
+        ),
+        vs(
+            "10.96.0.3",
+            80,
+            SchedulerKind::Mh,
+            &["10.244.1.1", "10.244.2.1", "10.244.3.1"],
+        ),
+        aff,
+        dropped,
+        udp,
+        vs(
+            "fd00:96::1",
+            80,
+            SchedulerKind::Dh,
+            &["fd00:244:1::1", "fd00:244:2::1"],
+        ),
+        vs("fd00:96::2", 443, SchedulerKind::Rr, &["fd00:244:1::1"]),
+    ])
+}
+
+#[test]
+fn full_programs_and_changes_are_accepted_by_the_kernel() {
+    let ns = Netns::new("a");
+    let t = sample();
+    for fam in [Family::Ip, Family::Ip6] {
+        ns.nft(&render_full(&t, fam))
+            .unwrap_or_else(|e| panic!("full {fam:?}: {e}"));
+    }
+    let v4 = ns.list("ip");
+    for needle in [
+        "10.96.0.1 . tcp . 80",
+        "10.96.0.6 . udp . 53",
+        "jhash ip saddr mod 65537",
+        "numgen inc mod 4",
+        "timeout 30s",
+    ] {
+        assert!(v4.contains(needle), "{needle} missing from:\n{v4}");
+    }
+    assert!(ns.list("ip6").contains("fd00:96::2 . tcp . 443"));
+
+    // Change one server's backends, turn affinity off on another, remove one, add one.
+    let mut next = t.clone();
+    let key = |a: &str, p: u16| VsKey {
+        proto: Proto::Tcp,
+        addr: a.parse().unwrap(),
+        port: p,
+    };
+    next.servers
+        .get_mut(&key("10.96.0.1", 80))
+        .unwrap()
+        .real_servers
+        .pop();
+    next.servers
+        .get_mut(&key("10.96.0.4", 80))
+        .unwrap()
+        .affinity = None;
+    next.servers.remove(&key("10.96.0.2", 80));
+    let added = vs("10.96.0.9", 8443, SchedulerKind::Rr, &["10.244.9.9"]);
+    next.servers.insert(added.key, added);
+    let script = render_changes(&t, &next, Family::Ip);
+    ns.nft(&script)
+        .unwrap_or_else(|e| panic!("changes: {e}\n{script}"));
+    let v4 = ns.list("ip");
+    assert!(!v4.contains("10.96.0.2 . tcp . 80"), "{v4}");
+    assert!(v4.contains("10.96.0.9 . tcp . 8443"), "{v4}");
+    assert!(
+        !v4.contains("timeout 30s"),
+        "the affinity sets must be gone:\n{v4}"
+    );
+    assert!(
+        v4.contains("numgen inc mod 2 map { 0 : 10.244.1.1 . 8080, 1 : 10.244.2.1 . 8080 }"),
+        "{v4}"
+    );
+
+    // A full program replaces whatever is there, stale or not.
+    ns.nft(&render_full(&t, Family::Ip)).unwrap();
+    assert!(ns.list("ip").contains("10.96.0.2 . tcp . 80"));
+}
