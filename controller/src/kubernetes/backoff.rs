@@ -61,7 +61,10 @@ mod tests {
         let ms = Duration::from_millis;
         let mut b = WatchBackoff::new(ms(100), ms(1000));
         let got: Vec<_> = b.by_ref().take(6).collect();
-        assert_eq!(got, [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]);
+        assert_eq!(
+            got,
+            [ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
+        );
         b.reset();
         assert_eq!(b.next(), Some(ms(100)));
     }

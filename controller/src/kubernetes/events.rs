@@ -16,7 +16,10 @@ pub const MAX_MESSAGE: usize = 1024;
 
 /// Who an Event is about.
 pub enum Regarding<'a> {
-    Service { key: &'a ServiceKey, uid: Option<String> },
+    Service {
+        key: &'a ServiceKey,
+        uid: Option<String>,
+    },
     /// The controller itself: its Lease in `namespace`.
     Controller { namespace: &'a str },
 }
@@ -154,7 +157,9 @@ mod tests {
     #[test]
     fn controller_events_regard_the_lease() {
         let e = build(
-            Regarding::Controller { namespace: "ferrolb-system" },
+            Regarding::Controller {
+                namespace: "ferrolb-system",
+            },
             EventType::Warning,
             "ConfigRejected",
             "m",

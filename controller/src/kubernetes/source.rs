@@ -56,6 +56,11 @@ impl KubeSource {
         while let Some((feed, item)) = feeds.next().await {
             let update = match item {
                 Ok(update) => update,
+                Err(watcher::Error::WatchError(status)) if status.code == 410 => {
+                    // Routine: the server's history window moved on; the watcher relists.
+                    tracing::info!(feed, "watch expired ({}); relisting", status.message);
+                    continue;
+                }
                 Err(e) => {
                     // The watcher resumes or relists on the next poll, after the backoff.
                     tracing::warn!(feed, "watch failed, retrying: {e}");
@@ -78,47 +83,44 @@ impl KubeSource {
 
     fn feeds(&self) -> SelectAll<Feed> {
         let client = &self.client;
-        let cfg = |api| self.config_api(api);
         futures::stream::select_all([
-            self.feed("services", Api::<Service>::all(client.clone()), Update::Service),
+            self.feed(
+                "services",
+                Api::<Service>::all(client.clone()),
+                Update::Service,
+            ),
             self.feed(
                 "namespaces",
                 Api::<Namespace>::all(client.clone()),
                 Update::Namespace,
             ),
-            self.config_feed(cfg(client.clone()), |o: IPAddressPool| {
+            self.config_feed::<IPAddressPool>(|o| {
                 let mut o = strip(o);
                 o.status = None; // our own writes; must not look like a config change
                 ConfigObject::IPAddressPool(o)
             }),
-            self.config_feed(cfg(client.clone()), |o| {
-                ConfigObject::L2Advertisement(strip(o))
-            }),
-            self.config_feed(cfg(client.clone()), |o| {
-                ConfigObject::BGPAdvertisement(strip(o))
-            }),
-            self.config_feed(cfg(client.clone()), |o| ConfigObject::BGPPeer(strip(o))),
-            self.config_feed(cfg(client.clone()), |o| ConfigObject::BFDProfile(strip(o))),
-            self.config_feed(cfg(client.clone()), |o| ConfigObject::Community(strip(o))),
+            self.config_feed::<L2Advertisement>(|o| ConfigObject::L2Advertisement(strip(o))),
+            self.config_feed::<BGPAdvertisement>(|o| ConfigObject::BGPAdvertisement(strip(o))),
+            self.config_feed::<BGPPeer>(|o| ConfigObject::BGPPeer(strip(o))),
+            self.config_feed::<BFDProfile>(|o| ConfigObject::BFDProfile(strip(o))),
+            self.config_feed::<Community>(|o| ConfigObject::Community(strip(o))),
         ])
     }
 
-    fn config_api<K>(&self, client: Client) -> Api<K>
+    fn config_feed<K>(&self, wrap: fn(K) -> ConfigObject) -> Feed
     where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug
+            + Send
+            + 'static,
         K::DynamicType: Default,
     {
-        match &self.config_namespace {
-            Some(ns) => Api::namespaced(client, ns),
-            None => Api::all(client),
-        }
-    }
-
-    fn config_feed<K>(&self, api: Api<K>, wrap: fn(K) -> ConfigObject) -> Feed
-    where
-        K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
-        K::DynamicType: Default,
-    {
+        let api = match &self.config_namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        };
         let kind = K::kind(&K::DynamicType::default()).into_owned();
         // The kinds are a fixed list; find its static name for the tag.
         let kind = super::state::CONFIG_KINDS
@@ -126,9 +128,7 @@ impl KubeSource {
             .copied()
             .find(|k| *k == kind)
             .unwrap_or("unknown");
-        self.feed(kind, api, move |e| {
-            Update::Config(kind, map_event(e, wrap))
-        })
+        self.feed(kind, api, move |e| Update::Config(kind, map_event(e, wrap)))
     }
 
     fn feed<K>(
@@ -140,10 +140,8 @@ impl KubeSource {
     where
         K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     {
-        let stream = watcher(api).backoff(self.backoff.clone());
-        stream
-            .map(move |item| (name, item.map(&tag)))
-            .boxed()
+        let stream = watcher(api).backoff(self.backoff);
+        stream.map(move |item| (name, item.map(&tag))).boxed()
     }
 }
 

@@ -52,16 +52,17 @@ pub struct ClusterView {
 /// A shared handle on the [`ClusterView`], written by the source and read by the sink.
 pub type SharedView = Arc<Mutex<ClusterView>>;
 
-/// The objects of one watcher.
+/// What one watcher has delivered: a fingerprint `F` of each object `V` (enough to tell
+/// whether it changed), not the object itself, which the allocation core already keeps.
 #[derive(Debug)]
-struct Store<K, V> {
-    items: BTreeMap<K, V>,
+struct Store<K, V, F> {
+    items: BTreeMap<K, F>,
     /// The listing in progress (between `Init` and `InitDone`).
     relist: Option<BTreeMap<K, V>>,
     listed: bool,
 }
 
-impl<K, V> Default for Store<K, V> {
+impl<K, V, F> Default for Store<K, V, F> {
     fn default() -> Self {
         Store {
             items: BTreeMap::new(),
@@ -71,15 +72,20 @@ impl<K, V> Default for Store<K, V> {
     }
 }
 
-/// The changes a finished listing makes: objects new or changed, and keys gone.
+/// The changes an event makes: objects new or changed, and keys gone.
 struct Diff<K, V> {
     upserts: Vec<V>,
     deletes: Vec<K>,
 }
 
-impl<K: Ord + Clone, V: PartialEq + Clone> Store<K, V> {
+impl<K: Ord + Clone, V, F: PartialEq> Store<K, V, F> {
     /// Apply one event; returns the changes to pass on (none while a listing is buffered).
-    fn handle(&mut self, event: Event<V>, key_of: impl Fn(&V) -> K) -> Diff<K, V> {
+    fn handle(
+        &mut self,
+        event: Event<V>,
+        key_of: impl Fn(&V) -> K,
+        fingerprint: impl Fn(&V) -> F,
+    ) -> Diff<K, V> {
         let mut diff = Diff {
             upserts: Vec::new(),
             deletes: Vec::new(),
@@ -94,24 +100,28 @@ impl<K: Ord + Clone, V: PartialEq + Clone> Store<K, V> {
             }
             Event::InitDone => {
                 let listed = self.relist.take().unwrap_or_default();
-                for (key, obj) in &listed {
-                    if self.items.get(key) != Some(obj) {
-                        diff.upserts.push(obj.clone());
+                let mut items = BTreeMap::new();
+                for (key, obj) in listed {
+                    let fp = fingerprint(&obj);
+                    if self.items.get(&key) != Some(&fp) {
+                        diff.upserts.push(obj);
                     }
+                    items.insert(key, fp);
                 }
                 diff.deletes = self
                     .items
                     .keys()
-                    .filter(|k| !listed.contains_key(*k))
+                    .filter(|k| !items.contains_key(*k))
                     .cloned()
                     .collect();
-                self.items = listed;
+                self.items = items;
                 self.listed = true;
             }
             Event::Apply(obj) => {
                 let key = key_of(&obj);
-                if self.items.get(&key) != Some(&obj) {
-                    self.items.insert(key, obj.clone());
+                let fp = fingerprint(&obj);
+                if self.items.get(&key) != Some(&fp) {
+                    self.items.insert(key, fp);
                     diff.upserts.push(obj);
                 }
             }
@@ -128,9 +138,12 @@ impl<K: Ord + Clone, V: PartialEq + Clone> Store<K, V> {
 
 /// Everything the watchers have delivered. See the module documentation.
 pub struct SourceState {
-    services: Store<ServiceKey, Service>,
-    namespaces: Store<String, (String, Labels)>,
-    config: BTreeMap<&'static str, Store<(String, String), ConfigObject>>,
+    /// Services by their resourceVersion: the server gives every change a new one.
+    services: Store<ServiceKey, Service, Option<String>>,
+    /// Namespaces by their labels, all that allocation looks at.
+    namespaces: Store<String, (String, Labels), Labels>,
+    /// Config objects in full: every change sends the whole set.
+    config: BTreeMap<&'static str, Store<(String, String), ConfigObject, ConfigObject>>,
     /// The config set last sent, so an unchanged set is not sent again.
     last_config: Option<Vec<(Source, ConfigObject)>>,
     synced: bool,
@@ -142,7 +155,10 @@ impl SourceState {
         SourceState {
             services: Store::default(),
             namespaces: Store::default(),
-            config: CONFIG_KINDS.iter().map(|k| (*k, Store::default())).collect(),
+            config: CONFIG_KINDS
+                .iter()
+                .map(|k| (*k, Store::default()))
+                .collect(),
             last_config: None,
             synced: false,
             view,
@@ -159,8 +175,16 @@ impl SourceState {
         let mut out = Vec::new();
         match update {
             Update::Service(event) => {
-                let diff = self.services.handle(event, service_key);
+                let diff = self
+                    .services
+                    .handle(event, service_key, |s| s.metadata.resource_version.clone());
                 let mut view = self.view.lock().unwrap_or_else(|p| p.into_inner());
+                // Deletions first: the addresses they free are then available to the
+                // Services the same listing brought.
+                for key in diff.deletes {
+                    view.service_uids.remove(&key);
+                    out.push(Input::ServiceDelete(key));
+                }
                 for svc in diff.upserts {
                     let key = service_key(&svc);
                     match &svc.metadata.uid {
@@ -168,10 +192,6 @@ impl SourceState {
                         None => view.service_uids.remove(&key),
                     };
                     out.push(Input::ServiceUpsert(Box::new(svc)));
-                }
-                for key in diff.deletes {
-                    view.service_uids.remove(&key);
-                    out.push(Input::ServiceDelete(key));
                 }
             }
             Update::Namespace(event) => {
@@ -181,18 +201,21 @@ impl SourceState {
                     let name = name_of(&n.metadata);
                     (name, n.metadata.labels.unwrap_or_default())
                 });
-                let diff = self.namespaces.handle(event, |(name, _)| name.clone());
+                let diff =
+                    self.namespaces
+                        .handle(event, |(name, _)| name.clone(), |(_, l)| l.clone());
+                out.extend(diff.deletes.into_iter().map(Input::NamespaceDelete));
                 for (name, labels) in diff.upserts {
                     out.push(Input::NamespaceUpsert { name, labels });
                 }
-                out.extend(diff.deletes.into_iter().map(Input::NamespaceDelete));
             }
             Update::Config(kind, event) => {
                 if let Some(store) = self.config.get_mut(kind) {
-                    store.handle(event, |o| {
-                        let m = o.metadata();
-                        (o.name().to_string(), m.namespace.clone().unwrap_or_default())
-                    });
+                    let key = |o: &ConfigObject| {
+                        let ns = o.metadata().namespace.clone().unwrap_or_default();
+                        (o.name().to_string(), ns)
+                    };
+                    store.handle(event, key, ConfigObject::clone);
                 }
                 self.push_config(&mut out);
             }

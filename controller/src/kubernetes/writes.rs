@@ -30,13 +30,8 @@ pub enum Job {
     ClearStatus {
         key: ServiceKey,
     },
-    /// An Event on a Service (`Some`) or on the controller (`None`).
-    Event {
-        key: Option<ServiceKey>,
-        kind: EventType,
-        reason: String,
-        message: String,
-    },
+    /// Create this Event. Built once, so that a retry cannot create it twice.
+    Event(Box<Event>),
     PoolStatus {
         name: String,
         namespace: String,
@@ -101,12 +96,7 @@ impl Writes {
         let result = match job {
             Job::SetStatus { key, ips, pool } => self.set_status(key, ips, Some(pool)).await,
             Job::ClearStatus { key } => self.set_status(key, &[], None).await,
-            Job::Event {
-                key,
-                kind,
-                reason,
-                message,
-            } => self.event(key.as_ref(), *kind, reason, message).await,
+            Job::Event(event) => self.event(event).await,
             Job::PoolStatus {
                 name,
                 namespace,
@@ -151,15 +141,30 @@ impl Writes {
         Ok(())
     }
 
-    async fn event(
+    async fn event(&self, event: &Event) -> Result<(), kube::Error> {
+        let namespace = event
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(&self.namespace);
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        match api.create(&PostParams::default(), event).await {
+            // Already there: this very Event, from an attempt whose answer was lost.
+            Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
+    /// The Event job for an allocation-core Event.
+    pub fn event_job(
         &self,
         key: Option<&ServiceKey>,
         kind: EventType,
         reason: &str,
         message: &str,
-    ) -> Result<(), kube::Error> {
+    ) -> Job {
         let unique = self.events_sent.fetch_add(1, Ordering::Relaxed);
-        let (namespace, regarding) = match key {
+        let regarding = match key {
             Some(key) => {
                 let uid = self
                     .view
@@ -168,21 +173,13 @@ impl Writes {
                     .service_uids
                     .get(key)
                     .cloned();
-                (key.namespace.as_str(), Regarding::Service { key, uid })
+                Regarding::Service { key, uid }
             }
-            None => (
-                self.namespace.as_str(),
-                Regarding::Controller {
-                    namespace: &self.namespace,
-                },
-            ),
+            None => Regarding::Controller {
+                namespace: &self.namespace,
+            },
         };
         let event = events::build(regarding, kind, reason, message, &self.identity, unique);
-        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
-        match api.create(&PostParams::default(), &event).await {
-            // Same name already there: this very Event, from a retry whose answer was lost.
-            Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(()),
-            r => r.map(drop),
-        }
+        Job::Event(Box::new(event))
     }
 }
