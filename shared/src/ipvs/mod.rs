@@ -2,6 +2,7 @@
 //! the schedulers that pick between them. Both data paths (nftables and userspace) are driven
 //! from it, so they make the same choices.
 
+pub mod balancer;
 pub mod build;
 pub mod hash;
 pub mod maglev;
