@@ -5,7 +5,7 @@ use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::ipvs::model::{
     EndpointState, Frontend, Proto, RealServer, Table, VirtualServer, VsKey,
 };
-use ferrolb_shared::ipvs::nft::{Family, render_changes, render_full};
+use ferrolb_shared::ipvs::nft::{Family, Target, render_changes, render_full, render_full_with};
 use ferrolb_shared::ipvs::scheduler::SchedulerKind;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -206,6 +206,18 @@ fn full_programs_and_changes_are_accepted_by_the_kernel() {
         v4.contains("numgen inc mod 2 map { 0 : 10.244.1.1 . 8080, 1 : 10.244.2.1 . 8080 }"),
         "{v4}"
     );
+
+    // The userspace path's program: redirects to local proxy ports, on top of nothing.
+    let ports = t
+        .servers
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (*k, 40000 + i as u16))
+        .collect();
+    let proxy = render_full_with(&t, Family::Ip6, Target::Proxy(&ports));
+    ns.nft(&proxy)
+        .unwrap_or_else(|e| panic!("proxy: {e}\n{proxy}"));
+    assert!(ns.list("ip6").contains("redirect to :"));
 
     // A full program replaces whatever is there, stale or not.
     ns.nft(&render_full(&t, Family::Ip)).unwrap();

@@ -17,6 +17,7 @@
 use super::maglev::{DEFAULT_TABLE_SIZE, MaglevBackend, MaglevTable};
 use super::model::{Change, RealServer, Table, VirtualServer, VsKey};
 use super::scheduler::{Dest, HASH_BUCKETS, SchedulerKind};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -81,6 +82,38 @@ pub fn check(vs: &VirtualServer) -> Result<(), Unsupported> {
 /// A script that replaces whatever FerroLB table of `family` exists with one programming
 /// every supported virtual server of `table` (unsupported ones are skipped: see [`check`]).
 pub fn render_full(table: &Table, family: Family) -> String {
+    render_full_with(table, family, Target::Kernel)
+}
+
+/// Where the virtual servers' traffic goes.
+#[derive(Clone, Copy, Debug)]
+pub enum Target<'a> {
+    /// DNAT in the kernel to the chosen real server (the nftables data path).
+    Kernel,
+    /// Redirect to the userspace proxy's local port for each virtual server (the userspace
+    /// data path); servers without a port are left out.
+    Proxy(&'a BTreeMap<VsKey, u16>),
+}
+
+#[derive(Clone, Copy)]
+struct Prog<'a> {
+    family: Family,
+    target: Target<'a>,
+}
+
+impl Prog<'_> {
+    fn supports(&self, vs: &VirtualServer) -> bool {
+        Family::of(vs.key.addr) == self.family
+            && match self.target {
+                Target::Kernel => check(vs).is_ok(),
+                Target::Proxy(ports) => vs.drop || ports.contains_key(&vs.key),
+            }
+    }
+}
+
+/// [`render_full`] for either target.
+pub fn render_full_with(table: &Table, family: Family, target: Target<'_>) -> String {
+    let p = Prog { family, target };
     let f = family.name();
     let mut s = String::new();
     // `add` then `delete` makes the delete succeed whether or not the table existed.
@@ -112,12 +145,8 @@ pub fn render_full(table: &Table, family: Family) -> String {
         s,
         "add rule {f} {TABLE} postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade"
     );
-    for vs in table
-        .servers
-        .values()
-        .filter(|v| Family::of(v.key.addr) == family && check(v).is_ok())
-    {
-        add_server(&mut s, family, vs);
+    for vs in table.servers.values().filter(|v| p.supports(v)) {
+        add_server(&mut s, p, vs);
     }
     s
 }
@@ -127,8 +156,15 @@ pub fn render_full(table: &Table, family: Family) -> String {
 /// (with [`render_full`] and earlier changes); if the kernel disagrees the transaction fails
 /// as a whole and the caller falls back to [`render_full`].
 pub fn render_changes(old: &Table, new: &Table, family: Family) -> String {
+    render_changes_with(old, new, family, Target::Kernel)
+}
+
+/// [`render_changes`] for either target. With [`Target::Proxy`], a virtual server keeps its
+/// port for its whole life, so a change of its real servers needs no rule change at all.
+pub fn render_changes_with(old: &Table, new: &Table, family: Family, target: Target<'_>) -> String {
+    let p = Prog { family, target };
     let mut s = String::new();
-    let supported = |v: &&VirtualServer| Family::of(v.key.addr) == family && check(v).is_ok();
+    let supported = |v: &&VirtualServer| p.supports(v);
     for change in old.diff(new) {
         let key = match &change {
             Change::Add(v) | Change::Update(v) => v.key,
@@ -137,15 +173,17 @@ pub fn render_changes(old: &Table, new: &Table, family: Family) -> String {
         let before = old.servers.get(&key).filter(supported);
         let after = new.servers.get(&key).filter(supported);
         match (before, after) {
-            (None, Some(vs)) => add_server(&mut s, family, vs),
-            (Some(vs), None) => remove_server(&mut s, family, vs),
+            (None, Some(vs)) => add_server(&mut s, p, vs),
+            (Some(vs), None) => remove_server(&mut s, p, vs),
+            (Some(was), Some(vs))
+                if matches!(target, Target::Proxy(_)) && dropping(was) == dropping(vs) => {}
             (Some(was), Some(vs)) => {
                 let f = family.name();
                 let chain = chain_name(&vs.key);
                 // The map entry keeps pointing at the chain; only its rules are replaced.
                 let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
-                remove_affinity(&mut s, family, was);
-                add_rules(&mut s, family, vs);
+                remove_affinity(&mut s, p, was);
+                add_rules(&mut s, p, vs);
             }
             (None, None) => {}
         }
@@ -180,11 +218,11 @@ fn socket(r: &RealServer) -> String {
     }
 }
 
-fn add_server(s: &mut String, family: Family, vs: &VirtualServer) {
-    let f = family.name();
+fn add_server(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
+    let f = p.family.name();
     let chain = chain_name(&vs.key);
     let _ = writeln!(s, "add chain {f} {TABLE} {chain}");
-    add_rules(s, family, vs);
+    add_rules(s, p, vs);
     let _ = writeln!(
         s,
         "add element {f} {TABLE} services {{ {} : goto {chain} }}",
@@ -194,15 +232,22 @@ fn add_server(s: &mut String, family: Family, vs: &VirtualServer) {
 
 /// The rules of a virtual server's (existing, empty) chain, with its affinity sets and
 /// per-server chains.
-fn add_rules(s: &mut String, family: Family, vs: &VirtualServer) {
+fn add_rules(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
+    let family = p.family;
     let f = family.name();
     let chain = chain_name(&vs.key);
     let proto = vs.key.proto;
     let rule = |s: &mut String, body: &str| {
         let _ = writeln!(s, "add rule {f} {TABLE} {chain} {body}");
     };
-    if vs.drop || vs.real_servers.is_empty() {
+    if dropping(vs) {
         rule(s, "counter drop");
+        return;
+    }
+    if let Target::Proxy(ports) = p.target {
+        if let Some(port) = ports.get(&vs.key) {
+            rule(s, &format!("meta l4proto {proto} redirect to :{port}"));
+        }
         return;
     }
     let mark = if vs.masquerade {
@@ -251,8 +296,13 @@ fn add_rules(s: &mut String, family: Family, vs: &VirtualServer) {
     rule(s, &format!("{expr} vmap {{ {} }}", arms.join(", ")));
 }
 
-fn remove_server(s: &mut String, family: Family, vs: &VirtualServer) {
-    let f = family.name();
+/// Traffic to `vs` is dropped: Local policy without a local endpoint, or no endpoint at all.
+fn dropping(vs: &VirtualServer) -> bool {
+    vs.drop || vs.real_servers.is_empty()
+}
+
+fn remove_server(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
+    let f = p.family.name();
     let chain = chain_name(&vs.key);
     let _ = writeln!(
         s,
@@ -260,16 +310,20 @@ fn remove_server(s: &mut String, family: Family, vs: &VirtualServer) {
         element(&vs.key)
     );
     let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
-    remove_affinity(s, family, vs);
+    remove_affinity(s, p, vs);
     let _ = writeln!(s, "delete chain {f} {TABLE} {chain}");
 }
 
 /// Remove the per-server chains and sets of `vs` (its main chain must be flushed first).
-fn remove_affinity(s: &mut String, family: Family, vs: &VirtualServer) {
-    if vs.affinity.is_none() || vs.drop || vs.real_servers.is_empty() {
+fn remove_affinity(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
+    if matches!(p.target, Target::Proxy(_))
+        || vs.affinity.is_none()
+        || vs.drop
+        || vs.real_servers.is_empty()
+    {
         return;
     }
-    let f = family.name();
+    let f = p.family.name();
     let chain = chain_name(&vs.key);
     for i in 0..vs.real_servers.len() {
         let _ = writeln!(

@@ -232,3 +232,31 @@ fn runs_collapse_consecutive_owners() {
         ]
     );
 }
+
+#[test]
+fn proxy_target_redirects_and_ignores_backend_churn() {
+    let a = vs(
+        "10.96.0.1",
+        80,
+        SchedulerKind::Lc,
+        vec![rs("10.244.1.10", 80)],
+    );
+    let ports: BTreeMap<VsKey, u16> = [(a.key, 40001)].into();
+    let old = table(vec![a.clone()]);
+    let s = render_full_with(&old, Family::Ip, Target::Proxy(&ports));
+    assert!(
+        s.contains("add rule ip ferrolb vs-tcp-0a600001-80 meta l4proto tcp redirect to :40001"),
+        "{s}"
+    );
+    // lc is fine here: the proxy has connection counts.
+    let mut more = a.clone();
+    more.real_servers.push(rs("10.244.1.11", 80));
+    assert!(
+        render_changes_with(&old, &table(vec![more]), Family::Ip, Target::Proxy(&ports)).is_empty()
+    );
+    // From no endpoint (dropping) to some: the rule changes.
+    let mut empty = a.clone();
+    empty.real_servers.clear();
+    let s = render_changes_with(&table(vec![empty]), &old, Family::Ip, Target::Proxy(&ports));
+    assert!(s.contains("redirect to :40001"), "{s}");
+}
