@@ -1,11 +1,12 @@
 //! `ferrolb-controller check FILE...`: validate manifests offline, the way the controller
 //! would, and say what is wrong with all of them at once.
 
+pub use ferrolb_cluster::files::{file_error, is_manifest, manifest_files};
 use ferrolb_shared::alloc::{Allocator, PoolStats};
-use ferrolb_shared::config::{Config, ConfigError, ConfigObject, Source, validate};
+use ferrolb_shared::config::{Config, ConfigError, ConfigObject, validate};
 use ferrolb_shared::manifest::{ClusterObject, Manifest, parse_documents};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The verdict on a set of files: a summary line per object, or every error.
 pub struct Report {
@@ -83,62 +84,6 @@ pub fn check(paths: &[PathBuf]) -> Report {
         }
     }
     Report { lines, errors }
-}
-
-/// The manifest files under `path`, sorted, so reports are stable.
-pub fn manifest_files(path: &Path, errors: &mut Vec<ConfigError>) -> Vec<PathBuf> {
-    if !path.is_dir() {
-        return vec![path.to_path_buf()];
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => {
-                errors.push(file_error(
-                    &dir.display().to_string(),
-                    format!("cannot list: {e}"),
-                ));
-                continue;
-            }
-        };
-        for entry in entries.flatten() {
-            let p = entry.path();
-            let hidden = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_none_or(|n| n.starts_with('.'));
-            if hidden {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else if is_manifest(&p) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Files the manifest readers look at: YAML and JSON, not editor leftovers.
-pub fn is_manifest(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "json")
-    )
-}
-
-fn file_error(file: &str, message: String) -> ConfigError {
-    ConfigError {
-        source: Source::file(file, 0),
-        kind: "file".into(),
-        name: String::new(),
-        field: String::new(),
-        message,
-    }
 }
 
 fn describe(obj: &ConfigObject, config: &Config, stats: &BTreeMap<String, PoolStats>) -> String {

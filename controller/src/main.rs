@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ferrolb_cluster::task::shutdown_signal;
 use ferrolb_controller::{check, crds, event_loop, metrics, standalone};
 use ferrolb_shared::reconcile::Reconciler;
 use std::net::SocketAddr;
@@ -140,9 +141,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .status_dir
         .unwrap_or_else(|| standalone::default_status_dir(&dir));
     tracing::info!(manifests = %dir.display(), status = %status_dir.display(), "standalone mode");
-    let source = standalone::DirectorySource::new(dir, status_dir.clone());
+    let source = standalone::source(dir, status_dir.clone());
+    let inputs = standalone::StandaloneInputs::new(tx, status_dir.clone());
     let sink = standalone::StatusDirSink::new(status_dir);
-    let source = tokio::spawn(source.run(tx));
+    let source = tokio::spawn(source.run(inputs));
     let event_loop = tokio::spawn(event_loop::run(rx, reconciler, sink, metrics));
     tokio::select! {
         r = source => r.context("source task")?.context("manifest source")?,
@@ -157,13 +159,4 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "ferrolb-controller".into())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -1,6 +1,7 @@
-//! The standalone cluster source: a directory of YAML manifests (config kinds, Services,
-//! Namespaces) instead of an API server, and a status directory beside it where the
-//! controller writes what it would otherwise write to the API server.
+//! The controller's standalone mode: a directory of YAML manifests (config kinds, Services,
+//! Namespaces) instead of an API server, read by the shared [`DirectorySource`], and a status
+//! directory beside it where the controller writes what it would otherwise write to the API
+//! server (the speaker reads the Service files back).
 //!
 //! ```text
 //! <status-dir>/services/<namespace>/<name>.yaml   the Service's status and pool annotation
@@ -13,266 +14,84 @@
 //! so a reader never sees half a file. On start, the status files are read back: they are
 //! the "status" of the Services, so a restart reclaims every address it had handed out.
 
-use crate::check::{is_manifest, manifest_files};
+use crate::inputs;
 use crate::sink::Sink;
+use ferrolb_cluster::dir::{DirectorySource, StatusDir};
+use ferrolb_cluster::files::manifest_files;
+pub use ferrolb_cluster::files::{default_status_dir, status_path};
+use ferrolb_cluster::{Closed, ClusterEvent, EventSink, Kind};
 use ferrolb_shared::alloc::{PoolStats, ServiceKey};
-use ferrolb_shared::config::{ConfigError, ConfigObject, Source};
-use ferrolb_shared::manifest::{ClusterObject, Manifest, ParsedFile, parse_documents};
+use ferrolb_shared::config::ConfigError;
+use ferrolb_shared::manifest::ClusterObject;
 use ferrolb_shared::reconcile::{Action, EventType, Input};
-use ferrolb_shared::selector::Labels;
 use ferrolb_shared::service::{self, service_key};
 use k8s_openapi::api::core::v1::Service;
-use notify::Watcher;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
-/// Kinds whose documents are cluster objects, not configuration: a broken one of these
-/// does not reject the configuration.
-const CLUSTER_KINDS: [&str; 5] = ["Service", "Namespace", "Node", "EndpointSlice", "Secret"];
-/// How long to wait for more file events before rescanning, so an editor's burst of writes
-/// becomes one rescan.
-const DEBOUNCE: Duration = Duration::from_millis(5);
-/// A full rescan even without file events, in case the watcher missed something.
-const RESCAN_EVERY: Duration = Duration::from_secs(2);
-
-/// The default status directory for a manifest directory: `<dir>.status` beside it.
-pub fn default_status_dir(manifests: &Path) -> PathBuf {
-    let mut name = manifests
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_else(|| "manifests".into());
-    name.push(".status");
-    manifests.with_file_name(name)
+/// The directory source as the controller runs it: Services and Namespaces, with the status
+/// of each Service restored from its status file (its own earlier writes).
+pub fn source(dir: PathBuf, status_dir: PathBuf) -> DirectorySource {
+    DirectorySource::new(dir, inputs::subscription(), StatusDir::Restore(status_dir))
 }
 
-/// What the directory held at one scan.
-#[derive(Default, PartialEq)]
-struct Snapshot {
-    config: (Vec<(Source, ConfigObject)>, Vec<ConfigError>),
-    services: BTreeMap<ServiceKey, Service>,
-    namespaces: BTreeMap<String, Labels>,
-}
-
-struct CachedFile {
-    stamp: (SystemTime, u64),
-    parsed: ParsedFile,
-}
-
-/// Reads the manifest directory and turns changes into [`Input`]s.
-pub struct DirectorySource {
-    dir: PathBuf,
+/// Turns the directory source's events into the allocation core's inputs, and keeps the
+/// status directory in step with the manifests: the status of a Service that is gone is
+/// removed (the sink never hears of deletions: the core has nothing to write for them).
+pub struct StandaloneInputs {
+    tx: mpsc::Sender<Input>,
     status_dir: PathBuf,
-    cache: BTreeMap<PathBuf, CachedFile>,
-    last: Snapshot,
+    /// The Services the manifests hold.
+    services: BTreeSet<ServiceKey>,
 }
 
-impl DirectorySource {
-    pub fn new(dir: PathBuf, status_dir: PathBuf) -> Self {
-        DirectorySource {
-            dir,
+impl StandaloneInputs {
+    pub fn new(tx: mpsc::Sender<Input>, status_dir: PathBuf) -> Self {
+        StandaloneInputs {
+            tx,
             status_dir,
-            cache: BTreeMap::new(),
-            last: Snapshot::default(),
+            services: BTreeSet::new(),
         }
-    }
-
-    /// Scan, then watch for changes until the receiver goes away.
-    pub async fn run(mut self, tx: mpsc::Sender<Input>) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.dir.is_dir(),
-            "manifest directory {} does not exist or is not a directory",
-            self.dir.display()
-        );
-        let (wake_tx, mut wake) = mpsc::unbounded_channel::<()>();
-        let mut watcher =
-            notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-                let _ = wake_tx.send(());
-            })?;
-        watcher.watch(&self.dir, notify::RecursiveMode::Recursive)?;
-
-        for input in self.scan() {
-            if tx.send(input).await.is_err() {
-                return Ok(());
-            }
-        }
-        self.remove_orphan_status();
-        if tx.send(Input::Synced).await.is_err() {
-            return Ok(());
-        }
-        loop {
-            tokio::select! {
-                woke = wake.recv() => {
-                    if woke.is_none() {
-                        return Ok(());
-                    }
-                    tokio::time::sleep(DEBOUNCE).await;
-                    while wake.try_recv().is_ok() {}
-                }
-                _ = tokio::time::sleep(RESCAN_EVERY) => {}
-            }
-            for input in self.scan() {
-                if tx.send(input).await.is_err() {
-                    return Ok(());
-                }
-            }
-        }
-    }
-
-    /// Read the directory and return the inputs that describe what changed since last time.
-    fn scan(&mut self) -> Vec<Input> {
-        let mut list_errors = Vec::new();
-        let files = manifest_files(&self.dir, &mut list_errors);
-        self.cache.retain(|p, _| files.contains(p));
-        let mut next = Snapshot::default();
-        next.config.1 = list_errors;
-        for file in &files {
-            let Some(parsed) = self.read_cached(file) else {
-                continue;
-            };
-            for e in &parsed.errors {
-                if CLUSTER_KINDS.contains(&e.kind.as_str()) {
-                    tracing::warn!("ignoring a manifest: {e}");
-                } else {
-                    next.config.1.push(e.clone());
-                }
-            }
-            for p in &parsed.objects {
-                match &p.manifest {
-                    Manifest::Config(c) => next.config.0.push((p.source.clone(), (**c).clone())),
-                    Manifest::Cluster(ClusterObject::Service(s)) => {
-                        next.services.insert(service_key(s), (**s).clone());
-                    }
-                    Manifest::Cluster(ClusterObject::Namespace(n)) => {
-                        let name = n.metadata.name.clone().unwrap_or_default();
-                        next.namespaces
-                            .insert(name, n.metadata.labels.clone().unwrap_or_default());
-                    }
-                    Manifest::Cluster(_) => {}
-                }
-            }
-        }
-        let mut inputs = Vec::new();
-        for (name, labels) in &next.namespaces {
-            if self.last.namespaces.get(name) != Some(labels) {
-                inputs.push(Input::NamespaceUpsert {
-                    name: name.clone(),
-                    labels: labels.clone(),
-                });
-            }
-        }
-        for name in self
-            .last
-            .namespaces
-            .keys()
-            .filter(|n| !next.namespaces.contains_key(*n))
-        {
-            inputs.push(Input::NamespaceDelete(name.clone()));
-        }
-        if next.config != self.last.config {
-            inputs.push(Input::Config {
-                objects: next.config.0.clone(),
-                errors: next.config.1.clone(),
-            });
-        }
-        for (key, svc) in &next.services {
-            if self.last.services.get(key) != Some(svc) {
-                let mut svc = svc.clone();
-                if service::status_ips(&svc).is_empty() {
-                    self.restore_status(&key.clone(), &mut svc);
-                }
-                inputs.push(Input::ServiceUpsert(Box::new(svc)));
-            }
-        }
-        for key in self
-            .last
-            .services
-            .keys()
-            .filter(|k| !next.services.contains_key(*k))
-        {
-            let _ = std::fs::remove_file(status_path(&self.status_dir, key));
-            inputs.push(Input::ServiceDelete(key.clone()));
-        }
-        self.last = next;
-        inputs
-    }
-
-    fn read_cached(&mut self, file: &Path) -> Option<&ParsedFile> {
-        let meta = std::fs::metadata(file).ok()?;
-        let stamp = (
-            meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            meta.len(),
-        );
-        let fresh = self.cache.get(file).is_some_and(|c| c.stamp == stamp);
-        if !fresh {
-            let name = file.display().to_string();
-            let parsed = match std::fs::read(file).map(String::from_utf8) {
-                Ok(Ok(text)) => parse_documents(&name, &text),
-                Ok(Err(_)) => bad_file(&name, "not UTF-8 text".into()),
-                Err(e) => bad_file(&name, format!("cannot read: {e}")),
-            };
-            self.cache
-                .insert(file.to_path_buf(), CachedFile { stamp, parsed });
-        }
-        self.cache.get(file).map(|c| &c.parsed)
-    }
-
-    /// Copy the status recorded for `key` into `svc`, as the API server would hold it.
-    fn restore_status(&self, key: &ServiceKey, svc: &mut Service) {
-        let Ok(text) = std::fs::read_to_string(status_path(&self.status_dir, key)) else {
-            return;
-        };
-        let Ok(recorded) = serde_yaml::from_str::<Service>(&text) else {
-            tracing::warn!(service = %key, "ignoring an unreadable status file");
-            return;
-        };
-        let ips = service::status_ips(&recorded);
-        service::apply_status(svc, &ips, service::status_pool(&recorded));
     }
 
     /// Status files of Services that no longer exist (deleted while the controller was down).
     fn remove_orphan_status(&self) {
-        let mut errs = Vec::new();
-        for file in manifest_files(&self.status_dir.join("services"), &mut errs) {
-            let ns = file
-                .parent()
-                .and_then(|p| p.file_name())
-                .and_then(|n| n.to_str())
-                .unwrap_or("");
-            let name = file.file_stem().and_then(|n| n.to_str()).unwrap_or("");
-            let key = ServiceKey {
-                namespace: ns.into(),
-                name: name.into(),
-            };
-            if !self.last.services.contains_key(&key) && is_manifest(&file) {
+        let keep: BTreeSet<PathBuf> = self
+            .services
+            .iter()
+            .map(|k| status_path(&self.status_dir, k))
+            .collect();
+        let mut errors = Vec::new();
+        for file in manifest_files(&self.status_dir.join("services"), &mut errors) {
+            if !keep.contains(&file) && file.is_file() {
                 let _ = std::fs::remove_file(&file);
             }
         }
     }
 }
 
-fn bad_file(name: &str, message: String) -> ParsedFile {
-    let source = Source::file(name, 0);
-    ParsedFile {
-        objects: Vec::new(),
-        errors: vec![ConfigError {
-            source,
-            kind: "file".into(),
-            name: String::new(),
-            field: String::new(),
-            message,
-        }],
+impl EventSink for StandaloneInputs {
+    async fn deliver(&mut self, events: Vec<ClusterEvent>) -> Result<(), Closed> {
+        for event in events {
+            match &event {
+                ClusterEvent::Upsert(ClusterObject::Service(svc)) => {
+                    self.services.insert(service_key(svc));
+                }
+                ClusterEvent::Delete(Kind::Service, key) => {
+                    let key = ServiceKey::from(key.clone());
+                    let _ = std::fs::remove_file(status_path(&self.status_dir, &key));
+                    self.services.remove(&key);
+                }
+                // Before the core hears that the listing is complete, as a restart would find it.
+                ClusterEvent::Synced => self.remove_orphan_status(),
+                _ => {}
+            }
+            inputs::forward(&self.tx, event).await?;
+        }
+        Ok(())
     }
-}
-
-/// Where the status of `key` lives.
-pub fn status_path(status_dir: &Path, key: &ServiceKey) -> PathBuf {
-    status_dir
-        .join("services")
-        .join(&key.namespace)
-        .join(format!("{}.yaml", key.name))
 }
 
 /// Write `contents` to `path` atomically: readers see the old file or the new one, never a mix.

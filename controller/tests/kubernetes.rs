@@ -1,10 +1,9 @@
 //! The controller's Kubernetes mode against a stateful fake API server over real HTTP: the
 //! kube-rs client cannot tell it from a cluster. Each test has a 30 s limit.
 
-mod fake_apiserver;
 mod kubernetes_support;
 
-use fake_apiserver::FakeApiServer;
+use ferrolb_fake_apiserver::FakeApiServer;
 use ferrolb_shared::lease::LeaseTiming;
 use kubernetes_support::*;
 use serde_json::json;

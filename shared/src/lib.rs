@@ -4,6 +4,7 @@
 //! tested exhaustively and shared by the `controller` and `speaker` binaries.
 
 pub mod alloc;
+pub mod cluster;
 pub mod config;
 pub mod ipvs;
 pub mod lease;
@@ -11,3 +12,4 @@ pub mod manifest;
 pub mod reconcile;
 pub mod selector;
 pub mod service;
+pub mod snapshot;

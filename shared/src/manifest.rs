@@ -15,8 +15,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
-/// A Kubernetes object the standalone source understands.
-#[derive(Clone, Debug)]
+/// A Kubernetes object the cluster sources understand (see [`crate::cluster`]).
+#[derive(Clone, Debug, PartialEq)]
 pub enum ClusterObject {
     Service(Box<Service>),
     Namespace(Box<Namespace>),

@@ -8,7 +8,7 @@
 //! so that no new Service can take an address an existing one held before the restart.
 
 use crate::alloc::{AllocError, Allocator, Assignment, PoolStats, ServiceKey};
-use crate::config::{Config, ConfigError, ConfigObject, Source, validate};
+use crate::config::{Config, ConfigError, ConfigObject, ConfigState, Outcome, Source};
 use crate::selector::Labels;
 use crate::service;
 use k8s_openapi::api::core::v1::Service;
@@ -67,18 +67,12 @@ pub enum Action {
     ConfigRejected { errors: Vec<ConfigError> },
 }
 
-/// The config objects of one `Input::Config` and the errors of the documents that could not
-/// be read.
-type ConfigInput = (Vec<(Source, ConfigObject)>, Vec<ConfigError>);
-
 /// The allocation core. See the module documentation.
 #[derive(Default)]
 pub struct Reconciler {
     lb_class: Option<String>,
-    config: Option<Config>,
-    /// The config input last seen, accepted or not, to ignore repeats.
-    last_input: Option<ConfigInput>,
-    config_stale: bool,
+    /// The configuration in force, and whether the newest one was rejected.
+    config: ConfigState,
     synced: bool,
     allocator: Allocator,
     services: BTreeMap<ServiceKey, Service>,
@@ -100,47 +94,29 @@ impl Reconciler {
     pub fn handle(&mut self, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
         match input {
-            Input::Config { objects, errors } => {
-                let input = (objects, errors);
-                if self.last_input.as_ref() == Some(&input) {
-                    return out;
-                }
-                let (objects, read_errors) = self.last_input.insert(input);
-                let validated = match validate(objects) {
-                    Ok(config) if read_errors.is_empty() => Ok(config),
-                    Ok(_) => Err(read_errors.clone()),
-                    Err(mut errors) => {
-                        errors.extend(read_errors.iter().cloned());
-                        errors.sort();
-                        Err(errors)
-                    }
-                };
-                match validated {
-                    Ok(config) => {
-                        out.push(Action::ConfigAccepted {
-                            summary: summarize(&config),
+            Input::Config { objects, errors } => match self.config.offer(objects, errors) {
+                Outcome::Unchanged => {}
+                Outcome::Accepted => {
+                    let Some(config) = self.config.config().cloned() else {
+                        return out; // accepted always leaves a configuration in force
+                    };
+                    out.push(Action::ConfigAccepted {
+                        summary: summarize(&config),
+                    });
+                    let dropped = self.allocator.set_pools(config.pool_defs());
+                    for key in dropped {
+                        out.push(Action::Event {
+                            key: Some(key.clone()),
+                            kind: EventType::Normal,
+                            reason: "ClearAssignment",
+                            message: "address left its pool in the new configuration; reallocating"
+                                .into(),
                         });
-                        self.config_stale = false;
-                        let dropped = self.allocator.set_pools(config.pool_defs());
-                        self.config = Some(config);
-                        for key in dropped {
-                            out.push(Action::Event {
-                                key: Some(key.clone()),
-                                kind: EventType::Normal,
-                                reason: "ClearAssignment",
-                                message:
-                                    "address left its pool in the new configuration; reallocating"
-                                        .into(),
-                            });
-                        }
-                        self.reconcile_all(&mut out);
                     }
-                    Err(errors) => {
-                        self.config_stale = true;
-                        out.push(Action::ConfigRejected { errors });
-                    }
+                    self.reconcile_all(&mut out);
                 }
-            }
+                Outcome::Rejected(errors) => out.push(Action::ConfigRejected { errors }),
+            },
             Input::ServiceUpsert(svc) => {
                 let key = service::service_key(&svc);
                 let first_sight = !self.services.contains_key(&key);
@@ -185,12 +161,12 @@ impl Reconciler {
 
     /// Whether the last configuration seen was rejected (the metric `ferrolb_config_stale`).
     pub fn config_stale(&self) -> bool {
-        self.config_stale
+        self.config.stale()
     }
 
     /// The configuration in force, if one was ever accepted.
     pub fn config(&self) -> Option<&Config> {
-        self.config.as_ref()
+        self.config.config().map(|c| &**c)
     }
 
     pub fn pool_stats(&self) -> Vec<PoolStats> {
@@ -264,7 +240,7 @@ impl Reconciler {
             }
             return;
         }
-        if self.config.is_none() {
+        if self.config.config().is_none() {
             return; // Nothing to allocate from yet; the config's arrival reconciles everything.
         }
         let ns_labels = self

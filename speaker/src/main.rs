@@ -1,13 +1,18 @@
-//! `ferrolb-speaker`: runs on every node and announces LoadBalancer IPs.
-//!
-//! For now it parses its flags, reads and validates the configuration it would run with, and
-//! stays up until told to stop; the cluster view, the announcers (layer 2, BGP) and the
-//! forwarding layer come with their own issues.
+//! `ferrolb-speaker`: runs on every node; builds this node's view of the cluster for the
+//! forwarding layer (and, later, layer 2 and BGP).
 
+use anyhow::Context;
 use clap::Parser;
-use ferrolb_shared::config::validate;
-use ferrolb_shared::manifest::parse_documents;
-use std::path::{Path, PathBuf};
+use ferrolb_cluster::backoff::WatchBackoff;
+use ferrolb_cluster::files::default_status_dir;
+use ferrolb_cluster::task::{AbortOnDrop, shutdown_signal};
+use ferrolb_speaker::dataplane::Mode;
+use ferrolb_speaker::metrics::Metrics;
+use ferrolb_speaker::source::Source;
+use ferrolb_speaker::{Options, start};
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -23,9 +28,19 @@ struct Cli {
     /// Standalone mode: read manifests from this directory instead of the API server.
     #[arg(long, env = "FERROLB_MANIFESTS")]
     manifests: Option<PathBuf>,
+    /// Standalone mode: the controller's status directory, where the Services' status is
+    /// read (default: `<manifests>.status`).
+    #[arg(long, requires = "manifests")]
+    status_dir: Option<PathBuf>,
     /// Data path: nftables, userspace or none.
-    #[arg(long, default_value = "nftables", value_parser = ["nftables", "userspace", "none"])]
-    dataplane: String,
+    #[arg(long, default_value = "nftables")]
+    dataplane: Mode,
+    /// Address for /metrics, /healthz and /readyz (port 0: any; the log says which).
+    #[arg(long, default_value = "127.0.0.1:7473")]
+    metrics_addr: SocketAddr,
+    /// Kubernetes mode: the speaker's namespace, the only one whose Secrets it reads.
+    #[arg(long, env = "FERROLB_NAMESPACE", default_value = "ferrolb-system")]
+    namespace: String,
     /// Log filter, as RUST_LOG.
     #[arg(long, env = "FERROLB_LOG", default_value = "info")]
     log: String,
@@ -38,69 +53,51 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
-    tracing::info!(
-        node = cli.node,
-        dataplane = cli.dataplane,
-        "ferrolb-speaker starting"
-    );
-    if let Some(dir) = &cli.manifests {
-        report_config(dir);
-    }
-    tracing::warn!(
-        node = cli.node,
-        "announcing (layer 2, BGP) and forwarding are not implemented yet: this speaker announces nothing"
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(async {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
         }
-    });
-    tracing::info!("ferrolb-speaker stopping");
-    ExitCode::SUCCESS
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
 
-/// Read the config kinds under `dir` and log whether they would be accepted.
-fn report_config(dir: &Path) {
-    let mut objects = Vec::new();
-    let mut errors = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.file_name()
-                .and_then(|n| n.to_str())
-                .is_none_or(|n| n.starts_with('.'))
-            {
-                continue;
-            }
-            if p.is_dir() {
-                stack.push(p);
-            } else if matches!(
-                p.extension().and_then(|e| e.to_str()),
-                Some("yaml" | "yml" | "json")
-            ) {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                let parsed = parse_documents(&p.display().to_string(), &text);
-                objects.extend(parsed.config_objects());
-                errors.extend(parsed.errors);
-            }
-        }
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    tracing::info!(node = cli.node, dataplane = %cli.dataplane, "ferrolb-speaker starting");
+    let metrics = Metrics::new();
+    let mut server = AbortOnDrop(tokio::spawn(ferrolb_cluster::http::serve(
+        cli.metrics_addr,
+        metrics.clone(),
+    )));
+    let source = match cli.manifests {
+        Some(manifests) => Source::Directory {
+            status_dir: cli
+                .status_dir
+                .unwrap_or_else(|| default_status_dir(&manifests)),
+            manifests,
+        },
+        None => Source::Kubernetes {
+            client: kube::Client::try_default().await.context(
+                "cannot configure a Kubernetes client (no in-cluster config, no kubeconfig)",
+            )?,
+            namespace: cli.namespace,
+            backoff: WatchBackoff::default(),
+        },
+    };
+    let mut speaker = start(source, Options::new(cli.node, cli.dataplane), metrics);
+    tokio::select! {
+        r = &mut speaker.task => r.context("speaker task")??,
+        r = &mut server.0 => r.context("metrics task")?.context("metrics server")?,
+        _ = shutdown_signal() => tracing::info!("shutting down"),
     }
-    match validate(&objects) {
-        Ok(c) if errors.is_empty() => tracing::info!(
-            pools = c.pools.len(),
-            peers = c.peers.len(),
-            "configuration valid"
-        ),
-        Ok(_) => errors.iter().for_each(|e| tracing::error!("{e}")),
-        Err(e) => e.iter().chain(&errors).for_each(|e| tracing::error!("{e}")),
-    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 //!  (Lease, every 2 s)                   and stops everything the moment it is lost   │
 //!                                                                                     ▼
 //!  source::KubeSource ──Input──▶ mpsc ──▶ event_loop::run ──Action──▶ sink::KubeSink
-//!  (8 watchers, state::SourceState)        (the same loop and core      │ enqueue
+//!  (8 shared watchers, state::KubeInputs)  (the same loop and core      │ enqueue
 //!                                           as standalone mode)         ▼
 //!                                                          queue::Writer ──▶ API server
 //! ```
@@ -19,7 +19,6 @@
 //! half-built state) can survive into a new one, and the next term starts from a full listing
 //! exactly like any restart, which restart stability already covers.
 
-pub mod backoff;
 pub mod events;
 pub mod leader;
 pub mod queue;
@@ -31,7 +30,10 @@ pub mod writes;
 use crate::event_loop;
 use crate::metrics::Metrics;
 use anyhow::Context;
-use backoff::WatchBackoff;
+pub use ferrolb_cluster::backoff;
+use ferrolb_cluster::backoff::WatchBackoff;
+pub use ferrolb_cluster::task::AbortOnDrop;
+use ferrolb_cluster::task::shutdown_signal;
 use ferrolb_shared::lease::LeaseTiming;
 use ferrolb_shared::reconcile::Reconciler;
 use kube::{Api, Client};
@@ -39,7 +41,6 @@ use leader::{Campaign, LEASE_NAME};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 /// How the Kubernetes mode runs. [`Options::new`] has the production defaults.
@@ -180,25 +181,4 @@ async fn run_inner(
     let _ = (&mut source.0).await;
     let _ = (&mut event_loop.0).await;
     result
-}
-
-/// Aborts the task when dropped, so that no task outlives the function that started it.
-pub struct AbortOnDrop<T>(pub JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

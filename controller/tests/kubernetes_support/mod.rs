@@ -3,10 +3,10 @@
 
 #![allow(dead_code)]
 
-use crate::fake_apiserver::FakeApiServer;
 use ferrolb_controller::kubernetes::backoff::WatchBackoff;
 use ferrolb_controller::kubernetes::{Options, run_with_client};
 use ferrolb_controller::metrics::Metrics;
+use ferrolb_fake_apiserver::FakeApiServer;
 use ferrolb_shared::lease::LeaseTiming;
 use ferrolb_shared::reconcile::Reconciler;
 use serde_json::{Value, json};

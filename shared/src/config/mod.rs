@@ -2,6 +2,7 @@
 //! ([`crate::manifest`]) and the all-or-nothing validation that turns a set of objects into a
 //! [`Config`] the rest of FerroLB trusts ([`validate`]).
 
+pub mod accept;
 pub mod addresses;
 pub mod community;
 pub mod duration;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod types;
 pub mod validate;
 
+pub use accept::{ConfigState, Outcome};
 pub use error::{ConfigError, Source};
 pub use types::*;
 pub use validate::{Config, validate};

@@ -1,11 +1,13 @@
-//! A stateful fake Kubernetes API server, over real HTTP on 127.0.0.1, for the controller's
-//! Kubernetes-mode tests. kube-rs talks to it exactly as it talks to a cluster.
+//! A stateful fake Kubernetes API server, over real HTTP on 127.0.0.1, for the Kubernetes-mode
+//! tests of the controller and the speaker. kube-rs talks to it exactly as it talks to a
+//! cluster. A dev-only crate: nothing ships with it.
 //!
 //! Supported: GET (single object, list with a list resourceVersion, `?watch=1` streams of
 //! newline-delimited ADDED/MODIFIED/DELETED/BOOKMARK events from a resourceVersion), POST,
 //! PUT (409 on a stale `metadata.resourceVersion`), PATCH (JSON merge patch; strategic-merge
 //! and apply patches are applied as merge patches), DELETE, and the `/status` subresource of
-//! Services, Namespaces and IPAddressPools. One resourceVersion counter for everything.
+//! Services, Namespaces, Nodes and IPAddressPools. One resourceVersion counter for everything.
+//! Resources: see [`store::RESOURCES`].
 //!
 //! Knobs: [`FakeApiServer::inject_conflicts`] (409 on the next N writes to matching paths),
 //! [`FakeApiServer::expire_history`] (watches from older versions get the real server's 410
@@ -15,15 +17,15 @@
 //! Not supported: label/field selectors, pagination (`limit` is ignored: one page), JSON
 //! patch, server-side apply semantics, admission, RBAC.
 
-#![allow(dead_code)] // each test binary uses a different part of the fake
-
 mod http;
 pub mod store;
 
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use store::{Store, WriteLog, find_key};
+use store::{Store, find_key};
+
+pub use store::WriteLog;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -125,6 +127,11 @@ impl FakeApiServer {
     /// Every write so far.
     pub fn writes(&self) -> Vec<WriteLog> {
         self.shared.store().writes.clone()
+    }
+
+    /// Every read (GET: single objects, lists and watches) so far; `status` is the answer's.
+    pub fn reads(&self) -> Vec<WriteLog> {
+        self.shared.store().reads.clone()
     }
 
     /// Create an object as a user would (POST semantics, but `status` is kept, so tests can

@@ -136,7 +136,7 @@ pub async fn handle(
     };
     if method == Method::GET {
         let watching = matches!(q.get("watch").map(String::as_str), Some("1" | "true"));
-        return Ok(match (&target.name, watching) {
+        let response = match (&target.name, watching) {
             (_, true) => watch_stream(&shared, &target, &q),
             (None, false) => list(&shared, &target),
             (Some(name), false) => {
@@ -146,7 +146,14 @@ pub async fn handle(
                     None => error(&ApiError::not_found(target.def, name)),
                 }
             }
+        };
+        shared.store().reads.push(store::WriteLog {
+            client,
+            method: if watching { "WATCH" } else { "GET" }.into(),
+            path,
+            status: response.status().as_u16(),
         });
+        return Ok(response);
     }
     let result = {
         let mut store = shared.store();

@@ -1,4 +1,4 @@
-//! Exponential backoff for watch streams and failed writes.
+//! Exponential backoff for watch streams (and the controller's failed writes).
 
 use std::time::Duration;
 

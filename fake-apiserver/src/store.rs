@@ -35,6 +35,15 @@ impl ResourceDef {
 pub const RESOURCES: &[ResourceDef] = &[
     def("", "services", "Service", true, true),
     def("", "namespaces", "Namespace", false, true),
+    def("", "nodes", "Node", false, true),
+    def("", "secrets", "Secret", true, false),
+    def(
+        "discovery.k8s.io",
+        "endpointslices",
+        "EndpointSlice",
+        true,
+        false,
+    ),
     def("", "events", "Event", true, false),
     def("events.k8s.io", "events", "Event", true, false),
     def("coordination.k8s.io", "leases", "Lease", true, false),
@@ -115,7 +124,7 @@ pub struct Record {
     pub object: Value,
 }
 
-/// A write the server answered, for assertions ("who wrote what").
+/// A request the server answered, for assertions ("who wrote what", "who read what").
 #[derive(Clone, Debug)]
 pub struct WriteLog {
     pub client: String,
@@ -173,8 +182,15 @@ pub struct Store {
     /// Watches answered with 410 Gone.
     pub gone_served: usize,
     pub writes: Vec<WriteLog>,
+    pub reads: Vec<WriteLog>,
     /// While set, changes are not broadcast to open watches.
     silent: bool,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Store {
@@ -190,6 +206,7 @@ impl Store {
             conflicts_served: 0,
             gone_served: 0,
             writes: Vec::new(),
+            reads: Vec::new(),
             silent: false,
         }
     }

@@ -1,0 +1,261 @@
+//! The standalone cluster source: a directory of YAML manifests instead of an API server.
+//!
+//! Every scan reads the directory (through a [`FileCache`], so unchanged files cost a `stat`),
+//! builds its [`Contents`] and sends what changed since the previous scan
+//! ([`ferrolb_shared::cluster::scan::diff`]). Scans run on inotify events (debounced, so an
+//! editor's burst of writes is one scan) and every 2 s regardless, in case an event was lost.
+//!
+//! Service status lives beside the manifests, in the status directory the controller writes
+//! (see [`crate::files`]). How a component uses it is its [`StatusDir`]: the controller reads
+//! it back once per Service manifest change ([`StatusDir::Restore`], restart stability); the
+//! speaker follows it ([`StatusDir::Follow`]): it is the Services' status, watched like the
+//! manifests. This source never writes anything.
+
+use crate::EventSink;
+use crate::files::{
+    FileCache, RecordedStatus, file_error, manifest_files, read_status, status_path,
+};
+use ferrolb_shared::alloc::ServiceKey;
+use ferrolb_shared::cluster::scan::{Contents, diff};
+use ferrolb_shared::cluster::{ClusterEvent, ClusterObject, Kind, Subscription};
+use ferrolb_shared::manifest::{ParsedFile, parse_documents};
+use ferrolb_shared::service;
+use notify::{RecursiveMode, Watcher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long to wait for more file events before rescanning.
+const DEBOUNCE: Duration = Duration::from_millis(5);
+/// A full rescan even without file events, in case the watcher missed something.
+const RESCAN_EVERY: Duration = Duration::from_secs(2);
+
+/// How the status directory is used; see the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusDir {
+    None,
+    /// The controller's own status files: read back for a Service whose manifest carries no
+    /// status, whenever that manifest changes. Not watched (the controller writes them).
+    Restore(PathBuf),
+    /// Another component's status files: they are the Services' status (when a Service has
+    /// one; otherwise its manifest's status stands), and changes to them are changes.
+    Follow(PathBuf),
+}
+
+/// Why the directory source cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    /// The manifest directory is missing or is a file.
+    #[error("manifest directory {0} does not exist or is not a directory")]
+    NotADirectory(PathBuf),
+    /// inotify refused (too many watches, for one).
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
+}
+
+/// Reads a manifest directory and turns changes into [`ClusterEvent`]s.
+pub struct DirectorySource {
+    dir: PathBuf,
+    subscription: Subscription,
+    status: StatusDir,
+    manifests: FileCache<ParsedFile>,
+    /// Follow mode: each status file's content (`None`: unusable, already warned about).
+    statuses: FileCache<Option<RecordedStatus>>,
+    last: Contents,
+}
+
+impl DirectorySource {
+    pub fn new(dir: PathBuf, subscription: Subscription, status: StatusDir) -> Self {
+        DirectorySource {
+            dir,
+            subscription,
+            status,
+            manifests: FileCache::default(),
+            statuses: FileCache::default(),
+            last: Contents::default(),
+        }
+    }
+
+    /// Scan, send `Synced`, then watch for changes until the consumer goes away.
+    pub async fn run(mut self, mut sink: impl EventSink) -> Result<(), DirError> {
+        if !self.dir.is_dir() {
+            return Err(DirError::NotADirectory(self.dir.clone()));
+        }
+        let (wake_tx, mut wake) = mpsc::unbounded_channel::<()>();
+        let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+            let _ = wake_tx.send(());
+        })
+        .map_err(|source| self.watch_error(&self.dir, source))?;
+        watcher
+            .watch(&self.dir, RecursiveMode::Recursive)
+            .map_err(|source| self.watch_error(&self.dir, source))?;
+        let mut status_watch = StatusWatch::default();
+        if let StatusDir::Follow(dir) = &self.status {
+            status_watch.arm(&mut watcher, dir);
+        }
+
+        let mut events = self.scan();
+        events.push(ClusterEvent::Synced);
+        if sink.deliver(events).await.is_err() {
+            return Ok(());
+        }
+        loop {
+            tokio::select! {
+                woke = wake.recv() => {
+                    if woke.is_none() {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while wake.try_recv().is_ok() {}
+                }
+                _ = tokio::time::sleep(RESCAN_EVERY) => {}
+            }
+            if let StatusDir::Follow(dir) = &self.status {
+                status_watch.arm(&mut watcher, dir);
+            }
+            let events = self.scan();
+            if !events.is_empty() && sink.deliver(events).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn watch_error(&self, path: &Path, source: notify::Error) -> DirError {
+        DirError::Watch {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Read the directory and return the events that describe what changed since last time.
+    pub fn scan(&mut self) -> Vec<ClusterEvent> {
+        let mut list_errors = Vec::new();
+        let files = manifest_files(&self.dir, &mut list_errors);
+        self.manifests
+            .retain(|p| files.binary_search_by(|f| f.as_path().cmp(p)).is_ok());
+        let mut next = Contents::with_errors(list_errors);
+        for file in &files {
+            let Some((parsed, fresh)) = self.manifests.get(file, parse_file) else {
+                continue; // removed since it was listed; the next scan will not list it
+            };
+            let ignored = next.add_file(parsed, &self.subscription);
+            if fresh {
+                // Logged when the file is read, not at every rescan.
+                for e in ignored {
+                    tracing::warn!("ignoring a manifest: {e}");
+                }
+            }
+        }
+        if let StatusDir::Follow(dir) = &self.status {
+            self.follow_status(dir.clone(), &mut next);
+        }
+        let mut events = diff(&self.last, &next);
+        if let StatusDir::Restore(dir) = &self.status {
+            for event in &mut events {
+                if let ClusterEvent::Upsert(ClusterObject::Service(svc)) = event {
+                    restore_status(dir, svc);
+                }
+            }
+        }
+        self.last = next;
+        events
+    }
+
+    /// Give every Service of `next` the status recorded for it, if any.
+    fn follow_status(&mut self, dir: PathBuf, next: &mut Contents) {
+        let mut wanted = Vec::new();
+        for (key, obj) in next.of_kind_mut(Kind::Service) {
+            let ClusterObject::Service(svc) = obj else {
+                continue;
+            };
+            let path = status_path(&dir, &ServiceKey::new(&key.namespace, &key.name));
+            let read = |p: &Path| match read_status(p) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(file = %p.display(), "ignoring an unreadable status file: {e}");
+                    None
+                }
+            };
+            if let Some((Some(recorded), _)) = self.statuses.get(&path, read) {
+                recorded.apply_to(svc);
+            }
+            wanted.push(path);
+        }
+        wanted.sort();
+        self.statuses
+            .retain(|p| wanted.binary_search_by(|w| w.as_path().cmp(p)).is_ok());
+    }
+}
+
+fn parse_file(file: &Path) -> ParsedFile {
+    let name = file.display().to_string();
+    match std::fs::read(file).map(String::from_utf8) {
+        Ok(Ok(text)) => parse_documents(&name, &text),
+        Ok(Err(_)) => bad_file(&name, "not UTF-8 text".into()),
+        Err(e) => bad_file(&name, format!("cannot read: {e}")),
+    }
+}
+
+fn bad_file(name: &str, message: String) -> ParsedFile {
+    ParsedFile {
+        objects: Vec::new(),
+        errors: vec![file_error(name, message)],
+    }
+}
+
+/// Copy the status recorded for a Service whose manifest has none into it, as the API server
+/// would hold it.
+fn restore_status(dir: &Path, svc: &mut k8s_openapi::api::core::v1::Service) {
+    if !service::status_ips(svc).is_empty() {
+        return;
+    }
+    let key = service::service_key(svc);
+    let path = status_path(dir, &key);
+    if !path.exists() {
+        return;
+    }
+    match read_status(&path) {
+        Ok(recorded) => recorded.apply_to(svc),
+        Err(e) => tracing::warn!(service = %key, "ignoring an unreadable status file: {e}"),
+    }
+}
+
+/// Keeps an inotify watch on a status directory that may not exist yet (the speaker can start
+/// before the controller has written anything): while it is missing, its parent is watched
+/// so that its creation wakes a scan; once it exists, it is watched itself, recursively.
+#[derive(Default)]
+struct StatusWatch {
+    watching: Option<PathBuf>,
+}
+
+impl StatusWatch {
+    fn arm(&mut self, watcher: &mut impl Watcher, dir: &Path) {
+        let (target, mode) = if dir.is_dir() {
+            (dir.to_path_buf(), RecursiveMode::Recursive)
+        } else {
+            match dir.parent().filter(|p| p.is_dir()) {
+                Some(parent) => (parent.to_path_buf(), RecursiveMode::NonRecursive),
+                None => return, // nothing to watch; the periodic rescan still looks
+            }
+        };
+        if self.watching.as_ref() == Some(&target) {
+            return;
+        }
+        if let Some(old) = self.watching.take() {
+            let _ = watcher.unwatch(&old); // may be gone already, with its watch
+        }
+        match watcher.watch(&target, mode) {
+            Ok(()) => self.watching = Some(target),
+            Err(e) => tracing::warn!(
+                path = %target.display(),
+                "cannot watch the status directory ({e}); relying on the periodic rescan"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

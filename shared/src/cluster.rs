@@ -1,0 +1,193 @@
+//! What a cluster source reports, whichever source it is: the Kubernetes API server
+//! (`kube-runtime` watchers) or a directory of manifests. Both sources (in the
+//! `ferrolb-cluster` crate) turn what they observe into the same [`ClusterEvent`]s, so the
+//! controller and the speaker consume one event type and never care where it came from.
+//!
+//! The pure halves of the sources live here: [`watch`] buffers watcher listings and diffs
+//! relists, [`scan`] diffs one directory scan against the previous one. Neither does I/O.
+
+pub mod scan;
+pub mod watch;
+
+use crate::alloc::ServiceKey;
+use crate::config::{ConfigError, ConfigObject, Source};
+pub use crate::manifest::ClusterObject;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// The Kubernetes kinds a component can subscribe to (the config kinds always come as one
+/// set, see [`ClusterEvent::Config`]). The order is the order a scan reports them in: what
+/// other objects depend on first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Namespace,
+    Node,
+    Secret,
+    EndpointSlice,
+    Service,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Namespace,
+        Kind::Node,
+        Kind::Secret,
+        Kind::EndpointSlice,
+        Kind::Service,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::Node => "Node",
+            Kind::Secret => "Secret",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::Service => "Service",
+        }
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(self, Kind::Namespace | Kind::Node)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An object's identity within its kind: namespace (empty for cluster-scoped kinds) and name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The key of an object of `kind` with `meta`. A namespaced object without a namespace
+    /// (a manifest that leaves it out) is in `default`, as `kubectl apply` would put it.
+    pub fn of(kind: Kind, meta: &ObjectMeta) -> Self {
+        let namespace = if kind.namespaced() {
+            meta.namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into())
+        } else {
+            String::new()
+        };
+        ObjectKey {
+            namespace,
+            name: meta.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            f.write_str(&self.name)
+        } else {
+            write!(f, "{}/{}", self.namespace, self.name)
+        }
+    }
+}
+
+impl From<ObjectKey> for ServiceKey {
+    fn from(k: ObjectKey) -> Self {
+        ServiceKey::new(k.namespace, k.name)
+    }
+}
+
+impl From<ServiceKey> for ObjectKey {
+    fn from(k: ServiceKey) -> Self {
+        ObjectKey::new(k.namespace, k.name)
+    }
+}
+
+impl ClusterObject {
+    pub fn kind(&self) -> Kind {
+        match self {
+            ClusterObject::Service(_) => Kind::Service,
+            ClusterObject::Namespace(_) => Kind::Namespace,
+            ClusterObject::Node(_) => Kind::Node,
+            ClusterObject::EndpointSlice(_) => Kind::EndpointSlice,
+            ClusterObject::Secret(_) => Kind::Secret,
+        }
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        match self {
+            ClusterObject::Service(o) => &o.metadata,
+            ClusterObject::Namespace(o) => &o.metadata,
+            ClusterObject::Node(o) => &o.metadata,
+            ClusterObject::EndpointSlice(o) => &o.metadata,
+            ClusterObject::Secret(o) => &o.metadata,
+        }
+    }
+
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        match self {
+            ClusterObject::Service(o) => &mut o.metadata,
+            ClusterObject::Namespace(o) => &mut o.metadata,
+            ClusterObject::Node(o) => &mut o.metadata,
+            ClusterObject::EndpointSlice(o) => &mut o.metadata,
+            ClusterObject::Secret(o) => &mut o.metadata,
+        }
+    }
+
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey::of(self.kind(), self.metadata())
+    }
+}
+
+/// What a cluster source observed. Events come in the order they must be applied.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClusterEvent {
+    /// An object appeared or changed (for a Service: its status too).
+    Upsert(ClusterObject),
+    /// An object went away.
+    Delete(Kind, ObjectKey),
+    /// The complete current set of config objects (after any change to one of them), sorted,
+    /// and the problems with config documents that could not even be read: any such problem
+    /// rejects the whole configuration.
+    Config {
+        objects: Vec<(Source, ConfigObject)>,
+        errors: Vec<ConfigError>,
+    },
+    /// The first full listing of every subscribed kind has been delivered. Sent once.
+    Synced,
+}
+
+/// What a component wants to hear about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subscription {
+    pub kinds: BTreeSet<Kind>,
+    /// Kubernetes mode: read the config kinds from this namespace only (`None`: everywhere).
+    pub config_namespace: Option<String>,
+    /// Kubernetes mode: read Secrets from this namespace only (`None`: everywhere). The
+    /// speaker reads its own namespace's only; that is all its RBAC grants.
+    pub secrets_namespace: Option<String>,
+}
+
+impl Subscription {
+    pub fn new(kinds: impl IntoIterator<Item = Kind>) -> Self {
+        Subscription {
+            kinds: kinds.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    pub fn wants(&self, kind: Kind) -> bool {
+        self.kinds.contains(&kind)
+    }
+}

@@ -1,0 +1,99 @@
+//! The `ferrolb-speaker` binary's parts. So far: the speaker's view of the cluster.
+//!
+//! A [`source::Source`] (the API server or a manifest directory, through the sources shared
+//! with the controller) feeds the [`event_loop`], which builds immutable, consistent
+//! [`Snapshot`](ferrolb_shared::snapshot::Snapshot)s with the pure [`SnapshotBuilder`] and
+//! hands them out through a [`snapshots::SnapshotReceiver`]. The forwarding layer takes one
+//! ([`dataplane::spawn`]); layer 2 and BGP will take theirs the same way.
+
+pub mod dataplane;
+pub mod event_loop;
+pub mod metrics;
+pub mod snapshots;
+pub mod source;
+
+use anyhow::Context;
+use ferrolb_cluster::task::AbortOnDrop;
+use ferrolb_shared::snapshot::SnapshotBuilder;
+use metrics::Metrics;
+use snapshots::SnapshotReceiver;
+use source::Source;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// How the speaker runs. [`Options::new`] has the production defaults.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The node this speaker runs on.
+    pub node: String,
+    pub dataplane: dataplane::Mode,
+    /// How long a batch of cluster events waits for the rest of a burst.
+    pub coalesce: Duration,
+}
+
+impl Options {
+    pub fn new(node: impl Into<String>, dataplane: dataplane::Mode) -> Self {
+        Options {
+            node: node.into(),
+            dataplane,
+            coalesce: event_loop::COALESCE,
+        }
+    }
+}
+
+/// A running speaker.
+pub struct Speaker {
+    /// Snapshots as they are published (a clone of what the data path receives).
+    pub snapshots: SnapshotReceiver,
+    pub metrics: Arc<Metrics>,
+    /// Ends only on failure (the manifest directory cannot be read, the loop stopped).
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Start the source, the event loop and the data path hook as tasks. Dropping the returned
+/// [`Speaker`] (or aborting its task) stops them all.
+pub fn start(source: Source, options: Options, metrics: Arc<Metrics>) -> Speaker {
+    let (tx, snapshots) = snapshots::channel();
+    let dataplane_rx = tx.subscribe();
+    metrics.set_dataplane(options.dataplane);
+    let span = tracing::info_span!("speaker", node = %options.node);
+    let task =
+        tokio::spawn(run(source, options, metrics.clone(), tx, dataplane_rx).instrument(span));
+    Speaker {
+        snapshots,
+        metrics,
+        task,
+    }
+}
+
+async fn run(
+    source: Source,
+    options: Options,
+    metrics: Arc<Metrics>,
+    snapshots: snapshots::SnapshotSender,
+    dataplane_rx: SnapshotReceiver,
+) -> anyhow::Result<()> {
+    let (tx, rx) = mpsc::channel(1024);
+    let builder = SnapshotBuilder::new(&options.node);
+    let mut source = AbortOnDrop(tokio::spawn(source.run(tx).in_current_span()));
+    let mut event_loop = AbortOnDrop(tokio::spawn(
+        event_loop::run(rx, builder, snapshots, metrics, options.coalesce).in_current_span(),
+    ));
+    let _dataplane = AbortOnDrop(dataplane::spawn(options.dataplane, dataplane_rx));
+    tokio::select! {
+        r = &mut source.0 => match r.context("source task")? {
+            Ok(()) => anyhow::bail!("the cluster source stopped"),
+            Err(e) => Err(e.context("cluster source")),
+        },
+        _ = &mut event_loop.0 => anyhow::bail!("the event loop stopped"),
+    }
+}

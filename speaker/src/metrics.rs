@@ -1,0 +1,156 @@
+//! The speaker's Prometheus metrics, served by the shared `/metrics` `/healthz` `/readyz`
+//! server ([`ferrolb_cluster::http`]).
+
+use crate::dataplane::Mode;
+use ferrolb_cluster::http::{self, Exporter};
+use ferrolb_shared::snapshot::{ConfigStatus, Summary};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The speaker's metrics, registered once in their own registry.
+pub struct Metrics {
+    pub registry: Registry,
+    pub config_loaded: IntGauge,
+    pub config_stale: IntGauge,
+    pub services: IntGauge,
+    pub lb_ips: IntGauge,
+    pub endpoint_slices: IntGauge,
+    pub endpoints: IntGauge,
+    pub nodes: IntGauge,
+    pub secrets: IntGauge,
+    pub generation: IntGauge,
+    pub events: IntCounter,
+    pub batch_duration: Histogram,
+    /// 1 for the selected data path, 0 for the others.
+    pub dataplane: IntGaugeVec,
+    /// Set once the first snapshot is published.
+    pub ready: AtomicBool,
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::new(name, help).expect("valid metric")
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let registry = Registry::new();
+        let m = Metrics {
+            config_loaded: gauge(
+                "ferrolb_speaker_config_loaded",
+                "1 when a valid configuration is in force",
+            ),
+            config_stale: gauge(
+                "ferrolb_speaker_config_stale",
+                "1 when the newest configuration was rejected and an older one (or none) is in force",
+            ),
+            services: gauge(
+                "ferrolb_speaker_snapshot_services",
+                "Services in the speaker's current cluster snapshot",
+            ),
+            lb_ips: gauge(
+                "ferrolb_speaker_snapshot_loadbalancer_ips",
+                "Addresses in the status of the snapshot's Services",
+            ),
+            endpoint_slices: gauge(
+                "ferrolb_speaker_snapshot_endpoint_slices",
+                "EndpointSlices in the current snapshot",
+            ),
+            endpoints: gauge(
+                "ferrolb_speaker_snapshot_endpoints",
+                "Endpoints in the current snapshot's EndpointSlices",
+            ),
+            nodes: gauge(
+                "ferrolb_speaker_snapshot_nodes",
+                "Nodes in the current snapshot",
+            ),
+            secrets: gauge(
+                "ferrolb_speaker_snapshot_secrets",
+                "Secrets of the speaker's namespace in the current snapshot",
+            ),
+            generation: gauge(
+                "ferrolb_speaker_snapshot_generation",
+                "Snapshots published since start (the current one's number)",
+            ),
+            events: IntCounter::new(
+                "ferrolb_speaker_cluster_events_total",
+                "Events received from the cluster source",
+            )
+            .expect("valid metric"),
+            batch_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "ferrolb_speaker_snapshot_batch_duration_seconds",
+                    "Time to apply one batch of cluster events and publish the snapshot, in seconds",
+                )
+                .buckets(prometheus::exponential_buckets(0.0001, 4.0, 10).expect("valid buckets")),
+            )
+            .expect("valid metric"),
+            dataplane: IntGaugeVec::new(
+                Opts::new(
+                    "ferrolb_speaker_dataplane",
+                    "1 for the data path this speaker runs (--dataplane), 0 for the others",
+                ),
+                &["mode"],
+            )
+            .expect("valid metric"),
+            ready: AtomicBool::new(false),
+            registry,
+        };
+        for c in [
+            Box::new(m.config_loaded.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.config_stale.clone()),
+            Box::new(m.services.clone()),
+            Box::new(m.lb_ips.clone()),
+            Box::new(m.endpoint_slices.clone()),
+            Box::new(m.endpoints.clone()),
+            Box::new(m.nodes.clone()),
+            Box::new(m.secrets.clone()),
+            Box::new(m.generation.clone()),
+            Box::new(m.events.clone()),
+            Box::new(m.batch_duration.clone()),
+            Box::new(m.dataplane.clone()),
+        ] {
+            m.registry.register(c).expect("metric registered once");
+        }
+        Arc::new(m)
+    }
+
+    /// Record which data path runs: the label takes only the three mode names.
+    pub fn set_dataplane(&self, selected: Mode) {
+        for mode in Mode::ALL {
+            self.dataplane
+                .with_label_values(&[mode.name()])
+                .set(i64::from(mode == selected));
+        }
+    }
+
+    /// Describe a newly published snapshot.
+    pub fn set_snapshot(&self, generation: u64, s: &Summary) {
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.config_loaded.set(i64::from(s.config_loaded));
+        self.config_stale
+            .set(i64::from(s.config == ConfigStatus::Stale));
+        self.services.set(n(s.services));
+        self.lb_ips.set(n(s.lb_ips));
+        self.endpoint_slices.set(n(s.endpoint_slices));
+        self.endpoints.set(n(s.endpoints));
+        self.nodes.set(n(s.nodes));
+        self.secrets.set(n(s.secrets));
+        self.generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+    }
+
+    pub fn render(&self) -> String {
+        http::render(&self.registry)
+    }
+}
+
+impl Exporter for Metrics {
+    fn render(&self) -> String {
+        Metrics::render(self)
+    }
+
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+}
