@@ -1,7 +1,9 @@
 //! Support code for FerroLB's workspace-level tests: locating the built binaries and running
-//! them with a deadline. The network-namespace lab lives here too as it grows.
+//! them with a deadline, and the network-namespace lab ([`lab`]).
 
 use std::path::PathBuf;
+
+pub mod lab;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

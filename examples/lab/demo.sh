@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# FerroLB's demo: a whole bare-metal cluster in network namespaces on this machine (3 nodes,
+# a BIRD router, a client on the LAN and one behind the router, pods running echo servers),
+# the example pools and Services (examples/lab/*.yaml), the controller and the speakers, and
+# what a client really gets from each LoadBalancer IP.
+#
+#   examples/lab/demo.sh                  stays up with a live summary until Ctrl-C
+#   examples/lab/demo.sh --check          runs through once; exit 0 only if every expected
+#                                         answer arrived (CI runs this)
+#   examples/lab/demo.sh --router frr     or gobgp: another BGP daemon in the router
+#
+# Run as root on a Debian machine: it installs the Debian packages it needs (without letting
+# their services start), builds the binaries (release; FERROLB_DEMO_DEBUG=1 uses the debug
+# build), and leaves no namespace, link or process behind when it ends.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "demo.sh: run as root: the lab creates network namespaces and veth links" >&2
+  exit 1
+fi
+
+# Debian packages the lab uses (the router daemons, probes, captures).
+packages=(iproute2 bird2 frr gobgpd arping ndisc6 tcpdump)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  # Installing bird2, frr or gobgpd would start their daemons in the root namespace: forbid
+  # service starts while installing (policy-rc.d exit 101), and remove only our own guard.
+  guard=/usr/sbin/policy-rc.d
+  created_guard=0
+  if [ ! -e "$guard" ]; then
+    printf '#!/bin/sh\n# written by FerroLB examples/lab/demo.sh while installing packages\nexit 101\n' >"$guard"
+    chmod +x "$guard"
+    created_guard=1
+  fi
+  cleanup_guard() { if [ "$created_guard" = 1 ]; then rm -f "$guard"; fi; }
+  trap cleanup_guard EXIT
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  cleanup_guard
+  trap - EXIT
+fi
+
+command -v cargo >/dev/null || { echo "demo.sh: cargo is not installed (install Rust first, e.g. with rustup)" >&2; exit 1; }
+
+if [ "${FERROLB_DEMO_DEBUG:-0}" = 1 ]; then
+  echo "== cargo build --workspace --bins"
+  cargo build --workspace --bins
+  bin=target/debug/ferrolb-lab
+else
+  echo "== cargo build --release --workspace --bins"
+  cargo build --release --workspace --bins
+  bin=target/release/ferrolb-lab
+fi
+
+exec "$bin" demo "$@"

@@ -1,0 +1,279 @@
+//! `ferrolb-lab-echo`: the lab's pod server, and the probe that talks to it.
+//!
+//! ```text
+//! ferrolb-lab-echo --name POD [--tcp PORT] [--udp PORT] [--http PORT]
+//! ferrolb-lab-echo probe tcp|udp|http ADDR PORT [--timeout-ms MS]
+//! ferrolb-lab-echo get ADDR PORT PATH [--timeout-ms MS]
+//! ```
+//!
+//! The server binds `[::]` (dual-stack) and answers every TCP connection, UDP datagram and
+//! HTTP `GET` with one line, `pod=<name> client=<address:port it saw>`, so tests can tell
+//! which backend answered and whether the client address was preserved. After the line, TCP
+//! connections echo what they receive. The probe prints the line it got, or fails. `get` is a
+//! plain HTTP client for any server in a lab host (metrics, health endpoints): it prints the
+//! status code on the first line, then the body.
+
+use clap::{Parser, Subcommand};
+use ferrolb_e2e::lab::{Answer, Proto};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(
+    name = "ferrolb-lab-echo",
+    about = "The lab's pod echo server (and its probe)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The pod name to answer with.
+    #[arg(long)]
+    name: Option<String>,
+    /// TCP port: one line, then echo.
+    #[arg(long)]
+    tcp: Option<u16>,
+    /// UDP port: one line per datagram.
+    #[arg(long)]
+    udp: Option<u16>,
+    /// HTTP port: `GET` answers the line as the body.
+    #[arg(long)]
+    http: Option<u16>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Ask an echo server and print its line.
+    Probe {
+        /// tcp, udp or http.
+        proto: Proto,
+        /// Address to reach.
+        addr: IpAddr,
+        /// Port to reach.
+        port: u16,
+        /// Give up after this long.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// HTTP GET any URL path; print the status code, then the body.
+    Get {
+        /// Address to reach.
+        addr: IpAddr,
+        /// Port to reach.
+        port: u16,
+        /// The path, e.g. /readyz.
+        path: String,
+        /// Give up after this long.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Probe {
+            proto,
+            addr,
+            port,
+            timeout_ms,
+        }) => probe(
+            proto,
+            SocketAddr::new(addr, port),
+            Duration::from_millis(timeout_ms),
+        )
+        .map(|line| {
+            println!("{line}");
+        }),
+        Some(Command::Get {
+            addr,
+            port,
+            path,
+            timeout_ms,
+        }) => http_get(
+            SocketAddr::new(addr, port),
+            &path,
+            Duration::from_millis(timeout_ms),
+        )
+        .map(|(status, body)| print!("{status}\n{body}")),
+        None => match cli.name {
+            Some(name) => serve(name, cli.tcp, cli.udp, cli.http),
+            None => Err("give --name POD to serve, or use `probe`".into()),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrolb-lab-echo: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+type Res<T> = Result<T, String>;
+
+fn bind_tcp(port: u16) -> Res<TcpListener> {
+    // [::] with the kernel default (bindv6only=0) accepts IPv4 too, as ::ffff:a.b.c.d.
+    TcpListener::bind(("::", port)).map_err(|e| format!("bind tcp [::]:{port}: {e}"))
+}
+
+fn serve(name: String, tcp: Option<u16>, udp: Option<u16>, http: Option<u16>) -> Res<()> {
+    let mut threads = Vec::new();
+    if let Some(port) = tcp {
+        let l = bind_tcp(port)?;
+        let name = name.clone();
+        threads.push(std::thread::spawn(move || accept(l, name, handle_tcp)));
+    }
+    if let Some(port) = http {
+        let l = bind_tcp(port)?;
+        let name = name.clone();
+        threads.push(std::thread::spawn(move || accept(l, name, handle_http)));
+    }
+    if let Some(port) = udp {
+        let s = UdpSocket::bind(("::", port)).map_err(|e| format!("bind udp [::]:{port}: {e}"))?;
+        let name = name.clone();
+        threads.push(std::thread::spawn(move || serve_udp(s, name)));
+    }
+    if threads.is_empty() {
+        return Err("nothing to serve: give --tcp, --udp or --http".into());
+    }
+    // The lab waits for this line before it uses the pod.
+    println!("{name}: listening tcp={tcp:?} udp={udp:?} http={http:?}");
+    std::io::stdout().flush().ok();
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn accept(l: TcpListener, name: String, handle: fn(TcpStream, &str) -> std::io::Result<()>) {
+    for conn in l.incoming() {
+        let Ok(conn) = conn else { continue };
+        let name = name.clone();
+        std::thread::spawn(move || {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+            let _ = handle(conn, &name);
+        });
+    }
+}
+
+fn handle_tcp(mut conn: TcpStream, name: &str) -> std::io::Result<()> {
+    let peer = conn.peer_addr()?;
+    writeln!(conn, "{}", Answer::line(name, peer))?;
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        conn.write_all(&buf[..n])?;
+    }
+}
+
+fn handle_http(mut conn: TcpStream, name: &str) -> std::io::Result<()> {
+    let peer = conn.peer_addr()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    // Skip the headers; a GET has no body.
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let (status, body) = if request.starts_with("GET ") {
+        ("200 OK", format!("{}\n", Answer::line(name, peer)))
+    } else {
+        ("405 Method Not Allowed", "only GET\n".to_string())
+    };
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn serve_udp(s: UdpSocket, name: String) {
+    let mut buf = [0u8; 2048];
+    loop {
+        if let Ok((_, peer)) = s.recv_from(&mut buf) {
+            let _ = s.send_to(format!("{}\n", Answer::line(&name, peer)).as_bytes(), peer);
+        }
+    }
+}
+
+fn probe(proto: Proto, to: SocketAddr, timeout: Duration) -> Res<String> {
+    let err = |e: std::io::Error| format!("{} {to}: {e}", proto.name());
+    let deadline = Instant::now() + timeout;
+    let line = match proto {
+        Proto::Tcp => {
+            let mut c = TcpStream::connect_timeout(&to, timeout).map_err(err)?;
+            c.set_read_timeout(Some(remaining(deadline))).map_err(err)?;
+            let mut line = String::new();
+            BufReader::new(&mut c).read_line(&mut line).map_err(err)?;
+            line
+        }
+        Proto::Udp => {
+            let local: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+                .parse()
+                .expect("address");
+            let s = UdpSocket::bind(local).map_err(err)?;
+            s.connect(to).map_err(err)?;
+            let mut buf = [0u8; 2048];
+            // Datagrams can be lost while neighbors resolve: ask again a few times.
+            loop {
+                s.send(b"ping\n").map_err(err)?;
+                let left = remaining(deadline);
+                s.set_read_timeout(Some(left.min(Duration::from_millis(300))))
+                    .map_err(err)?;
+                match s.recv(&mut buf) {
+                    Ok(n) => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+                    Err(e) if Instant::now() >= deadline => return Err(err(e)),
+                    Err(_) => continue,
+                }
+            }
+        }
+        Proto::Http => match http_get(to, "/", timeout)? {
+            (200, body) => body,
+            (status, _) => return Err(format!("http {to}: status {status}")),
+        },
+    };
+    let line = line.trim().to_string();
+    Answer::parse(&line)
+        .map(|_| line.clone())
+        .ok_or_else(|| format!("{} {to}: not an echo answer: {line:?}", proto.name()))
+}
+
+/// A minimal HTTP/1.1 GET (Connection: close): the status code and the body.
+fn http_get(to: SocketAddr, path: &str, timeout: Duration) -> Res<(u16, String)> {
+    let err = |e: std::io::Error| format!("http {to}{path}: {e}");
+    let mut c = TcpStream::connect_timeout(&to, timeout).map_err(err)?;
+    c.set_read_timeout(Some(timeout)).map_err(err)?;
+    let host = match to.ip() {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    };
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(err)?;
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).map_err(err)?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("http {to}{path}: not an HTTP answer: {head:?}"))?;
+    Ok((status, body.to_string()))
+}
+
+fn remaining(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
