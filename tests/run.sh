@@ -11,21 +11,11 @@ quick=0
 
 log() { printf '\n== %s\n' "$*"; }
 
-# Debian packages the tests use. Installed only when missing, so repeated runs are fast.
-packages=(iproute2 nftables)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]}"
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "tests/run.sh: packages ${missing[*]} are missing and only root can install them" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+if [ "$(id -u)" -ne 0 ]; then
+  echo "tests/run.sh: run as root: the lab and data-path tests create network namespaces" >&2
+  exit 1
 fi
+tests/install-deps.sh
 
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo is not installed" >&2; exit 1; }
 
@@ -44,15 +34,17 @@ log "tests"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 grep -q '^test result: ok' target/test-output.txt
 
-if [ $quick -eq 0 ]; then
-  log "controller check rejects a bad config and accepts the examples"
-  ./target/debug/ferrolb-controller check examples/pools.yaml examples/services.yaml >/dev/null
-  ./target/debug/ferrolb-controller check examples/metallb/migrated.yaml >/dev/null
-  if ./target/debug/ferrolb-controller check tests/data/bad-config.yaml >/dev/null 2>&1; then
-    echo "check accepted tests/data/bad-config.yaml" >&2
-    exit 1
-  fi
+log "controller check accepts the examples and rejects a bad config"
+./target/debug/ferrolb-controller check examples/pools.yaml examples/services.yaml >/dev/null
+./target/debug/ferrolb-controller check examples/metallb/migrated.yaml >/dev/null
+./target/debug/ferrolb-controller check examples/lab/pools.yaml examples/lab/services.yaml >/dev/null
+if ./target/debug/ferrolb-controller check tests/data/bad-config.yaml >/dev/null 2>&1; then
+  echo "check accepted tests/data/bad-config.yaml" >&2
+  exit 1
 fi
+
+log "the demo, once through (examples/lab/demo.sh --check, debug build)"
+FERROLB_DEMO_DEBUG=1 examples/lab/demo.sh --check
 
 if [ $quick -eq 0 ]; then
   log "fuzz smoke run (libFuzzer, 20 s per target)"

@@ -20,30 +20,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# Debian packages the lab uses (the router daemons, probes, captures).
-packages=(iproute2 bird2 frr gobgpd arping ndisc6 tcpdump)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing ${missing[*]}"
-  # Installing bird2, frr or gobgpd would start their daemons in the root namespace: forbid
-  # service starts while installing (policy-rc.d exit 101), and remove only our own guard.
-  guard=/usr/sbin/policy-rc.d
-  created_guard=0
-  if [ ! -e "$guard" ]; then
-    printf '#!/bin/sh\n# written by FerroLB examples/lab/demo.sh while installing packages\nexit 101\n' >"$guard"
-    chmod +x "$guard"
-    created_guard=1
-  fi
-  cleanup_guard() { if [ "$created_guard" = 1 ]; then rm -f "$guard"; fi; }
-  trap cleanup_guard EXIT
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  cleanup_guard
-  trap - EXIT
-fi
+tests/install-deps.sh
 
 command -v cargo >/dev/null || { echo "demo.sh: cargo is not installed (install Rust first, e.g. with rustup)" >&2; exit 1; }
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages FerroLB's tests, lab and demo use, when missing. Run as root.
+#
+# Installing bird2, frr or gobgpd would start their daemons in the root network namespace,
+# which FerroLB never touches: service starts are forbidden while installing (policy-rc.d
+# exit 101), and only a guard this script created is removed afterwards.
+set -euo pipefail
+
+packages=(iproute2 nftables conntrack bird2 frr gobgpd arping ndisc6 tcpdump iperf3)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: packages ${missing[*]} are missing and only root can install them" >&2
+  exit 1
+fi
+echo "== installing ${missing[*]}"
+guard=/usr/sbin/policy-rc.d
+created_guard=0
+if [ ! -e "$guard" ]; then
+  printf '#!/bin/sh\n# written by FerroLB tests/install-deps.sh while installing packages\nexit 101\n' >"$guard"
+  chmod +x "$guard"
+  created_guard=1
+fi
+cleanup_guard() { if [ "$created_guard" = 1 ]; then rm -f "$guard"; fi; }
+trap cleanup_guard EXIT
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
