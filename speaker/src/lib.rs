@@ -20,7 +20,7 @@ use snapshots::SnapshotReceiver;
 use source::Source;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -49,8 +49,21 @@ pub struct Speaker {
     /// Snapshots as they are published (a clone of what the data path receives).
     pub snapshots: SnapshotReceiver,
     pub metrics: Arc<Metrics>,
-    /// Ends only on failure (the manifest directory cannot be read, the loop stopped).
+    /// Ends on failure (the manifest directory cannot be read, the loop stopped), or after
+    /// [`Speaker::shutdown`].
     pub task: JoinHandle<anyhow::Result<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Speaker {
+    /// Stop cleanly: the data path removes what it programmed, then everything ends.
+    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        match tokio::time::timeout(Duration::from_secs(10), &mut self.task).await {
+            Ok(r) => r.context("speaker task")?,
+            Err(_) => anyhow::bail!("the speaker did not stop within 10 s"),
+        }
+    }
 }
 
 impl Drop for Speaker {
@@ -66,12 +79,15 @@ pub fn start(source: Source, options: Options, metrics: Arc<Metrics>) -> Speaker
     let dataplane_rx = tx.subscribe();
     metrics.set_dataplane(options.dataplane);
     let span = tracing::info_span!("speaker", node = %options.node);
-    let task =
-        tokio::spawn(run(source, options, metrics.clone(), tx, dataplane_rx).instrument(span));
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(
+        run(source, options, metrics.clone(), tx, dataplane_rx, stopped).instrument(span),
+    );
     Speaker {
         snapshots,
         metrics,
         task,
+        stop,
     }
 }
 
@@ -81,6 +97,7 @@ async fn run(
     metrics: Arc<Metrics>,
     snapshots: snapshots::SnapshotSender,
     dataplane_rx: SnapshotReceiver,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(1024);
     let builder = SnapshotBuilder::new(&options.node);
@@ -88,12 +105,19 @@ async fn run(
     let mut event_loop = AbortOnDrop(tokio::spawn(
         event_loop::run(rx, builder, snapshots, metrics, options.coalesce).in_current_span(),
     ));
-    let _dataplane = AbortOnDrop(dataplane::spawn(options.dataplane, dataplane_rx));
+    // Stopped cleanly when this task ends normally; aborted with it otherwise (a crash leaves
+    // the kernel programmed, so traffic keeps flowing).
+    let dataplane = dataplane::spawn(options.dataplane, dataplane_rx);
+    let mut stop = stop;
     tokio::select! {
         r = &mut source.0 => match r.context("source task")? {
             Ok(()) => anyhow::bail!("the cluster source stopped"),
             Err(e) => Err(e.context("cluster source")),
         },
         _ = &mut event_loop.0 => anyhow::bail!("the event loop stopped"),
+        _ = stop.changed() => {
+            dataplane.stop().await;
+            Ok(())
+        }
     }
 }

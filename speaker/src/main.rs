@@ -97,7 +97,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     tokio::select! {
         r = &mut speaker.task => r.context("speaker task")??,
         r = &mut server.0 => r.context("metrics task")?.context("metrics server")?,
-        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            speaker.shutdown().await?;
+        }
     }
     Ok(())
 }

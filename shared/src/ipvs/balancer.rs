@@ -107,6 +107,11 @@ impl Balancer {
             .collect()
     }
 
+    /// Whether a real server with this id is (still) part of the virtual server.
+    pub fn has(&self, id: &str) -> bool {
+        self.dests.iter().any(|d| d.id == id)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.servers.is_empty()
     }

@@ -172,15 +172,22 @@ impl Lab {
 
     /// Start `ferrolb-speaker --node <node>` on the manifest directory, in the node's host.
     pub fn start_speaker(&self, node: &str) -> Result<String> {
+        self.start_speaker_with(node, &[])
+    }
+
+    /// [`Lab::start_speaker`] with extra flags (`--dataplane userspace`, ...).
+    pub fn start_speaker_with(&self, node: &str, extra: &[&str]) -> Result<String> {
         let bin = binary("ferrolb-speaker")?;
         let m = self.manifests_dir();
-        let argv = [
-            &*bin.to_string_lossy(),
-            "--node",
-            node,
-            "--manifests",
-            &*m.to_string_lossy(),
+        let mut argv = vec![
+            bin.to_string_lossy().into_owned(),
+            "--node".into(),
+            node.into(),
+            "--manifests".into(),
+            m.to_string_lossy().into_owned(),
         ];
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         self.spawn("speaker", node, &argv)
     }
 

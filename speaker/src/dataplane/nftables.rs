@@ -1,0 +1,199 @@
+//! The kernel data path: the virtual server table programmed into nftables, in atomic
+//! transactions (`nft -f`), changes only where the table changed.
+//!
+//! On start the whole program replaces whatever FerroLB table is there (a stale one from a
+//! crash included). On a clean stop the table is deleted; on a crash it stays, so traffic
+//! keeps flowing until the next speaker takes over.
+
+use ferrolb_shared::ipvs::model::{Change, Proto, Table, VsKey};
+use ferrolb_shared::ipvs::nft::{self, Family, Target, Unsupported};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+/// Errors from running `nft` or `conntrack`.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error("cannot run {0} (install the Debian package {1}): {2}")]
+    Spawn(&'static str, &'static str, std::io::Error),
+    #[error("nft rejected the {family} program: {stderr}")]
+    Rejected {
+        family: &'static str,
+        stderr: String,
+    },
+}
+
+/// Runs one nftables program per family and remembers what it programmed.
+pub struct NftablesDataplane {
+    /// The table as programmed; `None` until the first full program.
+    programmed: Option<Table>,
+    /// Redirect to the userspace proxy instead of DNAT to the real servers.
+    proxy: bool,
+}
+
+impl NftablesDataplane {
+    /// The kernel path (DNAT to real servers).
+    pub fn kernel() -> Self {
+        NftablesDataplane {
+            programmed: None,
+            proxy: false,
+        }
+    }
+
+    /// Redirects for the userspace path.
+    pub fn proxy() -> Self {
+        NftablesDataplane {
+            programmed: None,
+            proxy: true,
+        }
+    }
+
+    /// Virtual servers this path refuses (kernel path: schedulers needing connection counts).
+    pub fn unsupported(&self, table: &Table) -> Vec<Unsupported> {
+        if self.proxy {
+            return Vec::new();
+        }
+        table
+            .servers
+            .values()
+            .filter_map(|v| nft::check(v).err())
+            .collect()
+    }
+
+    /// Program `table`; for the userspace path, `proxy_ports` are the listeners' ports (a
+    /// virtual server keeps its port for its whole life). Only the differences from what was
+    /// programmed before are sent; if the kernel refuses them (someone edited the table behind
+    /// our back), the whole program is sent instead.
+    pub async fn apply(
+        &mut self,
+        table: &Table,
+        proxy_ports: &BTreeMap<VsKey, u16>,
+    ) -> Result<(), NftError> {
+        let target = if self.proxy {
+            Target::Proxy(proxy_ports)
+        } else {
+            Target::Kernel
+        };
+        for family in [Family::Ip, Family::Ip6] {
+            let name = if family == Family::Ip { "ip" } else { "ip6" };
+            let incremental = self
+                .programmed
+                .as_ref()
+                .map(|old| nft::render_changes_with(old, table, family, target));
+            let done = match incremental {
+                Some(script) if script.is_empty() => true,
+                Some(script) => match run_nft(&script, name).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(
+                            "incremental nftables update failed, reprogramming the {name} table: {e}"
+                        );
+                        false
+                    }
+                },
+                None => false,
+            };
+            if !done {
+                run_nft(&nft::render_full_with(table, family, target), name).await?;
+            }
+        }
+        if let Some(old) = self.programmed.as_ref().filter(|_| !self.proxy) {
+            flush_udp_conntrack(old, table).await;
+        }
+        self.programmed = Some(table.clone());
+        Ok(())
+    }
+
+    /// Remove FerroLB's tables (clean shutdown).
+    pub async fn remove(&mut self) -> Result<(), NftError> {
+        for family in ["ip", "ip6"] {
+            let script = format!(
+                "add table {family} {t}\ndelete table {family} {t}\n",
+                t = nft::TABLE
+            );
+            run_nft(&script, family).await?;
+        }
+        self.programmed = None;
+        Ok(())
+    }
+}
+
+async fn run_nft(script: &str, family: &'static str) -> Result<(), NftError> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| NftError::Spawn("nft", "nftables", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(script.as_bytes()).await;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| NftError::Spawn("nft", "nftables", e))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(NftError::Rejected {
+            family,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// UDP has no connection to close: conntrack entries DNATed to a real server that left would
+/// keep sending a client's datagrams into the void until they time out. Delete them.
+async fn flush_udp_conntrack(old: &Table, new: &Table) {
+    let mut stale: BTreeSet<(IpAddr, u16, IpAddr)> = BTreeSet::new();
+    for change in old.diff(new) {
+        let key = match &change {
+            Change::Update(v) => v.key,
+            Change::Remove(k) => *k,
+            Change::Add(_) => continue,
+        };
+        if key.proto != Proto::Udp {
+            continue;
+        }
+        let Some(before) = old.servers.get(&key) else {
+            continue;
+        };
+        let after = new.servers.get(&key);
+        for rs in &before.real_servers {
+            if !after.is_some_and(|a| {
+                a.real_servers
+                    .iter()
+                    .any(|r| r.addr == rs.addr && r.port == rs.port)
+            }) {
+                stale.insert((key.addr, key.port, rs.addr));
+            }
+        }
+    }
+    for (vip, port, backend) in stale {
+        let family = if vip.is_ipv4() { "ipv4" } else { "ipv6" };
+        let result = Command::new("conntrack")
+            .args([
+                "-D",
+                "-f",
+                family,
+                "-p",
+                "udp",
+                "--orig-dst",
+                &vip.to_string(),
+                "--dport",
+                &port.to_string(),
+            ])
+            .args(["--dst-nat", &backend.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if let Err(e) = result {
+            tracing::warn!("cannot run conntrack (install the Debian package conntrack): {e}");
+            return;
+        }
+    }
+}

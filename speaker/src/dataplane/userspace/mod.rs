@@ -1,0 +1,207 @@
+//! The userspace data path: a tokio TCP and UDP proxy per virtual server, reached through an
+//! nftables redirect to its local port. It runs every IPVS scheduler, including the
+//! least-connection family that needs live connection counts, and is the reference the kernel
+//! path is checked against.
+//!
+//! ```text
+//!  client ──▶ VIP:port ──(nft redirect)──▶ [::]:proxy-port ──▶ Balancer::pick ──▶ pod:port
+//! ```
+//!
+//! The proxy opens its own connection to the real server, so the pod sees the node's address:
+//! `externalTrafficPolicy: Local` still picks only local endpoints, but the client address is
+//! not preserved on this path (use the nftables path for that).
+
+mod tcp;
+mod udp;
+
+use ferrolb_shared::ipvs::balancer::Balancer;
+use ferrolb_shared::ipvs::model::{Proto, Table, VirtualServer, VsKey};
+use ferrolb_shared::ipvs::scheduler::Flow;
+use std::collections::BTreeMap;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
+
+/// Local ports the proxy listens on, one per virtual server.
+pub const DEFAULT_PORTS: RangeInclusive<u16> = 40000..=49999;
+pub use udp::IDLE_TIMEOUT as DEFAULT_UDP_IDLE_TIMEOUT;
+
+/// What a listener task shares with the manager.
+pub struct VirtualServerState {
+    pub key: VsKey,
+    balancer: Mutex<Balancer>,
+    udp_idle_timeout: Duration,
+    /// Connections (TCP) or flows (UDP) refused because nothing could take them.
+    pub dropped: AtomicU64,
+}
+
+impl VirtualServerState {
+    fn pick(&self, now: Instant, flow: &Flow) -> Option<(String, SocketAddr)> {
+        let mut b = self.balancer.lock().unwrap_or_else(|e| e.into_inner());
+        match b.pick(now, flow) {
+            Some((_, rs)) => Some((rs.id(), SocketAddr::new(rs.addr, rs.port))),
+            None => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn closed(&self, id: &str) {
+        self.balancer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed(id);
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.balancer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .has(id)
+    }
+
+    fn dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Active connections per real server id.
+    pub fn active(&self) -> Vec<(String, u32)> {
+        self.balancer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .active()
+    }
+}
+
+struct Listener {
+    port: u16,
+    state: Arc<VirtualServerState>,
+    task: JoinHandle<()>,
+}
+
+/// Errors starting a listener.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{vs}: no free proxy port left in {first}-{last}")]
+    NoPort { vs: VsKey, first: u16, last: u16 },
+    #[error("{vs}: {source}")]
+    Scheduler {
+        vs: VsKey,
+        source: ferrolb_shared::ipvs::maglev::MaglevError,
+    },
+}
+
+/// The set of running listeners, kept in step with the virtual server table.
+pub struct UserspaceProxy {
+    listeners: BTreeMap<VsKey, Listener>,
+    ports: RangeInclusive<u16>,
+    udp_idle_timeout: Duration,
+}
+
+impl UserspaceProxy {
+    pub fn new(ports: RangeInclusive<u16>, udp_idle_timeout: Duration) -> Self {
+        UserspaceProxy {
+            listeners: BTreeMap::new(),
+            ports,
+            udp_idle_timeout,
+        }
+    }
+
+    /// Bring the listeners in line with `table`: start new ones, update the real servers of
+    /// existing ones in place (their connections go on), stop those that left. Returns the
+    /// port of every virtual server that has a listener, for the nftables redirect.
+    pub async fn apply(&mut self, table: &Table) -> (BTreeMap<VsKey, u16>, Vec<ProxyError>) {
+        let mut errors = Vec::new();
+        let gone: Vec<VsKey> = self
+            .listeners
+            .keys()
+            .filter(|k| !table.servers.contains_key(*k))
+            .copied()
+            .collect();
+        for key in gone {
+            if let Some(l) = self.listeners.remove(&key) {
+                l.task.abort();
+            }
+        }
+        for vs in table
+            .servers
+            .values()
+            .filter(|v| !v.drop && v.key.proto != Proto::Sctp)
+        {
+            let result = match self.listeners.get(&vs.key) {
+                Some(l) => {
+                    let mut b = l.state.balancer.lock().unwrap_or_else(|e| e.into_inner());
+                    b.update(vs)
+                        .map_err(|source| ProxyError::Scheduler { vs: vs.key, source })
+                }
+                None => self.start(vs).await,
+            };
+            if let Err(e) = result {
+                errors.push(e);
+            }
+        }
+        (
+            self.listeners.iter().map(|(k, l)| (*k, l.port)).collect(),
+            errors,
+        )
+    }
+
+    /// The live state of each virtual server, for metrics and tests.
+    pub fn states(&self) -> Vec<Arc<VirtualServerState>> {
+        self.listeners.values().map(|l| l.state.clone()).collect()
+    }
+
+    /// Stop every listener (established connections end with their tasks).
+    pub fn shutdown(&mut self) {
+        for (_, l) in std::mem::take(&mut self.listeners) {
+            l.task.abort();
+        }
+    }
+
+    async fn start(&mut self, vs: &VirtualServer) -> Result<(), ProxyError> {
+        let balancer =
+            Balancer::new(vs).map_err(|source| ProxyError::Scheduler { vs: vs.key, source })?;
+        let state = Arc::new(VirtualServerState {
+            key: vs.key,
+            balancer: Mutex::new(balancer),
+            udp_idle_timeout: self.udp_idle_timeout,
+            dropped: AtomicU64::new(0),
+        });
+        let used: Vec<u16> = self.listeners.values().map(|l| l.port).collect();
+        for port in self.ports.clone().filter(|p| !used.contains(p)) {
+            // One dual-stack socket on [::] takes both IPv4 (as mapped addresses) and IPv6.
+            let addr = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port);
+            let task = match vs.key.proto {
+                Proto::Tcp => match TcpListener::bind(addr).await {
+                    Ok(l) => tokio::spawn(tcp::serve(l, state.clone())),
+                    Err(_) => continue,
+                },
+                Proto::Udp => match UdpSocket::bind(addr).await {
+                    Ok(s) => tokio::spawn(udp::serve(s, state.clone())),
+                    Err(_) => continue,
+                },
+                Proto::Sctp => return Ok(()),
+            };
+            tracing::debug!(vs = %vs.key, port, "userspace listener started");
+            self.listeners
+                .insert(vs.key, Listener { port, state, task });
+            return Ok(());
+        }
+        Err(ProxyError::NoPort {
+            vs: vs.key,
+            first: *self.ports.start(),
+            last: *self.ports.end(),
+        })
+    }
+}
+
+impl Drop for UserspaceProxy {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
