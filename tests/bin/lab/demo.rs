@@ -25,7 +25,7 @@ struct Capabilities {
 const CAPABILITIES: Capabilities = Capabilities {
     layer2: false,
     bgp: false,
-    forwarding: false,
+    forwarding: true,
 };
 
 const POOLS: &str = include_str!("../../../examples/lab/pools.yaml");
@@ -172,6 +172,7 @@ pub fn run(check: bool, router: RouterKind) -> anyhow::Result<ExitCode> {
 
     let mut tally = Tally::default();
     let ips = allocations(&lab, &mut tally);
+    static_routes(&lab, &ips)?;
     let note = if CAPABILITIES.bgp {
         ""
     } else {
@@ -217,6 +218,53 @@ pub fn run(check: bool, router: RouterKind) -> anyhow::Result<ExitCode> {
             ),
         );
     }
+}
+
+/// Until a way of announcing exists, route each address to a node by hand, so the data path
+/// can be shown: layer-2 addresses from the LAN client to node1, BGP addresses from the
+/// router to the node of the Service's pod (its traffic policy is Local).
+fn static_routes(lab: &Lab, ips: &BTreeMap<&'static str, Vec<IpAddr>>) -> anyhow::Result<()> {
+    for s in DEMO {
+        let announced = match s.mode {
+            Mode::Layer2 => CAPABILITIES.layer2,
+            Mode::Bgp => CAPABILITIES.bgp,
+        };
+        if announced || !CAPABILITIES.forwarding {
+            continue;
+        }
+        let (host, node, why) = match s.mode {
+            Mode::Layer2 => ("client1", 1, "until layer 2 announces it"),
+            Mode::Bgp => ("router", 3, "until BGP announces it"),
+        };
+        for ip in ips.get(s.name).into_iter().flatten() {
+            let (v4, v6) = plan::node(node);
+            let (via, len) = if ip.is_ipv4() {
+                (IpAddr::from(v4), 32)
+            } else {
+                (IpAddr::from(v6), 128)
+            };
+            lab.exec(
+                host,
+                &[
+                    "ip",
+                    "route",
+                    "replace",
+                    &format!("{ip}/{len}"),
+                    "via",
+                    &via.to_string(),
+                ],
+            )?;
+            say(
+                "route",
+                format!(
+                    "default/{} {}: routed by hand from {host} to node{node} ({why})",
+                    s.name,
+                    bracket(*ip)
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn current_ips(lab: &Lab) -> BTreeMap<&'static str, Vec<IpAddr>> {
