@@ -26,16 +26,7 @@ pub struct Balancer {
 
 impl Balancer {
     pub fn new(vs: &VirtualServer) -> Result<Self, MaglevError> {
-        let dests: Vec<Dest> = vs
-            .real_servers
-            .iter()
-            .map(|r| Dest {
-                id: r.id(),
-                weight: r.weight,
-                active: 0,
-                inactive: 0,
-            })
-            .collect();
+        let dests: Vec<Dest> = vs.real_servers.iter().map(RealServer::dest).collect();
         Ok(Balancer {
             scheduler: Scheduler::new(vs.scheduler, &dests)?,
             servers: vs.real_servers.clone(),

@@ -98,6 +98,16 @@ pub struct RealServer {
 }
 
 impl RealServer {
+    /// The scheduler's view of this real server, with no connections yet.
+    pub fn dest(&self) -> super::scheduler::Dest {
+        super::scheduler::Dest {
+            id: self.id(),
+            weight: self.weight,
+            active: 0,
+            inactive: 0,
+        }
+    }
+
     /// The identity the hashing schedulers use.
     pub fn id(&self) -> String {
         match self.addr {

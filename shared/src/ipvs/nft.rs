@@ -356,15 +356,7 @@ fn pick_expr(vs: &VirtualServer, family: Family) -> (String, Vec<(String, usize)
             } else {
                 "daddr"
             };
-            let dests: Vec<Dest> = servers
-                .iter()
-                .map(|r| Dest {
-                    id: r.id(),
-                    weight: r.weight,
-                    active: 0,
-                    inactive: 0,
-                })
-                .collect();
+            let dests: Vec<Dest> = servers.iter().map(RealServer::dest).collect();
             let buckets = super::scheduler::hash_buckets(&dests);
             (
                 format!("jhash {f} {field} mod {HASH_BUCKETS} seed {JHASH_SEED:#x}"),
