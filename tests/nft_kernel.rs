@@ -111,6 +111,8 @@ fn sample() -> Table {
         &["10.244.1.1", "10.244.1.2"],
     );
     aff.affinity = Some(Duration::from_secs(30));
+    // A local real server: its hairpin pair goes into the `hairpin` set.
+    aff.real_servers[0].local = true;
     let mut dropped = vs("10.96.0.5", 80, SchedulerKind::Rr, &[]);
     dropped.drop = true;
     let mut udp = vs(
@@ -168,6 +170,7 @@ fn full_programs_and_changes_are_accepted_by_the_kernel() {
         "jhash ip saddr mod 65537",
         "numgen inc mod 4",
         "timeout 30s",
+        "10.244.1.1 . 10.244.1.1",
     ] {
         assert!(v4.contains(needle), "{needle} missing from:\n{v4}");
     }
@@ -202,10 +205,31 @@ fn full_programs_and_changes_are_accepted_by_the_kernel() {
         !v4.contains("timeout 30s"),
         "the affinity sets must be gone:\n{v4}"
     );
+    // rr keeps its real servers in a shared map: two left, the third's element gone.
+    assert!(v4.contains("numgen inc mod 2 map @be-"), "{v4}");
     assert!(
-        v4.contains("numgen inc mod 2 map { 0 : 10.244.1.1 . 8080, 1 : 10.244.2.1 . 8080 }"),
+        v4.contains("10.96.0.1 . 80 . 1 : 10.244.2.1 . 8080"),
         "{v4}"
     );
+    assert!(!v4.contains("10.96.0.1 . 80 . 2 :"), "{v4}");
+
+    // A real server replaced by another: elements only, on top of the kernel's state.
+    let mut moved = next.clone();
+    moved
+        .servers
+        .get_mut(&key("10.96.0.1", 80))
+        .unwrap()
+        .real_servers[1] = rs("10.244.7.7", 8080);
+    let script = render_changes(&next, &moved, Family::Ip);
+    assert!(!script.contains("rule"), "{script}");
+    ns.nft(&script)
+        .unwrap_or_else(|e| panic!("in place: {e}\n{script}"));
+    let v4 = ns.list("ip");
+    assert!(
+        v4.contains("10.96.0.1 . 80 . 1 : 10.244.7.7 . 8080"),
+        "{v4}"
+    );
+    assert!(!v4.contains("10.96.0.1 . 80 . 1 : 10.244.2.1 "), "{v4}");
 
     // The userspace path's program: redirects to local proxy ports, on top of nothing.
     let ports = t

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! ferrolb-lab-echo --name POD [--tcp PORT] [--udp PORT] [--http PORT]
-//! ferrolb-lab-echo probe tcp|udp|http ADDR PORT [--timeout-ms MS]
+//! ferrolb-lab-echo probe tcp|udp|http ADDR PORT [--timeout-ms MS] [--source ADDR[:PORT]]
 //! ferrolb-lab-echo get ADDR PORT PATH [--timeout-ms MS]
+//! ferrolb-lab-echo cps ADDR PORT [--conns N] [--concurrency C] [--seconds T] [--timeout-ms MS]
+//! ferrolb-lab-echo hold ADDR PORT [--hold N] [--duration-ms MS] [--new-every-ms MS] [--check-every-ms MS]
 //! ```
 //!
 //! The server binds `[::]` (dual-stack) and answers every TCP connection, UDP datagram and
@@ -11,12 +13,21 @@
 //! which backend answered and whether the client address was preserved. After the line, TCP
 //! connections echo what they receive. The probe prints the line it got, or fails. `get` is a
 //! plain HTTP client for any server in a lab host (metrics, health endpoints): it prints the
-//! status code on the first line, then the body.
+//! status code on the first line, then the body. `cps` opens short TCP connections to an echo
+//! server (connect, read its line, close), at most N in all, C at a time, for at most T seconds,
+//! and prints `ok=... errors=... secs=... cps=...` (`ferrolb_e2e::lab::load`). `hold` keeps N
+//! TCP connections open and echoes a line through each periodically, while it opens new
+//! connections one after another, logging every event with the wall clock
+//! (`ferrolb_e2e::lab::hold`). A probe's `--source` picks the client address (one of the
+//! host's), so one host can stand for many clients, and optionally the port, so successive
+//! UDP probes are one flow.
 
 use clap::{Parser, Subcommand};
+use ferrolb_e2e::lab::hold::{self, HoldSpec};
+use ferrolb_e2e::lab::load::{self, CpsOptions};
 use ferrolb_e2e::lab::{Answer, Proto};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -55,6 +66,10 @@ enum Command {
         /// Give up after this long.
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
+        /// Send from this address (one of the host's) instead of the kernel's choice, and from
+        /// this port if one is given (`10.0.0.1:4000`, `[fd00::1]:4000`).
+        #[arg(long, value_parser = parse_source)]
+        source: Option<SocketAddr>,
     },
     /// HTTP GET any URL path; print the status code, then the body.
     Get {
@@ -68,6 +83,44 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Short TCP connections per second to an echo server, bounded in count and time.
+    Cps {
+        /// Address to reach.
+        addr: IpAddr,
+        /// Port to reach (the echo TCP port).
+        port: u16,
+        /// Connections in all, at most.
+        #[arg(long, default_value_t = 100_000)]
+        conns: u64,
+        /// Connections at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Start no connection after this many seconds.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Per connection: give up after this long.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// Hold TCP connections open and check them while opening new ones; log every event.
+    Hold {
+        /// Address to reach.
+        addr: IpAddr,
+        /// Port to reach (the echo TCP port).
+        port: u16,
+        /// Long-lived connections (at most 64).
+        #[arg(long, default_value_t = 6)]
+        hold: usize,
+        /// Open no new connection after this long (at most 60 s).
+        #[arg(long, default_value_t = 4000)]
+        duration_ms: u64,
+        /// Pause between new connections.
+        #[arg(long, default_value_t = 20)]
+        new_every_ms: u64,
+        /// Echo through every held connection this often.
+        #[arg(long, default_value_t = 100)]
+        check_every_ms: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -78,9 +131,11 @@ fn main() -> ExitCode {
             addr,
             port,
             timeout_ms,
+            source,
         }) => probe(
             proto,
             SocketAddr::new(addr, port),
+            source,
             Duration::from_millis(timeout_ms),
         )
         .map(|line| {
@@ -93,10 +148,46 @@ fn main() -> ExitCode {
             timeout_ms,
         }) => http_get(
             SocketAddr::new(addr, port),
+            None,
             &path,
             Duration::from_millis(timeout_ms),
         )
         .map(|(status, body)| print!("{status}\n{body}")),
+        Some(Command::Hold {
+            addr,
+            port,
+            hold,
+            duration_ms,
+            new_every_ms,
+            check_every_ms,
+        }) => {
+            let spec = HoldSpec {
+                hold,
+                duration: Duration::from_millis(duration_ms),
+                new_every: Duration::from_millis(new_every_ms),
+                check_every: Duration::from_millis(check_every_ms),
+            };
+            hold::run(SocketAddr::new(addr, port), &spec, &mut std::io::stdout())
+                .map_err(|e| format!("hold: {e}"))
+        }
+        Some(Command::Cps {
+            addr,
+            port,
+            conns,
+            concurrency,
+            seconds,
+            timeout_ms,
+        }) => {
+            let report = load::run(CpsOptions {
+                to: SocketAddr::new(addr, port),
+                conns,
+                concurrency,
+                duration: Duration::from_secs_f64(seconds.clamp(0.0, 600.0)),
+                timeout: Duration::from_millis(timeout_ms),
+            });
+            println!("{}", report.line());
+            Ok(())
+        }
         None => match cli.name {
             Some(name) => serve(name, cli.tcp, cli.udp, cli.http),
             None => Err("give --name POD to serve, or use `probe`".into()),
@@ -205,21 +296,55 @@ fn serve_udp(s: UdpSocket, name: String) {
     }
 }
 
-fn probe(proto: Proto, to: SocketAddr, timeout: Duration) -> Res<String> {
+/// `ADDR` or `ADDR:PORT` (port 0: any).
+fn parse_source(s: &str) -> Res<SocketAddr> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
+        .map_err(|_| format!("not an address or address:port: {s:?}"))
+}
+
+/// A TCP connection to `to`, from `source` if given.
+fn connect(
+    to: SocketAddr,
+    source: Option<SocketAddr>,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect_timeout(&to, timeout);
+    };
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(to),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    s.bind(&source.into())?;
+    s.connect_timeout(&to.into(), timeout)?;
+    Ok(s.into())
+}
+
+fn probe(
+    proto: Proto,
+    to: SocketAddr,
+    source: Option<SocketAddr>,
+    timeout: Duration,
+) -> Res<String> {
     let err = |e: std::io::Error| format!("{} {to}: {e}", proto.name());
     let deadline = Instant::now() + timeout;
     let line = match proto {
         Proto::Tcp => {
-            let mut c = TcpStream::connect_timeout(&to, timeout).map_err(err)?;
+            let mut c = connect(to, source, timeout).map_err(err)?;
             c.set_read_timeout(Some(remaining(deadline))).map_err(err)?;
             let mut line = String::new();
             BufReader::new(&mut c).read_line(&mut line).map_err(err)?;
             line
         }
         Proto::Udp => {
-            let local: SocketAddr = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-                .parse()
-                .expect("address");
+            let any: IpAddr = if to.is_ipv4() {
+                Ipv4Addr::UNSPECIFIED.into()
+            } else {
+                Ipv6Addr::UNSPECIFIED.into()
+            };
+            let local = source.unwrap_or(SocketAddr::new(any, 0));
             let s = UdpSocket::bind(local).map_err(err)?;
             s.connect(to).map_err(err)?;
             let mut buf = [0u8; 2048];
@@ -236,7 +361,7 @@ fn probe(proto: Proto, to: SocketAddr, timeout: Duration) -> Res<String> {
                 }
             }
         }
-        Proto::Http => match http_get(to, "/", timeout)? {
+        Proto::Http => match http_get(to, source, "/", timeout)? {
             (200, body) => body,
             (status, _) => return Err(format!("http {to}: status {status}")),
         },
@@ -248,9 +373,14 @@ fn probe(proto: Proto, to: SocketAddr, timeout: Duration) -> Res<String> {
 }
 
 /// A minimal HTTP/1.1 GET (Connection: close): the status code and the body.
-fn http_get(to: SocketAddr, path: &str, timeout: Duration) -> Res<(u16, String)> {
+fn http_get(
+    to: SocketAddr,
+    source: Option<SocketAddr>,
+    path: &str,
+    timeout: Duration,
+) -> Res<(u16, String)> {
     let err = |e: std::io::Error| format!("http {to}{path}: {e}");
-    let mut c = TcpStream::connect_timeout(&to, timeout).map_err(err)?;
+    let mut c = connect(to, source, timeout).map_err(err)?;
     c.set_read_timeout(Some(timeout)).map_err(err)?;
     let host = match to.ip() {
         IpAddr::V4(a) => a.to_string(),

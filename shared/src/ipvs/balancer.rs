@@ -38,7 +38,16 @@ impl Balancer {
 
     /// Take a new definition of the virtual server, keeping the connection counts and the
     /// affinity of real servers that remain (a client stays where it was if it still can).
+    /// An unchanged definition changes nothing: the data path hands every virtual server its
+    /// definition on every snapshot, and restarting the scheduler each time would skew the
+    /// rotation of rr and wrr toward the first real servers (and rebuild Maglev tables).
     pub fn update(&mut self, vs: &VirtualServer) -> Result<(), MaglevError> {
+        if self.servers == vs.real_servers
+            && self.scheduler.kind() == vs.scheduler
+            && self.affinity == vs.affinity
+        {
+            return Ok(());
+        }
         let mut next = Balancer::new(vs)?;
         for d in &mut next.dests {
             if let Some(old) = self.dests.iter().find(|o| o.id == d.id) {

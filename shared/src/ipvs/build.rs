@@ -168,7 +168,10 @@ fn add_service(
             continue;
         };
         let (all, local) = endpoints_for(port, proto, slices, &node.name);
-        local_endpoints = local_endpoints.max(local.len());
+        // Counted per family, as kube-proxy's per-family proxiers do: a dual-stack pod is one
+        // local endpoint, not two.
+        let v4 = local.iter().filter(|r| r.addr.is_ipv4()).count();
+        local_endpoints = local_endpoints.max(v4).max(local.len() - v4);
         let mut add = |addr: IpAddr, vport: u16, frontend: Frontend| {
             let is_local_policy = if frontend.is_external() {
                 external_local

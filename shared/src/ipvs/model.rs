@@ -163,20 +163,34 @@ pub enum Change {
 impl Table {
     /// What turns `self` into `next`, touching only the virtual servers that differ.
     pub fn diff(&self, next: &Table) -> Vec<Change> {
+        self.diff_matching(next, |_| true)
+    }
+
+    /// [`Table::diff`] restricted to the virtual servers whose key passes `keep` (one address
+    /// family, say). One ordered walk over both tables: only servers with the same key are
+    /// compared, so a large table with a few changes costs one pass and no lookups.
+    pub fn diff_matching(&self, next: &Table, keep: impl Fn(&VsKey) -> bool) -> Vec<Change> {
+        use std::cmp::Ordering::{Equal, Greater, Less};
         let mut changes = Vec::new();
-        for (key, vs) in &next.servers {
-            match self.servers.get(key) {
-                None => changes.push(Change::Add(vs.clone())),
-                Some(old) if old != vs => changes.push(Change::Update(vs.clone())),
-                Some(_) => {}
+        let mut old = self.servers.iter().filter(|(k, _)| keep(k)).peekable();
+        let mut new = next.servers.iter().filter(|(k, _)| keep(k)).peekable();
+        loop {
+            let order = match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some(_), None) => Less,
+                (None, Some(_)) => Greater,
+                (Some((a, _)), Some((b, _))) => a.cmp(b),
+            };
+            match order {
+                Less => changes.push(Change::Remove(*old.next().expect("peeked").0)),
+                Greater => changes.push(Change::Add(new.next().expect("peeked").1.clone())),
+                Equal => {
+                    let (was, is) = (old.next().expect("peeked").1, new.next().expect("peeked").1);
+                    if was != is {
+                        changes.push(Change::Update(is.clone()));
+                    }
+                }
             }
-        }
-        for key in self
-            .servers
-            .keys()
-            .filter(|k| !next.servers.contains_key(*k))
-        {
-            changes.push(Change::Remove(*key));
         }
         changes
     }

@@ -5,24 +5,38 @@
 //! ```text
 //! map services  (daddr . l4proto . dport) -> goto <virtual server chain>   one lookup per packet
 //! chain prerouting / output (nat, dstnat)   vmap @services
-//! chain postrouting (nat, srcnat)           masquerade what a virtual server marked
+//! chain postrouting (nat, srcnat)           masquerade what a virtual server marked, and
+//!                                           hairpin traffic (set hairpin, below)
 //! chain <vs>    [mark for masquerade] [affinity lookups] pick a real server, DNAT to it
-//! chain <vs>-N  (affinity only)             remember the client, DNAT to real server N
+//! chain <vs>-s-<server>  (affinity only)    remember the client, DNAT to that real server
+//! set   <vs>-a-<server>  (affinity only)    its clients, each for the affinity timeout
+//! map be-XX     (daddr . l4proto . dport . n) -> real server, for rr and wrr (see backends)
 //! ```
+//!
+//! Hairpin: a pod that reaches its own Service and is sent back to itself would get the reply
+//! from its own address, not the Service's, unless the node rewrites the source (kube-proxy
+//! masquerades it too). The set `hairpin` holds `addr . addr` for every local real server;
+//! postrouting masquerades DNATed traffic whose source and new destination form such a pair,
+//! and nothing else. (The userspace path needs none of this: the proxy connects from the node.)
 //!
 //! Every script is applied with one `nft -f`, which the kernel runs as one transaction: the
 //! data path is never seen half-programmed. Changes touch only the chains and map elements of
-//! the virtual servers that changed, so connections through the others are never disturbed.
+//! the virtual servers that changed, so connections through the others are never disturbed;
+//! affinity sets are named after their real server, not its position, so the clients of a
+//! real server that stays keep their affinity while others come and go.
 
 use super::maglev::{DEFAULT_TABLE_SIZE, MaglevBackend, MaglevTable};
 use super::model::{Change, RealServer, Table, VirtualServer, VsKey};
 use super::scheduler::{Dest, HASH_BUCKETS, SchedulerKind};
-use std::collections::BTreeMap;
+use backends::Elements;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::IpAddr;
 
 /// The table name in both families.
 pub const TABLE: &str = "ferrolb";
+/// The set of `addr . addr` pairs of local real servers whose hairpin traffic is masqueraded.
+pub const HAIRPIN: &str = "hairpin";
 /// Packet mark asking postrouting to masquerade (kube-proxy's bit, so tools recognise it).
 pub const MASQ_MARK: u32 = 0x4000;
 /// Seed of nftables' `jhash` for the hashing schedulers: fixed, so every node agrees.
@@ -145,10 +159,48 @@ pub fn render_full_with(table: &Table, family: Family, target: Target<'_>) -> St
         s,
         "add rule {f} {TABLE} postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade"
     );
+    let t = family.addr_type();
+    let _ = writeln!(
+        s,
+        "add set {f} {TABLE} {HAIRPIN} {{ type {t} . {t}; }}\n\
+         add rule {f} {TABLE} postrouting ct status dnat {f} saddr . {f} daddr @{HAIRPIN} masquerade"
+    );
+    let (mut body, mut e) = (String::new(), Elements::default());
     for vs in table.servers.values().filter(|v| p.supports(v)) {
-        add_server(&mut s, p, vs);
+        add_server(&mut body, &mut e, p, vs);
     }
+    let (decls, adds) = e.finish(family);
+    s.push_str(&decls);
+    s.push_str(&body);
+    s.push_str(&adds);
+    add_hairpin_elements(&mut s, p, &hairpin(table, p));
     s
+}
+
+/// The local real servers of the programmed virtual servers (kernel target only).
+fn hairpin(table: &Table, p: Prog<'_>) -> BTreeSet<IpAddr> {
+    if !matches!(p.target, Target::Kernel) {
+        return BTreeSet::new();
+    }
+    table
+        .servers
+        .values()
+        .filter(|v| p.supports(v) && !dropping(v))
+        .flat_map(|v| v.real_servers.iter().filter(|r| r.local).map(|r| r.addr))
+        .collect()
+}
+
+fn add_hairpin_elements(s: &mut String, p: Prog<'_>, addrs: &BTreeSet<IpAddr>) {
+    if addrs.is_empty() {
+        return;
+    }
+    let pairs: Vec<String> = addrs.iter().map(|a| format!("{a} . {a}")).collect();
+    let _ = writeln!(
+        s,
+        "add element {} {TABLE} {HAIRPIN} {{ {} }}",
+        p.family.name(),
+        pairs.join(", ")
+    );
 }
 
 /// A script that turns the programmed `old` table into `new` (for `family` only), touching
@@ -163,9 +215,9 @@ pub fn render_changes(old: &Table, new: &Table, family: Family) -> String {
 /// port for its whole life, so a change of its real servers needs no rule change at all.
 pub fn render_changes_with(old: &Table, new: &Table, family: Family, target: Target<'_>) -> String {
     let p = Prog { family, target };
-    let mut s = String::new();
+    let (mut s, mut e) = (String::new(), Elements::default());
     let supported = |v: &&VirtualServer| p.supports(v);
-    for change in old.diff(new) {
+    for change in old.diff_matching(new, |k| Family::of(k.addr) == family) {
         let key = match &change {
             Change::Add(v) | Change::Update(v) => v.key,
             Change::Remove(k) => *k,
@@ -173,20 +225,35 @@ pub fn render_changes_with(old: &Table, new: &Table, family: Family, target: Tar
         let before = old.servers.get(&key).filter(supported);
         let after = new.servers.get(&key).filter(supported);
         match (before, after) {
-            (None, Some(vs)) => add_server(&mut s, p, vs),
+            (None, Some(vs)) => add_server(&mut s, &mut e, p, vs),
             (Some(vs), None) => remove_server(&mut s, p, vs),
             (Some(was), Some(vs))
                 if matches!(target, Target::Proxy(_)) && dropping(was) == dropping(vs) => {}
+            // Only real servers moved: a few elements of a shared map, no rule.
+            (Some(was), Some(vs))
+                if matches!(target, Target::Kernel)
+                    && backends::update_in_place(&mut s, &mut e, family, (was, vs)) => {}
             (Some(was), Some(vs)) => {
                 let f = family.name();
                 let chain = chain_name(&vs.key);
                 // The map entry keeps pointing at the chain; only its rules are replaced.
                 let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
-                remove_affinity(&mut s, p, was);
-                add_rules(&mut s, p, vs);
+                remove_affinity(&mut s, p, was, Some(vs));
+                if matches!(target, Target::Kernel) {
+                    backends::remove(&mut s, family, was);
+                }
+                add_rules(&mut s, &mut e, p, vs);
             }
             (None, None) => {}
         }
+    }
+    let (decls, adds) = e.finish(family);
+    let mut s = decls + &s + &adds;
+    // Shared by every virtual server, so replaced whole when it changes.
+    let (was, is) = (hairpin(old, p), hairpin(new, p));
+    if was != is {
+        let _ = writeln!(s, "flush set {} {TABLE} {HAIRPIN}", family.name());
+        add_hairpin_elements(&mut s, p, &is);
     }
     s
 }
@@ -218,21 +285,17 @@ fn socket(r: &RealServer) -> String {
     }
 }
 
-fn add_server(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
+fn add_server(s: &mut String, e: &mut Elements, p: Prog<'_>, vs: &VirtualServer) {
     let f = p.family.name();
     let chain = chain_name(&vs.key);
     let _ = writeln!(s, "add chain {f} {TABLE} {chain}");
-    add_rules(s, p, vs);
-    let _ = writeln!(
-        s,
-        "add element {f} {TABLE} services {{ {} : goto {chain} }}",
-        element(&vs.key)
-    );
+    add_rules(s, e, p, vs);
+    e.service(&vs.key, &chain);
 }
 
 /// The rules of a virtual server's (existing, empty) chain, with its affinity sets and
 /// per-server chains.
-fn add_rules(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
+fn add_rules(s: &mut String, e: &mut Elements, p: Prog<'_>, vs: &VirtualServer) {
     let family = p.family;
     let f = family.name();
     let chain = chain_name(&vs.key);
@@ -255,6 +318,11 @@ fn add_rules(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
     } else {
         String::new()
     };
+    if let Some(owners) = backends::spread(vs) {
+        rule(s, &backends::rule(family, vs, &owners, &mark));
+        e.backends(vs, &owners);
+        return;
+    }
     let servers = &vs.real_servers;
     let (expr, arms) = pick_expr(vs, family);
     let Some(timeout) = vs.affinity else {
@@ -272,26 +340,30 @@ fn add_rules(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
         return;
     };
     // Per real server: a set of clients seen recently, and a chain that refreshes the
-    // client's entry and DNATs. A known client goes straight to its server.
-    for (i, r) in servers.iter().enumerate() {
-        let set = format!("{chain}-a{i}");
+    // client's entry and DNATs. A known client goes straight to its server. `add` leaves an
+    // existing set (and its clients) as it is; the server's chain gets its one rule anew.
+    for r in servers {
+        let (set, to) = affinity_names(&chain, r);
         let _ = writeln!(
             s,
             "add set {f} {TABLE} {set} {{ type {}; flags dynamic,timeout; timeout {}s; }}",
             family.addr_type(),
             timeout.as_secs().max(1)
         );
-        let _ = writeln!(s, "add chain {f} {TABLE} {chain}-{i}");
         let _ = writeln!(
             s,
-            "add rule {f} {TABLE} {chain}-{i} {mark}update @{set} {{ {f} saddr }} meta l4proto {proto} dnat {f} to {}",
+            "add chain {f} {TABLE} {to}\nflush chain {f} {TABLE} {to}"
+        );
+        let _ = writeln!(
+            s,
+            "add rule {f} {TABLE} {to} {mark}update @{set} {{ {f} saddr }} meta l4proto {proto} dnat {f} to {}",
             socket(r)
         );
-        rule(s, &format!("{f} saddr @{set} goto {chain}-{i}"));
+        rule(s, &format!("{f} saddr @{set} goto {to}"));
     }
     let arms: Vec<String> = arms
         .iter()
-        .map(|(range, i)| format!("{range} : goto {chain}-{i}"))
+        .map(|(range, i)| format!("{range} : goto {}", affinity_names(&chain, &servers[*i]).1))
         .collect();
     rule(s, &format!("{expr} vmap {{ {} }}", arms.join(", ")));
 }
@@ -310,27 +382,53 @@ fn remove_server(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
         element(&vs.key)
     );
     let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
-    remove_affinity(s, p, vs);
+    remove_affinity(s, p, vs, None);
+    if matches!(p.target, Target::Kernel) {
+        backends::remove(s, p.family, vs);
+    }
     let _ = writeln!(s, "delete chain {f} {TABLE} {chain}");
 }
 
-/// Remove the per-server chains and sets of `vs` (its main chain must be flushed first).
-fn remove_affinity(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
-    if matches!(p.target, Target::Proxy(_))
-        || vs.affinity.is_none()
-        || vs.drop
-        || vs.real_servers.is_empty()
-    {
-        return;
+/// The affinity set and the chain of real server `r` of the virtual server chain `chain`:
+/// named after the server (address in hex, port), so they outlive changes to the others.
+fn affinity_names(chain: &str, r: &RealServer) -> (String, String) {
+    let addr = match r.addr {
+        IpAddr::V4(a) => format!("{:08x}", u32::from(a)),
+        IpAddr::V6(a) => format!("{:032x}", u128::from(a)),
+    };
+    (
+        format!("{chain}-a-{addr}-{}", r.port),
+        format!("{chain}-s-{addr}-{}", r.port),
+    )
+}
+
+/// The real servers `vs` has affinity sets and chains for in the program.
+fn with_affinity<'a>(p: Prog<'_>, vs: &'a VirtualServer) -> Vec<&'a RealServer> {
+    if matches!(p.target, Target::Proxy(_)) || vs.affinity.is_none() || dropping(vs) {
+        return Vec::new();
     }
+    vs.real_servers.iter().collect()
+}
+
+/// Remove the per-server chains and sets of `was` that its new definition `next` does not
+/// keep: those of real servers that left, or all of them when affinity ends or its timeout
+/// changes (a set's timeout is fixed). `was`'s main chain must be flushed first.
+fn remove_affinity(s: &mut String, p: Prog<'_>, was: &VirtualServer, next: Option<&VirtualServer>) {
     let f = p.family.name();
-    let chain = chain_name(&vs.key);
-    for i in 0..vs.real_servers.len() {
+    let chain = chain_name(&was.key);
+    let kept = match next {
+        Some(n) if n.affinity == was.affinity => with_affinity(p, n),
+        _ => Vec::new(),
+    };
+    for r in with_affinity(p, was) {
+        if kept.iter().any(|k| k.addr == r.addr && k.port == r.port) {
+            continue;
+        }
+        let (set, to) = affinity_names(&chain, r);
         let _ = writeln!(
             s,
-            "flush chain {f} {TABLE} {chain}-{i}\ndelete chain {f} {TABLE} {chain}-{i}"
+            "flush chain {f} {TABLE} {to}\ndelete chain {f} {TABLE} {to}\ndelete set {f} {TABLE} {set}"
         );
-        let _ = writeln!(s, "delete set {f} {TABLE} {chain}-a{i}");
     }
 }
 
@@ -416,6 +514,10 @@ fn range(a: u32, b: u32) -> String {
         format!("{a}-{b}")
     }
 }
+
+mod backends;
+
+pub use backends::map_name;
 
 #[cfg(test)]
 mod tests;

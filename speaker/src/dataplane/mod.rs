@@ -3,21 +3,28 @@
 //!
 //! ```text
 //!  SnapshotReceiver ──▶ Snapshot::table ──▶ nftables: NftablesDataplane (DNAT in the kernel)
-//!                                       └─▶ userspace: UserspaceProxy (listeners) + nftables
-//!                                           redirects to their ports
+//!                                       ├─▶ userspace: UserspaceProxy (listeners) + nftables
+//!                                       │   redirects to their ports
+//!                                       └─▶ both: HealthChecks (health-check node ports of
+//!                                           Local Services), after the data path is programmed
 //! ```
 //!
 //! On a clean stop ([`Dataplane::stop`]) FerroLB's nftables tables are removed; if the speaker
 //! crashes they stay, and the kernel keeps forwarding until the next speaker takes over.
 
+pub mod conntrack;
+pub mod healthcheck;
 pub mod nftables;
 pub mod userspace;
 
 use crate::snapshots::SnapshotReceiver;
 use ferrolb_shared::ipvs::build::Options;
+use ferrolb_shared::ipvs::model::Table;
+use healthcheck::HealthChecks;
 use nftables::NftablesDataplane;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::net::Ipv6Addr;
 use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -114,6 +121,9 @@ async fn drive(mode: Mode, mut snapshots: SnapshotReceiver, mut stopped: watch::
             userspace::DEFAULT_UDP_IDLE_TIMEOUT,
         )
     });
+    // Whoever forwards for the node answers its health checks; with `none` that is someone
+    // else (kube-proxy), which would hold the ports.
+    let mut health = (mode != Mode::None).then(|| HealthChecks::new(Ipv6Addr::UNSPECIFIED.into()));
     let mut reported: BTreeSet<String> = BTreeSet::new();
     tracing::info!("data path {mode} selected");
     loop {
@@ -125,30 +135,25 @@ async fn drive(mode: Mode, mut snapshots: SnapshotReceiver, mut stopped: watch::
         for w in warnings {
             report_once(&mut reported, format!("{}: {}", w.service, w.message));
         }
-        let Some(nft) = nft.as_mut() else { continue };
-        let ports = match proxy.as_mut() {
-            Some(p) => {
-                let (ports, errors) = p.apply(&table).await;
-                for e in errors {
-                    report_once(&mut reported, e.to_string());
-                }
-                ports
+        if let Some(nft) = nft.as_mut() {
+            match program(nft, proxy.as_mut(), &table, &mut reported).await {
+                Ok(()) => tracing::debug!(
+                    generation = snapshot.generation,
+                    virtual_servers = table.servers.len(),
+                    "data path programmed"
+                ),
+                Err(e) => tracing::error!("cannot program the data path: {e}"),
             }
-            None => {
-                for u in nft.unsupported(&table) {
-                    report_once(&mut reported, u.to_string());
-                }
-                Default::default()
-            }
-        };
-        match nft.apply(&table, &ports).await {
-            Ok(()) => tracing::debug!(
-                generation = snapshot.generation,
-                virtual_servers = table.servers.len(),
-                "data path programmed"
-            ),
-            Err(e) => tracing::error!("cannot program the data path: {e}"),
         }
+        // After the data path, so a 200 never announces a node that does not forward yet.
+        if let Some(h) = health.as_mut() {
+            for e in h.apply(&table.health_checks).await {
+                report_once(&mut reported, e.to_string());
+            }
+        }
+    }
+    if let Some(h) = health.as_mut() {
+        h.shutdown();
     }
     if let Some(p) = proxy.as_mut() {
         p.shutdown();
@@ -159,6 +164,33 @@ async fn drive(mode: Mode, mut snapshots: SnapshotReceiver, mut stopped: watch::
             Err(e) => tracing::warn!("cannot remove the nftables tables: {e}"),
         }
     }
+}
+
+/// Bring the proxy's listeners (userspace path) and the nftables program in line with `table`.
+async fn program(
+    nft: &mut NftablesDataplane,
+    proxy: Option<&mut UserspaceProxy>,
+    table: &Table,
+    reported: &mut BTreeSet<String>,
+) -> Result<(), nftables::NftError> {
+    let ports = match proxy {
+        Some(p) => {
+            let (ports, errors) = p.apply(table).await;
+            for e in errors {
+                report_once(reported, e.to_string());
+            }
+            ports
+        }
+        None => {
+            for u in nft.unsupported(table) {
+                // Named by Service first, as the table builder's warnings are.
+                let service = table.servers.get(&u.vs).map(|v| v.service.to_string());
+                report_once(reported, format!("{}: {u}", service.unwrap_or_default()));
+            }
+            Default::default()
+        }
+    };
+    nft.apply(table, &ports).await
 }
 
 /// Log a problem the first time it is seen, not on every snapshot.

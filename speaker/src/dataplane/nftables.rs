@@ -5,10 +5,9 @@
 //! crash included). On a clean stop the table is deleted; on a crash it stays, so traffic
 //! keeps flowing until the next speaker takes over.
 
-use ferrolb_shared::ipvs::model::{Change, Proto, Table, VsKey};
+use ferrolb_shared::ipvs::model::{Table, VsKey};
 use ferrolb_shared::ipvs::nft::{self, Family, Target, Unsupported};
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -99,9 +98,8 @@ impl NftablesDataplane {
                 run_nft(&nft::render_full_with(table, family, target), name).await?;
             }
         }
-        if let Some(old) = self.programmed.as_ref().filter(|_| !self.proxy) {
-            flush_udp_conntrack(old, table).await;
-        }
+        let stale = super::conntrack::stale_udp(self.programmed.as_ref(), table, !self.proxy);
+        super::conntrack::delete(&stale).await;
         self.programmed = Some(table.clone());
         Ok(())
     }
@@ -142,58 +140,5 @@ async fn run_nft(script: &str, family: &'static str) -> Result<(), NftError> {
             family,
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
-    }
-}
-
-/// UDP has no connection to close: conntrack entries DNATed to a real server that left would
-/// keep sending a client's datagrams into the void until they time out. Delete them.
-async fn flush_udp_conntrack(old: &Table, new: &Table) {
-    let mut stale: BTreeSet<(IpAddr, u16, IpAddr)> = BTreeSet::new();
-    for change in old.diff(new) {
-        let key = match &change {
-            Change::Update(v) => v.key,
-            Change::Remove(k) => *k,
-            Change::Add(_) => continue,
-        };
-        if key.proto != Proto::Udp {
-            continue;
-        }
-        let Some(before) = old.servers.get(&key) else {
-            continue;
-        };
-        let after = new.servers.get(&key);
-        for rs in &before.real_servers {
-            if !after.is_some_and(|a| {
-                a.real_servers
-                    .iter()
-                    .any(|r| r.addr == rs.addr && r.port == rs.port)
-            }) {
-                stale.insert((key.addr, key.port, rs.addr));
-            }
-        }
-    }
-    for (vip, port, backend) in stale {
-        let family = if vip.is_ipv4() { "ipv4" } else { "ipv6" };
-        let result = Command::new("conntrack")
-            .args([
-                "-D",
-                "-f",
-                family,
-                "-p",
-                "udp",
-                "--orig-dst",
-                &vip.to_string(),
-                "--dport",
-                &port.to_string(),
-            ])
-            .args(["--dst-nat", &backend.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        if let Err(e) = result {
-            tracing::warn!("cannot run conntrack (install the Debian package conntrack): {e}");
-            return;
-        }
     }
 }

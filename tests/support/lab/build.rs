@@ -4,7 +4,8 @@
 //! Links: every LAN host has `eth0` whose peer is the port named after the host on `br-lan`
 //! in the switch namespace; the router's `eth1` goes to `br-ext` (port `x-router`), where the
 //! external clients are too (ports `x-ext<j>`). Each node has `br-pod` holding its pod CIDR's
-//! gateway; a pod's `eth0` peers with the port named after the pod on that bridge.
+//! gateway; a pod's `eth0` peers with the port named after the pod on that bridge, in hairpin
+//! mode (as a CNI bridge plugin sets it), so a pod can reach itself through a Service.
 
 use super::cmd;
 use super::error::Result;
@@ -215,6 +216,15 @@ pub fn links(hosts: &[Host], spec: &LabSpec, dir: &std::path::Path) -> Result<()
             .find(|x| x.netns == port_ns)
             .expect("port owner");
         ports.push(&owner.name, format!("link set dev {port} master {bridge}"));
+        if matches!(h.role, Role::Pod { .. }) {
+            // As CNI bridge plugins do (`hairpinMode`): with bridge netfilter, a pod's
+            // connection to its own Service is DNATed back to it inside the bridge, which
+            // must then be allowed to send the frame out of the port it came in on.
+            ports.push(
+                &owner.name,
+                format!("link set dev {port} type bridge_slave hairpin on"),
+            );
+        }
         ports.push(&owner.name, format!("link set dev {port} up"));
     }
     // The router's external leg.

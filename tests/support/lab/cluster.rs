@@ -96,10 +96,28 @@ impl Lab {
         app: &str,
         ports: &[EndpointPort<'_>],
     ) -> String {
-        let pods: Vec<_> = self
+        let pods: Vec<&str> = self
             .pods()
             .into_iter()
             .filter(|p| matches!(&p.role, Role::Pod { app: a, .. } if a == app))
+            .map(|p| p.name.as_str())
+            .collect();
+        self.endpoint_slices_for(namespace, service, &pods, ports)
+    }
+
+    /// [`Lab::endpoint_slices_yaml`] listing the named pods (whatever their label), ready: a
+    /// test changes a Service's endpoints by writing the file again with other pods.
+    pub fn endpoint_slices_for(
+        &self,
+        namespace: &str,
+        service: &str,
+        pods: &[&str],
+        ports: &[EndpointPort<'_>],
+    ) -> String {
+        let pods: Vec<_> = self
+            .pods()
+            .into_iter()
+            .filter(|p| pods.contains(&p.name.as_str()))
             .collect();
         let ports: String = ports
             .iter()

@@ -32,7 +32,8 @@
 //! through the router; the router knows the pod CIDRs and learns LoadBalancer routes over BGP;
 //! the external client and pods use a default gateway. IPv4 and IPv6 on every link (unless
 //! `dual_stack: false`), DAD off, forwarding on in the router and nodes, no NAT anywhere: a
-//! pod sees the real client address.
+//! pod sees the real client address. Pod ports on `br-pod` are in hairpin mode, as a CNI
+//! bridge plugin sets them, so a pod can reach itself through a Service.
 //!
 //! ## Address plan
 //!
@@ -92,11 +93,19 @@
 //!   `what@host` with its log), [`Lab::start_controller`], [`Lab::start_speaker`],
 //!   [`Lab::start_speakers`]; [`Lab::kill_process`], [`Lab::stop_process`],
 //!   [`Lab::pause_process`], [`Lab::resume_process`], [`Lab::log`], [`Lab::wait_log`].
-//! - Cluster objects: [`Lab::write_manifest`], [`Lab::endpoint_slices_yaml`] (the lab writes
-//!   its Node objects itself), [`Lab::service_ips`], [`Lab::wait_service_ips`].
+//! - Cluster objects: [`Lab::write_manifest`], [`Lab::endpoint_slices_yaml`] (by app label),
+//!   [`Lab::endpoint_slices_for`] (named pods; the lab writes its Node objects itself), [`Lab::service_ips`], [`Lab::wait_service_ips`].
 //! - Talk to pods: [`Lab::probe`] / [`Lab::connect_tcp`] / [`Lab::send_udp`] /
-//!   [`Lab::http_get`] return an [`Answer`] (pod name, client address seen);
+//!   [`Lab::http_get`] return an [`Answer`] (pod name, client address seen); [`Lab::probe_as`]
+//!   sends from a chosen client address (and port);
 //!   [`Lab::http_request`] for any HTTP endpoint (metrics, health).
+//! - Load: [`load`] opens many short connections, bounded in count and time (run in a host
+//!   as `ferrolb-lab-echo cps ADDR PORT`), for the forwarding benchmark
+//!   (`cargo bench -p ferrolb-e2e --bench forwarding`).
+//! - Traffic under change: [`Lab::start_hold`] runs `ferrolb-lab-echo hold` in a host: long-lived
+//!   TCP connections checked by echoing through them, and new connections in a bounded loop,
+//!   every event stamped with the wall clock; [`Lab::hold_report`] reads the outcome
+//!   ([`HoldReport`]).
 //! - Look and disturb: [`Lab::neighbors`], [`Lab::kernel_next_hops`], [`Lab::capture`] /
 //!   [`Lab::stop_capture`] (tcpdump), [`Lab::arping`], [`Lab::ndisc`], [`Lab::set_link`],
 //!   [`Lab::mac`].
@@ -155,8 +164,10 @@ pub mod build;
 pub mod cluster;
 pub mod cmd;
 pub mod error;
+pub mod hold;
 pub mod host;
 pub mod instance;
+pub mod load;
 pub mod ops;
 pub mod plan;
 pub mod probe;
@@ -168,6 +179,7 @@ pub mod wait;
 
 pub use cluster::EndpointPort;
 pub use error::{LabError, Result};
+pub use hold::{HoldReport, HoldSpec};
 pub use host::{Host, Role};
 pub use instance::{Lab, bin_dir, binary};
 pub use ops::{Capture, Neighbor};

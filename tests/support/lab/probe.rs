@@ -130,24 +130,52 @@ impl Lab {
         port: u16,
         timeout: Duration,
     ) -> Result<Answer> {
+        self.probe_inner(from, None, proto, addr, port, timeout)
+    }
+
+    /// [`Lab::probe`] from `source`, one of the addresses of `from` (added with `ip addr add`),
+    /// and its port unless 0: one host stands for many clients, and successive UDP probes
+    /// from one port are one flow.
+    pub fn probe_as(
+        &self,
+        from: &str,
+        source: SocketAddr,
+        proto: Proto,
+        addr: IpAddr,
+        port: u16,
+    ) -> Result<Answer> {
+        self.probe_inner(
+            from,
+            Some(source),
+            proto,
+            addr,
+            port,
+            Duration::from_secs(2),
+        )
+    }
+
+    fn probe_inner(
+        &self,
+        from: &str,
+        source: Option<SocketAddr>,
+        proto: Proto,
+        addr: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Answer> {
         let bin = binary("ferrolb-lab-echo")?;
         let (a, p, t) = (
             addr.to_string(),
             port.to_string(),
             timeout.as_millis().to_string(),
         );
-        let out = self.exec(
-            from,
-            &[
-                &bin.to_string_lossy(),
-                "probe",
-                proto.name(),
-                &a,
-                &p,
-                "--timeout-ms",
-                &t,
-            ],
-        )?;
+        let bin = bin.to_string_lossy();
+        let mut argv = vec![&*bin, "probe", proto.name(), &a, &p, "--timeout-ms", &t];
+        let source = source.map(|s| s.to_string());
+        if let Some(s) = &source {
+            argv.extend(["--source", s]);
+        }
+        let out = self.exec(from, &argv)?;
         Answer::parse(out.trim()).ok_or_else(|| LabError::Parse {
             host: from.into(),
             command: format!("ferrolb-lab-echo probe {} {a} {p}", proto.name()),

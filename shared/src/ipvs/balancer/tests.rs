@@ -136,3 +136,37 @@ fn no_servers_no_pick() {
     assert!(b.is_empty());
     assert!(b.pick(Instant::now(), &flow("1.1.1.1")).is_none());
 }
+
+#[test]
+fn an_unchanged_definition_keeps_the_scheduler_state() {
+    // Every snapshot hands every virtual server its definition again, changed or not: a
+    // change elsewhere in the cluster must not restart the rotation (which would skew rr
+    // and wrr toward the first real servers) or rebuild a Maglev table.
+    let def = vs(
+        SchedulerKind::Rr,
+        &["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+        None,
+    );
+    let mut b = Balancer::new(&def).unwrap();
+    let t = Instant::now();
+    assert_eq!(pick(&mut b, t, "1.1.1.1"), "10.0.0.1");
+    b.update(&def).unwrap();
+    assert_eq!(
+        pick(&mut b, t, "1.1.1.1"),
+        "10.0.0.2",
+        "the rotation goes on"
+    );
+    let wrr = vs(SchedulerKind::Wrr, &["10.0.0.1", "10.0.0.2"], None);
+    let mut b = Balancer::new(&wrr).unwrap();
+    assert_eq!(pick(&mut b, t, "1.1.1.1"), "10.0.0.1");
+    b.update(&wrr).unwrap();
+    assert_eq!(
+        pick(&mut b, t, "1.1.1.1"),
+        "10.0.0.2",
+        "the rotation goes on"
+    );
+    // A real change still takes effect.
+    b.update(&vs(SchedulerKind::Wrr, &["10.0.0.3"], None))
+        .unwrap();
+    assert_eq!(pick(&mut b, t, "1.1.1.1"), "10.0.0.3");
+}

@@ -180,8 +180,8 @@ fn external_traffic_policy_local() {
         "only this node's endpoints"
     );
     assert_eq!(
-        t.health_checks[&32000].local_endpoints, 2,
-        "one IPv4 and one IPv6 endpoint here"
+        t.health_checks[&32000].local_endpoints, 1,
+        "one dual-stack endpoint here: IPv4 and IPv6 addresses of one pod count once"
     );
     // ClusterIP traffic is governed by internalTrafficPolicy, still Cluster.
     assert_eq!(vs(&t, Proto::Tcp, "10.96.0.10", 80).real_servers.len(), 3);

@@ -62,10 +62,14 @@ fn full_script_has_one_map_entry_per_virtual_server() {
         ),
         "{v4}"
     );
+    // rr keeps its real servers in a shared map, declared before the rule that reads it.
+    let map = map_name(&t.servers.keys().next().unwrap().clone());
+    let rule = format!("dnat ip to ip daddr . tcp dport . numgen inc mod 2 map @{map}\n");
+    let decl = format!("add map ip ferrolb {map} {{ typeof ip daddr . tcp dport");
+    assert!(v4.contains(&rule), "{v4}");
+    assert!(v4.find(&decl).unwrap() < v4.find(&rule).unwrap(), "{v4}");
     assert!(
-        v4.contains(
-            "dnat ip to numgen inc mod 2 map { 0 : 10.244.1.10 . 8080, 1 : 10.244.2.10 . 8080 }"
-        ),
+        v4.contains(&format!("add element ip ferrolb {map} {{ 10.96.0.10 . 80 . 0 : 10.244.1.10 . 8080, 10.96.0.10 . 80 . 1 : 10.244.2.10 . 8080 }}")),
         "{v4}"
     );
     assert!(v4.contains("meta mark set meta mark | 0x4000"));
@@ -79,15 +83,25 @@ fn full_script_has_one_map_entry_per_virtual_server() {
 }
 
 #[test]
-fn weights_become_ranges() {
+fn weights_repeat_a_server_and_huge_weights_become_ranges() {
     let mut servers = vec![rs("10.244.1.10", 80), rs("10.244.1.11", 80)];
     servers[0].weight = 3;
-    let s = render_full(
-        &table(vec![vs("10.96.0.1", 80, SchedulerKind::Wrr, servers)]),
-        Family::Ip,
-    );
+    let v = vs("10.96.0.1", 80, SchedulerKind::Wrr, servers);
+    let s = render_full(&table(vec![v.clone()]), Family::Ip);
+    assert!(s.contains("numgen inc mod 4 map @be-"), "{s}");
     assert!(
-        s.contains("numgen inc mod 4 map { 0-2 : 10.244.1.10 . 80, 3 : 10.244.1.11 . 80 }"),
+        s.contains(
+            " 10.96.0.1 . 80 . 2 : 10.244.1.10 . 80, 10.96.0.1 . 80 . 3 : 10.244.1.11 . 80 }"
+        ),
+        "{s}"
+    );
+    let mut heavy = v;
+    heavy.real_servers[0].weight = 5000;
+    let s = render_full(&table(vec![heavy]), Family::Ip);
+    assert!(
+        s.contains(
+            "numgen inc mod 5001 map { 0-4999 : 10.244.1.10 . 80, 5000 : 10.244.1.11 . 80 }"
+        ),
         "{s}"
     );
 }
@@ -170,15 +184,60 @@ fn affinity_uses_per_server_sets_with_the_timeout() {
     );
     v.affinity = Some(Duration::from_secs(60));
     let s = render_full(&table(vec![v]), Family::Ip);
-    assert!(s.contains("add set ip ferrolb vs-tcp-0a600001-80-a1 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }"), "{s}");
+    // Named after the real server (10.244.1.11 = 0af4010b, port 80), not its position.
+    assert!(s.contains("add set ip ferrolb vs-tcp-0a600001-80-a-0af4010b-80 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }"), "{s}");
     assert!(
-        s.contains("ip saddr @vs-tcp-0a600001-80-a0 goto vs-tcp-0a600001-80-0"),
+        s.contains(
+            "ip saddr @vs-tcp-0a600001-80-a-0af4010a-80 goto vs-tcp-0a600001-80-s-0af4010a-80"
+        ),
         "{s}"
     );
     assert!(
-        s.contains("update @vs-tcp-0a600001-80-a1 { ip saddr }"),
+        s.contains("update @vs-tcp-0a600001-80-a-0af4010b-80 { ip saddr }"),
         "{s}"
     );
+}
+
+#[test]
+fn affinity_of_remaining_servers_survives_endpoint_changes() {
+    let mut old = vs(
+        "10.96.0.1",
+        80,
+        SchedulerKind::Rr,
+        vec![
+            rs("10.244.1.10", 80),
+            rs("10.244.1.11", 80),
+            rs("10.244.1.12", 80),
+        ],
+    );
+    old.affinity = Some(Duration::from_secs(60));
+    // The first one leaves: the others move up a position, and keep their sets.
+    let mut new = old.clone();
+    new.real_servers.remove(0);
+    let s = render_changes(
+        &table(vec![old.clone()]),
+        &table(vec![new.clone()]),
+        Family::Ip,
+    );
+    assert!(
+        s.contains("delete set ip ferrolb vs-tcp-0a600001-80-a-0af4010a-80\n"),
+        "{s}"
+    );
+    assert_eq!(s.matches("delete set").count(), 1, "{s}");
+    assert!(
+        s.contains("flush chain ip ferrolb vs-tcp-0a600001-80-s-0af4010b-80\n"),
+        "the kept server's chain gets its rule anew: {s}"
+    );
+    // A new timeout cannot be set on a set: every set is made again.
+    let mut longer = new.clone();
+    longer.affinity = Some(Duration::from_secs(90));
+    let s = render_changes(&table(vec![new.clone()]), &table(vec![longer]), Family::Ip);
+    assert_eq!(s.matches("delete set").count(), 2, "{s}");
+    // No affinity any more: every set goes.
+    let mut none = new.clone();
+    none.affinity = None;
+    let s = render_changes(&table(vec![new]), &table(vec![none]), Family::Ip);
+    assert_eq!(s.matches("delete set").count(), 2, "{s}");
 }
 
 #[test]
@@ -205,11 +264,30 @@ fn changes_touch_only_the_changed_server() {
         0,
         "untouched server appears: {s}"
     );
+    // One more real server: a new counter range, so the rule is replaced with the elements.
+    let map = map_name(&b.key);
     assert!(
-        s.starts_with("flush chain ip ferrolb vs-tcp-0a600002-80\n"),
+        s.contains(&format!(
+            "flush chain ip ferrolb vs-tcp-0a600002-80\n\
+             delete element ip ferrolb {map} {{ 10.96.0.2 . 80 . 0 }}\n\
+             add rule ip ferrolb vs-tcp-0a600002-80 meta mark set meta mark | 0x4000 meta l4proto tcp dnat ip to ip daddr . tcp dport . numgen inc mod 2 map @{map}\n"
+        )),
         "{s}"
     );
+    assert!(s.ends_with(&format!("add element ip ferrolb {map} {{ 10.96.0.2 . 80 . 0 : 10.244.1.20 . 80, 10.96.0.2 . 80 . 1 : 10.244.1.21 . 80 }}\n")), "{s}");
     assert!(render_changes(&old, &old, Family::Ip).is_empty());
+    // A real server replaced by another: only its element, no rule.
+    let mut b3 = b.clone();
+    b3.real_servers[0] = rs("10.244.1.22", 80);
+    let s = render_changes(&old, &table(vec![a.clone(), b3]), Family::Ip);
+    assert_eq!(
+        s,
+        format!(
+            "add map ip ferrolb {map} {{ typeof ip daddr . tcp dport . numgen inc mod 2 : ip daddr . tcp dport; }}\n\
+             delete element ip ferrolb {map} {{ 10.96.0.2 . 80 . 0 }}\n\
+             add element ip ferrolb {map} {{ 10.96.0.2 . 80 . 0 : 10.244.1.22 . 80 }}\n"
+        )
+    );
     let removed = render_changes(&old, &table(vec![a]), Family::Ip);
     assert!(
         removed.contains("delete element ip ferrolb services { 10.96.0.2 . tcp . 80 }"),
@@ -217,6 +295,12 @@ fn changes_touch_only_the_changed_server() {
     );
     assert!(
         removed.contains("delete chain ip ferrolb vs-tcp-0a600002-80"),
+        "{removed}"
+    );
+    assert!(
+        removed.contains(&format!(
+            "delete element ip ferrolb {map} {{ 10.96.0.2 . 80 . 0 }}"
+        )),
         "{removed}"
     );
 }
@@ -259,4 +343,43 @@ fn proxy_target_redirects_and_ignores_backend_churn() {
     empty.real_servers.clear();
     let s = render_changes_with(&table(vec![empty]), &old, Family::Ip, Target::Proxy(&ports));
     assert!(s.contains("redirect to :40001"), "{s}");
+}
+
+#[test]
+fn hairpin_pairs_are_the_local_real_servers() {
+    let mut local = rs("10.244.1.10", 80);
+    local.local = true;
+    let a = vs(
+        "10.96.0.1",
+        80,
+        SchedulerKind::Rr,
+        vec![local.clone(), rs("10.244.2.10", 80)],
+    );
+    let s = render_full(&table(vec![a.clone()]), Family::Ip);
+    assert!(
+        s.contains("add set ip ferrolb hairpin { type ipv4_addr . ipv4_addr; }"),
+        "{s}"
+    );
+    assert!(
+        s.contains("postrouting ct status dnat ip saddr . ip daddr @hairpin masquerade"),
+        "{s}"
+    );
+    assert!(
+        s.contains("add element ip ferrolb hairpin { 10.244.1.10 . 10.244.1.10 }"),
+        "only the local one: {s}"
+    );
+    // Backend churn that keeps the local set leaves the set alone; a change replaces it.
+    let mut b = a.clone();
+    b.real_servers.pop();
+    let s = render_changes(&table(vec![a.clone()]), &table(vec![b]), Family::Ip);
+    assert!(!s.contains("hairpin"), "{s}");
+    let mut c = a.clone();
+    c.real_servers.remove(0);
+    let s = render_changes(&table(vec![a.clone()]), &table(vec![c]), Family::Ip);
+    assert!(s.contains("flush set ip ferrolb hairpin\n"), "{s}");
+    assert!(!s.contains("add element ip ferrolb hairpin"), "{s}");
+    // The proxy connects from the node itself: no pairs.
+    let ports: BTreeMap<VsKey, u16> = [(a.key, 40001)].into();
+    let s = render_full_with(&table(vec![a]), Family::Ip, Target::Proxy(&ports));
+    assert!(!s.contains("add element ip ferrolb hairpin"), "{s}");
 }

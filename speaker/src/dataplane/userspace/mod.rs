@@ -17,7 +17,7 @@ mod udp;
 use ferrolb_shared::ipvs::balancer::Balancer;
 use ferrolb_shared::ipvs::model::{Proto, Table, VirtualServer, VsKey};
 use ferrolb_shared::ipvs::scheduler::Flow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv6Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,6 +100,10 @@ pub enum ProxyError {
 pub struct UserspaceProxy {
     listeners: BTreeMap<VsKey, Listener>,
     ports: RangeInclusive<u16>,
+    /// Ports the listeners hold, and where the search for a free one starts: starting
+    /// 10,000 listeners must not rescan the ports of all the others each time.
+    used: BTreeSet<u16>,
+    next_port: u16,
     udp_idle_timeout: Duration,
 }
 
@@ -107,7 +111,9 @@ impl UserspaceProxy {
     pub fn new(ports: RangeInclusive<u16>, udp_idle_timeout: Duration) -> Self {
         UserspaceProxy {
             listeners: BTreeMap::new(),
+            next_port: *ports.start(),
             ports,
+            used: BTreeSet::new(),
             udp_idle_timeout,
         }
     }
@@ -125,6 +131,7 @@ impl UserspaceProxy {
             .collect();
         for key in gone {
             if let Some(l) = self.listeners.remove(&key) {
+                self.used.remove(&l.port);
                 l.task.abort();
             }
         }
@@ -158,6 +165,7 @@ impl UserspaceProxy {
 
     /// Stop every listener (established connections end with their tasks).
     pub fn shutdown(&mut self) {
+        self.used.clear();
         for (_, l) in std::mem::take(&mut self.listeners) {
             l.task.abort();
         }
@@ -172,8 +180,12 @@ impl UserspaceProxy {
             udp_idle_timeout: self.udp_idle_timeout,
             dropped: AtomicU64::new(0),
         });
-        let used: Vec<u16> = self.listeners.values().map(|l| l.port).collect();
-        for port in self.ports.clone().filter(|p| !used.contains(p)) {
+        let (first, last) = (*self.ports.start(), *self.ports.end());
+        // From the cursor to the end of the range, then from its start to the cursor.
+        for port in (self.next_port..=last).chain(first..self.next_port) {
+            if self.used.contains(&port) {
+                continue;
+            }
             // One dual-stack socket on [::] takes both IPv4 (as mapped addresses) and IPv6.
             let addr = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port);
             let task = match vs.key.proto {
@@ -188,6 +200,8 @@ impl UserspaceProxy {
                 Proto::Sctp => return Ok(()),
             };
             tracing::debug!(vs = %vs.key, port, "userspace listener started");
+            self.used.insert(port);
+            self.next_port = if port == last { first } else { port + 1 };
             self.listeners
                 .insert(vs.key, Listener { port, state, task });
             return Ok(());

@@ -5,11 +5,16 @@ use ferrolb_shared::ipvs::scheduler::Flow;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// How long to wait for a real server to accept before trying another.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Copy buffer per direction: large buffers keep bulk transfers near the link's speed.
+/// Copy buffer per direction: it starts small, so a short connection costs one small
+/// allocation, and doubles whenever a read fills it, up to the largest size, so bulk
+/// transfers run with few system calls.
+const FIRST_BUFFER: usize = 16 * 1024;
 const BUFFER: usize = 256 * 1024;
 /// Real servers tried for one client connection before giving up.
 const ATTEMPTS: usize = 3;
@@ -45,9 +50,10 @@ async fn forward(client: TcpStream, peer: SocketAddr, state: Arc<VirtualServerSt
         match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
             Ok(Ok(upstream)) => {
                 let _ = upstream.set_nodelay(true);
-                let (mut c, mut u) = (client, upstream);
-                let _ =
-                    tokio::io::copy_bidirectional_with_sizes(&mut c, &mut u, BUFFER, BUFFER).await;
+                let (cr, cw) = client.into_split();
+                let (ur, uw) = upstream.into_split();
+                // Until both sides have closed; an error on either drops both at once.
+                let _ = tokio::try_join!(pipe(cr, uw), pipe(ur, cw));
                 state.closed(&id);
                 return;
             }
@@ -55,6 +61,24 @@ async fn forward(client: TcpStream, peer: SocketAddr, state: Arc<VirtualServerSt
             Err(_) => tracing::debug!(vs = %state.key, %target, "connect timed out"),
         }
         state.closed(&id);
+    }
+}
+
+/// Copy one direction until end of stream, then pass the end on (half-close).
+async fn pipe(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(FIRST_BUFFER);
+    loop {
+        buf.clear();
+        // Reads into the spare capacity: nothing to zero, nothing allocated per read.
+        let n = from.read_buf(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&buf).await?;
+        if n == buf.capacity() && n < BUFFER {
+            // The read filled it: a bulk transfer.
+            buf = Vec::with_capacity((2 * n).min(BUFFER));
+        }
     }
 }
 

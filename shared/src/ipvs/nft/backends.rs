@@ -1,0 +1,197 @@
+//! Where the round-robin schedulers (rr, wrr) keep their real servers: in maps shared by many
+//! virtual servers, keyed by the virtual server and the scheduler's counter, rather than in an
+//! anonymous map per virtual server.
+//!
+//! ```text
+//! map be-<proto>-XX  (daddr . dport . n) -> addr . port    XX: a hash of the server (256 maps)
+//! chain <vs>  [mark] dnat to daddr . <proto> dport . numgen inc mod N map @be-<proto>-XX
+//! ```
+//!
+//! (One family of maps per protocol: nft 1.0's `typeof th dport` cannot be read back from
+//! the kernel to add a rule later, `tcp dport` can.)
+//!
+//! Why: the kernel pays for every set with walks over all the sets of the table (name lookups,
+//! the numbering of anonymous sets) and over the whole transaction (binding an anonymous set),
+//! so one set per virtual server made a 10,000-Service program quadratic (14 s for 10,000
+//! virtual servers). One map for all would make every element insertion walk every rule bound
+//! to it. 256 maps keep both walks short (1.5 s for the same program, nearly all of it nft
+//! parsing the 100,000 endpoints). A real server change then touches a few elements, not
+//! rules. The hashing schedulers (sh, dh, mh, ranges of a 256- or 65,537-entry table) and
+//! client affinity keep their per-server sets: they are the exception, not the rule.
+//!
+//! Elements are written at the end of a script, one command per map: nft handles one long
+//! element list far faster than thousands of short commands.
+
+use super::{Family, TABLE, element};
+use crate::ipvs::hash::hash64;
+use crate::ipvs::model::{RealServer, VirtualServer, VsKey};
+use crate::ipvs::scheduler::SchedulerKind;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// How many shared maps the virtual servers are spread over.
+pub const MAPS: u64 = 256;
+/// A weighted server list longer than this (the sum of the weights) keeps the per-server
+/// anonymous map with ranges instead of one element per counter value.
+pub const MAX_SPREAD: u32 = 4096;
+const SEED: u64 = 0x6265_2d6d_6170_7331; // "be-maps1"
+
+/// The real server (index into `vs.real_servers`) for each value of the scheduler's counter,
+/// for the schedulers kept in shared maps; `None` for the others.
+pub(super) fn spread(vs: &VirtualServer) -> Option<Vec<usize>> {
+    if vs.affinity.is_some() || vs.real_servers.is_empty() {
+        return None;
+    }
+    match vs.scheduler {
+        SchedulerKind::Rr => Some((0..vs.real_servers.len()).collect()),
+        SchedulerKind::Wrr => {
+            let total: u32 = vs.real_servers.iter().map(|r| r.weight.max(1)).sum();
+            (total <= MAX_SPREAD).then(|| {
+                let weights = vs.real_servers.iter().map(|r| r.weight.max(1) as usize);
+                weights
+                    .enumerate()
+                    .flat_map(|(i, w)| std::iter::repeat_n(i, w))
+                    .collect()
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The shared map holding a virtual server's real servers.
+pub fn map_name(key: &VsKey) -> String {
+    let h = hash64(SEED, super::chain_name(key).as_bytes()) % MAPS;
+    format!("be-{}-{h:02x}", key.proto)
+}
+
+/// A virtual server's element for counter value `n` (its map is per protocol).
+fn key(k: &VsKey, n: usize) -> String {
+    format!("{} . {} . {n}", k.addr, k.port)
+}
+
+/// Append `item` to a comma-separated element list.
+fn push(list: &mut String, item: std::fmt::Arguments<'_>) {
+    if !list.is_empty() {
+        list.push_str(", ");
+    }
+    let _ = list.write_fmt(item);
+}
+
+/// Append `key : real server` for counter value `n` of `k`.
+fn push_entry(list: &mut String, k: &VsKey, n: usize, r: &RealServer) {
+    push(
+        list,
+        format_args!("{} . {} . {n} : {} . {}", k.addr, k.port, r.addr, r.port),
+    );
+}
+
+/// The rule that picks from the shared map (`mark` is the masquerade mark statement or empty).
+pub(super) fn rule(family: Family, vs: &VirtualServer, owners: &[usize], mark: &str) -> String {
+    let (f, p, n, map) = (family.name(), vs.key.proto, owners.len(), map_name(&vs.key));
+    format!(
+        "{mark}meta l4proto {p} dnat {f} to {f} daddr . {p} dport . numgen inc mod {n} map @{map}"
+    )
+}
+
+/// Element additions collected while a script is rendered (comma-separated lists).
+#[derive(Default)]
+pub(super) struct Elements {
+    services: String,
+    backends: BTreeMap<String, String>,
+}
+
+impl Elements {
+    /// `key → goto chain` in the services map.
+    pub fn service(&mut self, key: &VsKey, chain: &str) {
+        push(
+            &mut self.services,
+            format_args!("{} : goto {chain}", element(key)),
+        );
+    }
+
+    /// Every counter value of `vs` in its shared map.
+    pub fn backends(&mut self, vs: &VirtualServer, owners: &[usize]) {
+        let list = self.backends.entry(map_name(&vs.key)).or_default();
+        for (n, i) in owners.iter().enumerate() {
+            push_entry(list, &vs.key, n, &vs.real_servers[*i]);
+        }
+    }
+
+    /// The declarations of the shared maps used (before any rule that reads them; `add` of an
+    /// existing map is a no-op), and the element additions (after everything else).
+    pub fn finish(self, family: Family) -> (String, String) {
+        let f = family.name();
+        let (mut decls, mut adds) = (String::new(), String::new());
+        for map in self.backends.keys() {
+            // `be-<proto>-XX`
+            let p = map.split('-').nth(1).unwrap_or("tcp");
+            let _ = writeln!(
+                decls,
+                "add map {f} {TABLE} {map} {{ typeof {f} daddr . {p} dport . numgen inc mod 2 : {f} daddr . {p} dport; }}"
+            );
+        }
+        if !self.services.is_empty() {
+            let _ = writeln!(
+                adds,
+                "add element {f} {TABLE} services {{ {} }}",
+                self.services
+            );
+        }
+        for (map, list) in &self.backends {
+            let _ = writeln!(adds, "add element {f} {TABLE} {map} {{ {list} }}");
+        }
+        (decls, adds)
+    }
+}
+
+/// Delete every counter value of `vs` from its shared map, if it uses one.
+pub(super) fn remove(s: &mut String, family: Family, vs: &VirtualServer) {
+    let Some(owners) = spread(vs).filter(|_| !vs.drop) else {
+        return;
+    };
+    let keys: Vec<String> = (0..owners.len()).map(|n| key(&vs.key, n)).collect();
+    let _ = writeln!(
+        s,
+        "delete element {} {TABLE} {} {{ {} }}",
+        family.name(),
+        map_name(&vs.key),
+        keys.join(", ")
+    );
+}
+
+/// A change of real servers that keeps the rule (same counter range, same marking): only the
+/// elements whose real server changed are replaced. Returns false when the rule must change.
+pub(super) fn update_in_place(
+    s: &mut String,
+    e: &mut Elements,
+    family: Family,
+    (was, vs): (&VirtualServer, &VirtualServer),
+) -> bool {
+    let (Some(before), Some(after)) = (spread(was), spread(vs)) else {
+        return false;
+    };
+    if before.len() != after.len() || was.masquerade != vs.masquerade || was.drop || vs.drop {
+        return false;
+    }
+    let moved = |n: &usize| {
+        let (a, b) = (&was.real_servers[before[*n]], &vs.real_servers[after[*n]]);
+        (a.addr, a.port) != (b.addr, b.port)
+    };
+    let changed: Vec<usize> = (0..after.len()).filter(moved).collect();
+    if changed.is_empty() {
+        return true;
+    }
+    let keys: Vec<String> = changed.iter().map(|n| key(&vs.key, *n)).collect();
+    let map = map_name(&vs.key);
+    let _ = writeln!(
+        s,
+        "delete element {} {TABLE} {map} {{ {} }}",
+        family.name(),
+        keys.join(", ")
+    );
+    let list = e.backends.entry(map).or_default();
+    for n in changed {
+        push_entry(list, &vs.key, n, &vs.real_servers[after[n]]);
+    }
+    true
+}
