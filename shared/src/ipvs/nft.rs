@@ -10,7 +10,7 @@
 //! chain <vs>    [mark for masquerade] [affinity lookups] pick a real server, DNAT to it
 //! chain <vs>-s-<server>  (affinity only)    remember the client, DNAT to that real server
 //! set   <vs>-a-<server>  (affinity only)    its clients, each for the affinity timeout
-//! map be-XX     (daddr . l4proto . dport . n) -> real server, for rr and wrr (see backends)
+//! map be-<proto>-XX  (daddr . dport . n) -> real server, for rr and wrr (see `backends`)
 //! ```
 //!
 //! Hairpin: a pod that reaches its own Service and is sent back to itself would get the reply

@@ -62,4 +62,19 @@ pub fn measure(rep: &mut Report) {
         "  of which moved between remaining backends",
         format!("{:.3} %", (moved - owned) * 100.0),
     );
+    // For comparison: the Maglev paper's advice, a table of at least 100 entries per backend.
+    let (before, after) = (build_sized(&backends, BIG), build_sized(&rest, BIG));
+    rep.relative(
+        "  the same with 100,003 entries (100 per backend)",
+        format!("{:.3} %", disruption(&before, &after) * 100.0),
+        disruption(&before, &after),
+        (ideal, "ideal 1/1,000"),
+    );
+}
+
+/// The smallest prime of at least 100 entries per backend.
+const BIG: usize = 100_003;
+
+fn build_sized(b: &[MaglevBackend], size: usize) -> MaglevTable {
+    MaglevTable::build(b, size).expect("a prime larger than the backends")
 }

@@ -10,7 +10,7 @@
 //!   limit of this machine), through a LoadBalancer IP on the nftables path, on the userspace
 //!   path, and through HAProxy doing the same forwarding in node1 (`paths`);
 //! - programming 10,000 Services × 10 endpoints from nothing and applying one endpoint change
-//!   in that state, on both paths, in node1's namespace (`program`);
+//!   in that state, on both paths, in node2's namespace (`program`);
 //! - Maglev: table build time for 1,000 backends and the disruption when one leaves.
 //!
 //! Targets: nftables throughput ≥ 0.9 × direct; userspace ≥ 1.0 × HAProxy in throughput and

@@ -114,8 +114,12 @@ pub fn set_up(lab: &Lab, path: Path) -> anyhow::Result<Option<String>> {
         if let Some(name) = &process
             && !lab.is_running(name)?
         {
-            let log = lab.log(name)?;
-            return Err(LabError::Spec(format!("{name} exited:\n{log}")));
+            return Err(LabError::Command {
+                host: NODE.into(),
+                command: name.clone(),
+                status: "exited".into(),
+                stderr: lab.log(name)?,
+            });
         }
         Ok(lab
             .probe(CLIENT, Proto::Tcp, addr, 7000)

@@ -28,12 +28,13 @@ use std::time::{Duration, Instant};
 /// Endpoint changes measured (the figure is their median; the worst is reported too).
 pub const CHANGES: usize = 5;
 const FAMILIES: [Family; 2] = [Family::Ip, Family::Ip6];
-const NODE: &str = "node1";
+/// A node of its own (no pods, no traffic): the program starts from nothing.
+const NODE: &str = "node2";
 
 /// The scenario, inside the node: prints `figure KEY VALUE` lines as it goes.
 pub fn child(n: usize, per_service: usize) -> Result<(), String> {
     require_lab_netns()?;
-    let node_addr = IpAddr::from(Ipv4Addr::new(10, 100, 0, 11));
+    let node_addr = IpAddr::from(Ipv4Addr::new(10, 100, 0, 12));
     let (svcs, mut slices) = services::cluster_ip_services(n, per_service);
     let t = Instant::now();
     let table = services::table(&svcs, &slices, NODE, node_addr);
@@ -200,7 +201,7 @@ fn median(v: &[Duration]) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-/// The parent side: run [`child`] in node1 (bounded) and add its rows.
+/// The parent side: run [`child`] in node2 (bounded) and add its rows.
 pub fn measure(lab: &Lab, rep: &mut Report, n: usize, per_service: usize) -> anyhow::Result<()> {
     eprintln!("forwarding bench: programming {n} Services × {per_service} endpoints");
     lab.exec(NODE, &["nft", "flush", "ruleset"])?;
@@ -223,7 +224,7 @@ pub fn measure(lab: &Lab, rep: &mut Report, n: usize, per_service: usize) -> any
     let f = figures(&lines);
     let count = |k: &str| f.get(k).map_or("?".into(), |v| thousands(*v as u64));
     rep.section(&format!(
-        "programming {} Services × {per_service} endpoints from nothing ({} virtual servers, {} real servers), in node1",
+        "programming {} Services × {per_service} endpoints from nothing ({} virtual servers, {} real servers), in node2",
         thousands(n as u64),
         count("virtual_servers"),
         count("real_servers"),

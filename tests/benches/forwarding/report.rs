@@ -40,12 +40,14 @@ impl Report {
         (base, base_name): (f64, &str),
         min_ratio: f64,
     ) {
-        let ratio = if base > 0.0 {
-            format!("{:.2}", value / base)
-        } else {
-            "-".into()
-        };
-        self.row(what, measured, format!("(vs {name})"), ratio, None);
+        let ratio = if base > 0.0 { value / base } else { 0.0 };
+        self.row(
+            what,
+            measured,
+            format!("≥ {min_ratio:.2} × {base_name}"),
+            format!("{ratio:.2}"),
+            Some(ratio >= min_ratio),
+        );
     }
 
     /// A figure shown next to a base, without a target.
@@ -56,14 +58,12 @@ impl Report {
         value: f64,
         (base, name): (f64, &str),
     ) {
-        let ratio = if base > 0.0 { value / base } else { 0.0 };
-        self.row(
-            what,
-            measured,
-            format!("(vs {name})"),
-            format!("{ratio:.2}"),
-            None,
-        );
+        let ratio = if base > 0.0 {
+            format!("{:.2}", value / base)
+        } else {
+            "-".into()
+        };
+        self.row(what, measured, format!("(vs {name})"), ratio, None);
     }
 
     /// A duration whose target is `< limit`; the ratio is measured / limit.
@@ -123,7 +123,7 @@ impl Report {
 
     pub fn print(&self) {
         println!(
-            "{:<52} {:>16}  {:<20} {:>6}  result",
+            "{:<56} {:>16}  {:<20} {:>6}  result",
             "scenario", "measured", "target", "ratio"
         );
         for l in &self.lines {
@@ -141,7 +141,7 @@ impl Report {
                         Some(false) => "MISSED",
                         None => "",
                     };
-                    println!("  {what:<50} {measured:>16}  {target:<20} {ratio:>6}  {verdict}");
+                    println!("  {what:<54} {measured:>16}  {target:<20} {ratio:>6}  {verdict}");
                 }
             }
         }

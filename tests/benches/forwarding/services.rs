@@ -24,7 +24,7 @@ fn endpoint(i: usize, k: usize, per_service: usize) -> Ipv4Addr {
 }
 
 /// `n` ClusterIP Services (one TCP port, 80 → 8080), each with `per_service` ready endpoints
-/// in one EndpointSlice.
+/// in one EndpointSlice, on another node than the one programmed.
 pub fn cluster_ip_services(n: usize, per_service: usize) -> (Vec<Service>, Vec<EndpointSlice>) {
     let mut services = Vec::with_capacity(n);
     let mut slices = Vec::with_capacity(n);
@@ -39,7 +39,7 @@ pub fn cluster_ip_services(n: usize, per_service: usize) -> (Vec<Service>, Vec<E
         let addrs: Vec<IpAddr> = (0..per_service)
             .map(|k| endpoint(i, k, per_service).into())
             .collect();
-        slices.push(slice(&name, &addrs, "node2", &[("http", 8080)]));
+        slices.push(slice(&name, &addrs, "node3", &[("http", 8080)]));
     }
     (services, slices)
 }

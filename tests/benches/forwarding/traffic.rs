@@ -24,14 +24,15 @@ pub struct Measured {
     pub cps: Result<CpsReport, String>,
 }
 
-/// One node with one pod (the echo server and an iperf3 server), one LAN client; no router
-/// daemon; IPv4 only. Short-connection load needs many ports: client1 and node1 get a wide
+/// node1 with one pod (the echo server and an iperf3 server), node2, one LAN client; no
+/// router daemon; IPv4 only. Short-connection load needs many ports: client1 and node1 get a wide
 /// ephemeral range and reuse of TIME_WAIT ports for new connections (their own sysctls).
 pub fn lab() -> anyhow::Result<Lab> {
     cmd::require_tool("iperf3", "iperf3")?;
     cmd::require_tool("nft", "nftables")?;
     let spec = LabSpec {
-        nodes: 1,
+        // node2 only for programming many Services (`program`), away from the traffic.
+        nodes: 2,
         lan_clients: 1,
         external_clients: 0,
         dual_stack: false,

@@ -14,7 +14,7 @@
 //! the numbering of anonymous sets) and over the whole transaction (binding an anonymous set),
 //! so one set per virtual server made a 10,000-Service program quadratic (14 s for 10,000
 //! virtual servers). One map for all would make every element insertion walk every rule bound
-//! to it. 256 maps keep both walks short (1.5 s for the same program, nearly all of it nft
+//! to it. 256 maps keep both walks short (1.3 s for the same program, nearly all of it nft
 //! parsing the 100,000 endpoints). A real server change then touches a few elements, not
 //! rules. The hashing schedulers (sh, dh, mh, ranges of a 256- or 65,537-entry table) and
 //! client affinity keep their per-server sets: they are the exception, not the rule.

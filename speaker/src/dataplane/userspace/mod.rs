@@ -123,6 +123,8 @@ impl UserspaceProxy {
     /// port of every virtual server that has a listener, for the nftables redirect.
     pub async fn apply(&mut self, table: &Table) -> (BTreeMap<VsKey, u16>, Vec<ProxyError>) {
         let mut errors = Vec::new();
+        // After one fruitless pass over the whole range, the rest fail at once.
+        let mut out_of_ports = false;
         let gone: Vec<VsKey> = self
             .listeners
             .keys()
@@ -146,7 +148,12 @@ impl UserspaceProxy {
                     b.update(vs)
                         .map_err(|source| ProxyError::Scheduler { vs: vs.key, source })
                 }
-                None => self.start(vs).await,
+                None if out_of_ports => Err(self.no_port(vs.key)),
+                None => {
+                    let started = self.start(vs).await;
+                    out_of_ports = matches!(started, Err(ProxyError::NoPort { .. }));
+                    started
+                }
             };
             if let Err(e) = result {
                 errors.push(e);
@@ -186,6 +193,8 @@ impl UserspaceProxy {
             if self.used.contains(&port) {
                 continue;
             }
+            // Taken by someone else or not, the next search starts after it.
+            self.next_port = if port == last { first } else { port + 1 };
             // One dual-stack socket on [::] takes both IPv4 (as mapped addresses) and IPv6.
             let addr = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port);
             let task = match vs.key.proto {
@@ -201,16 +210,19 @@ impl UserspaceProxy {
             };
             tracing::debug!(vs = %vs.key, port, "userspace listener started");
             self.used.insert(port);
-            self.next_port = if port == last { first } else { port + 1 };
             self.listeners
                 .insert(vs.key, Listener { port, state, task });
             return Ok(());
         }
-        Err(ProxyError::NoPort {
-            vs: vs.key,
+        Err(self.no_port(vs.key))
+    }
+
+    fn no_port(&self, vs: VsKey) -> ProxyError {
+        ProxyError::NoPort {
+            vs,
             first: *self.ports.start(),
             last: *self.ports.end(),
-        })
+        }
     }
 }
 
