@@ -372,25 +372,9 @@ async fn the_binary_leads_allocates_and_releases_its_lease_on_sigterm() {
         base_cluster(&server);
         server.create("services", service("default", "web"));
         let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: fake, user: {{}}}}]\n\
-             contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n",
-            server.url()
-        );
-        std::fs::write(&kubeconfig, text).unwrap();
+        let kubeconfig = server.write_kubeconfig(dir.path());
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ferrolb-controller"));
-        // kube honours proxy variables; this test talks to 127.0.0.1 only.
-        for var in [
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
+        for var in ferrolb_fake_apiserver::PROXY_VARIABLES {
             command.env_remove(var);
         }
         let child = command

@@ -32,6 +32,17 @@ use tokio::task::{JoinHandle, JoinSet};
 
 pub use http::CLIENT_HEADER;
 
+/// Proxy variables kube honours; a binary under test talks to 127.0.0.1 only, so they are
+/// removed from its environment.
+pub const PROXY_VARIABLES: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 pub struct Shared {
     store: Mutex<Store>,
     /// Bumped to end every open watch stream (cleanly: the client sees the stream end).
@@ -65,6 +76,20 @@ impl FakeApiServer {
             addr,
             server: Mutex::new(Some(server)),
         }
+    }
+
+    /// Write a kubeconfig pointing at this server into `dir`, for tests that run a real binary.
+    pub fn write_kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: fake, user: {{}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n",
+            self.url()
+        );
+        std::fs::write(&path, text).expect("write the kubeconfig");
+        path
     }
 
     pub fn url(&self) -> String {

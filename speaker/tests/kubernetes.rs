@@ -360,15 +360,7 @@ async fn the_binary_serves_its_view_in_metrics_and_stops_on_sigterm() {
         let server = FakeApiServer::start().await;
         cluster(&server);
         let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        let text = format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: fake, user: {{}}}}]\n\
-             contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n",
-            server.url()
-        );
-        std::fs::write(&kubeconfig, text).unwrap();
+        let kubeconfig = server.write_kubeconfig(dir.path());
         let kubeconfig = kubeconfig.display().to_string();
         let speaker = tokio::task::spawn_blocking(move || {
             let p = SpeakerProcess::start(

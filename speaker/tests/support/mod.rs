@@ -44,15 +44,7 @@ impl SpeakerProcess {
             .env_remove("KUBERNETES_SERVICE_HOST")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // kube honours proxy variables; these tests talk to 127.0.0.1 only.
-        for var in [
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
+        for var in ferrolb_fake_apiserver::PROXY_VARIABLES {
             command.env_remove(var);
         }
         for (k, v) in env {
