@@ -2,17 +2,15 @@
 
 use super::fixture::{self, ECHO, answers, endpoints, host_addr, node_addr, pod_gateway, speakers};
 use super::{family, tally};
-use ferrolb_e2e::lab::Proto;
+use ferrolb_e2e::lab::{Lab, Proto};
 use std::net::IpAddr;
 
 const CLUSTER_IPS: [&str; 2] = ["10.96.0.10", "fd00:96::10"];
 
-/// A pod on node3 (not an endpoint) reaches a ClusterIP Service whose pods are on node1 and
-/// node2, through node3's data path only (no other node runs a speaker). ClusterIP traffic
-/// is not masqueraded: in the kernel path the pods see the client pod itself; the userspace
-/// proxy opens its own connection from node3.
-fn cluster_ip_from_a_pod(dataplane: &str) -> anyhow::Result<()> {
-    let lab = fixture::lab(&[("web-a", 1), ("web-b", 2), ("caller", 3)])?;
+/// A lab with `pods`, the ClusterIP Service `web` over web-a and web-b, and a speaker on
+/// `node` only.
+fn cluster_ip_lab(pods: &[(&str, u8)], dataplane: &str, node: &str) -> anyhow::Result<Lab> {
+    let lab = fixture::lab(pods)?;
     let spec = format!(
         "  clusterIP: {}\n  clusterIPs: [{}, '{}']\n",
         CLUSTER_IPS[0], CLUSTER_IPS[0], CLUSTER_IPS[1]
@@ -22,7 +20,20 @@ fn cluster_ip_from_a_pod(dataplane: &str) -> anyhow::Result<()> {
         &fixture::service("web", "ClusterIP", None, "", &spec),
     )?;
     endpoints(&lab, "web", &["web-a", "web-b"])?;
-    speakers(&lab, dataplane, &["node3"])?;
+    speakers(&lab, dataplane, &[node])?;
+    Ok(lab)
+}
+
+/// A pod on node3 (not an endpoint) reaches a ClusterIP Service whose pods are on node1 and
+/// node2, through node3's data path only (no other node runs a speaker). ClusterIP traffic
+/// is not masqueraded: in the kernel path the pods see the client pod itself; the userspace
+/// proxy opens its own connection from node3.
+fn cluster_ip_from_a_pod(dataplane: &str) -> anyhow::Result<()> {
+    let lab = cluster_ip_lab(
+        &[("web-a", 1), ("web-b", 2), ("caller", 3)],
+        dataplane,
+        "node3",
+    )?;
     for ip in CLUSTER_IPS {
         let ip: IpAddr = ip.parse()?;
         let got = answers(&lab, "caller", ip, ECHO, 10)?;
@@ -60,17 +71,7 @@ fn userspace_forwards_a_cluster_ip_from_a_pod() -> anyhow::Result<()> {
 /// (the other pod sees the caller's own address, in the kernel path; the userspace proxy
 /// connects from the node anyway).
 fn hairpin(dataplane: &str) -> anyhow::Result<()> {
-    let lab = fixture::lab(&[("web-a", 1), ("web-b", 2)])?;
-    let spec = format!(
-        "  clusterIP: {}\n  clusterIPs: [{}, '{}']\n",
-        CLUSTER_IPS[0], CLUSTER_IPS[0], CLUSTER_IPS[1]
-    );
-    lab.write_manifest(
-        "web.yaml",
-        &fixture::service("web", "ClusterIP", None, "", &spec),
-    )?;
-    endpoints(&lab, "web", &["web-a", "web-b"])?;
-    speakers(&lab, dataplane, &["node1"])?;
+    let lab = cluster_ip_lab(&[("web-a", 1), ("web-b", 2)], dataplane, "node1")?;
     for ip in CLUSTER_IPS {
         let ip: IpAddr = ip.parse()?;
         let got = answers(&lab, "web-a", ip, ECHO, 6)?;
