@@ -5,7 +5,7 @@
 //! The controller runs in the `ctl` host (a namespace with only a loopback, so its metrics
 //! port never collides with another lab's); each speaker runs in its node's namespace.
 
-use super::error::{LabError, Result, io};
+use super::error::{Result, io};
 use super::host::Role;
 use super::instance::{Lab, binary};
 use super::plan;
@@ -168,21 +168,14 @@ impl Lab {
         ];
         let name = self.spawn("controller", "ctl", &argv)?;
         let localhost = IpAddr::from([127, 0, 0, 1]);
-        super::wait::wait_until(
+        self.wait_process(
+            &name,
             "the controller to be ready (/readyz)",
             Duration::from_secs(15),
-            || {
-                if !self.is_running(&name)? {
-                    return Err(LabError::Spec(format!(
-                        "{name} exited:\n{}",
-                        self.log(&name)?
-                    )));
-                }
-                Ok(match self.http_request("ctl", localhost, 7472, "/readyz") {
-                    Ok((200, _)) => Ok(()),
-                    Ok((status, body)) => Err(format!("{status} {body}")),
-                    Err(e) => Err(e.to_string()),
-                })
+            || match self.http_request("ctl", localhost, 7472, "/readyz") {
+                Ok((200, _)) => Ok(()),
+                Ok((status, body)) => Err(format!("{status} {body}")),
+                Err(e) => Err(e.to_string()),
             },
         )?;
         Ok(name)

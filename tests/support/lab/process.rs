@@ -117,6 +117,26 @@ impl Lab {
         self.with_proc(name, |p| p.pid)
     }
 
+    /// Wait until `ready` succeeds for the lab process `name`, failing at once (with its log)
+    /// if the process exits meanwhile.
+    pub fn wait_process(
+        &self,
+        name: &str,
+        what: &str,
+        limit: std::time::Duration,
+        mut ready: impl FnMut() -> std::result::Result<(), String>,
+    ) -> Result<()> {
+        super::wait::wait_until(what, limit, || {
+            if !self.is_running(name)? {
+                return Err(super::LabError::Spec(format!(
+                    "{name} exited:\n{}",
+                    self.log(name)?
+                )));
+            }
+            Ok(ready())
+        })
+    }
+
     /// Whether a lab process is still running (false once it exited).
     pub fn is_running(&self, name: &str) -> Result<bool> {
         self.with_proc(name, |p| matches!(p.child.try_wait(), Ok(None)))

@@ -106,19 +106,14 @@ pub(super) fn start(lab: &Lab, d: &mut BgpDaemon) -> Result<()> {
     let (conf, sock) = (conf.to_string_lossy().into_owned(), socket(d));
     let name = lab.spawn("bird", &d.host, &["bird", "-f", "-c", &conf, "-s", &sock])?;
     d.processes.push(name.clone());
-    crate::lab::wait::wait_until(
+    lab.wait_process(
+        &name,
         &format!("{name} to answer on {sock}"),
         Duration::from_secs(10),
         || {
-            if !lab.is_running(&name)? {
-                return Err(LabError::Spec(format!(
-                    "{name} exited:\n{}",
-                    lab.log(&name)?
-                )));
-            }
-            Ok(birdc(d, &["show", "status"])
+            birdc(d, &["show", "status"])
                 .map(drop)
-                .map_err(|e| e.to_string()))
+                .map_err(|e| e.to_string())
         },
     )
 }

@@ -164,21 +164,16 @@ pub(super) fn start(lab: &Lab, d: &mut BgpDaemon) -> Result<()> {
         if *daemon == "zebra" {
             // The other daemons connect to zebra at start; let it listen first.
             let sock = std::path::PathBuf::from(&zserv);
-            crate::lab::wait::wait_until(
+            lab.wait_process(
+                &name,
                 &format!("{name} to create {zserv}"),
                 Duration::from_secs(10),
                 || {
-                    if !lab.is_running(&name)? {
-                        return Err(LabError::Spec(format!(
-                            "{name} exited:\n{}",
-                            lab.log(&name)?
-                        )));
-                    }
-                    Ok(if sock.exists() {
+                    if sock.exists() {
                         Ok(())
                     } else {
                         Err("no socket yet".into())
-                    })
+                    }
                 },
             )?;
         }

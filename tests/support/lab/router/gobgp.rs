@@ -84,21 +84,14 @@ pub(super) fn start(lab: &Lab, d: &mut BgpDaemon) -> Result<()> {
     ];
     let name = lab.spawn("gobgpd", &d.host, &argv)?;
     d.processes.push(name.clone());
-    crate::lab::wait::wait_until(
+    lab.wait_process(
+        &name,
         &format!("{name} to answer on {api}"),
         Duration::from_secs(10),
         || {
-            if !lab.is_running(&name)? {
-                return Err(LabError::Spec(format!(
-                    "{name} exited:\n{}",
-                    lab.log(&name)?
-                )));
-            }
-            Ok(
-                cmd::run(&d.host, gobgp(Some(&d.netns), &["neighbor", "-j"]))
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-            )
+            cmd::run(&d.host, gobgp(Some(&d.netns), &["neighbor", "-j"]))
+                .map(drop)
+                .map_err(|e| e.to_string())
         },
     )?;
     for a in &d.config.announce {
