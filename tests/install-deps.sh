@@ -6,7 +6,7 @@
 # exit 101), and only a guard this script created is removed afterwards.
 set -euo pipefail
 
-packages=(iproute2 nftables conntrack bird2 frr gobgpd arping ndisc6 tcpdump iperf3)
+packages=(iproute2 nftables conntrack bird2 frr gobgpd arping ndisc6 tcpdump iperf3 keepalived haproxy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

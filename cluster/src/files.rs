@@ -135,6 +135,18 @@ pub fn default_status_dir(manifests: &Path) -> PathBuf {
     manifests.with_file_name(name)
 }
 
+/// Where a speaker reports in standalone mode (its Events and what it announces):
+/// `<status-dir>.speakers/<node>/`, beside the controller's status directory rather than in
+/// it, so that no speaker's writes wake the other speakers' status watchers.
+pub fn speaker_report_dir(status_dir: &Path, node: &str) -> PathBuf {
+    let mut name = status_dir
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "status".into());
+    name.push(".speakers");
+    status_dir.with_file_name(name).join(path_component(node))
+}
+
 /// Where the status of `key` lives. Names come from the operator's files, so they are made
 /// safe as one path component: a name like `../x` must not reach outside the directory.
 pub fn status_path(status_dir: &Path, key: &ServiceKey) -> PathBuf {

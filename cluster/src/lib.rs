@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod dir;
+pub mod events;
 pub mod files;
 pub mod http;
 pub mod kubernetes;

@@ -52,11 +52,20 @@ pub struct Snapshot {
 impl Snapshot {
     /// The EndpointSlices of one Service.
     pub fn endpoint_slices_of(&self, service: &ServiceKey) -> impl Iterator<Item = &EndpointSlice> {
+        self.shared_endpoint_slices_of(service).map(|s| &**s)
+    }
+
+    /// [`Self::endpoint_slices_of`] as the shared handles, which tell by pointer whether a
+    /// slice changed between two snapshots.
+    pub fn shared_endpoint_slices_of(
+        &self,
+        service: &ServiceKey,
+    ) -> impl Iterator<Item = &Arc<EndpointSlice>> {
         self.slices_by_service
             .get(service)
             .into_iter()
             .flatten()
-            .filter_map(|k| self.endpoint_slices.get(k).map(|s| &**s))
+            .filter_map(|k| self.endpoint_slices.get(k))
     }
 
     /// This node's Node object, once it has been seen.

@@ -8,11 +8,13 @@
 
 pub mod dataplane;
 pub mod event_loop;
+pub mod events;
 pub mod metrics;
 pub mod snapshots;
 pub mod source;
 
 use anyhow::Context;
+use events::Events;
 use ferrolb_cluster::task::AbortOnDrop;
 use ferrolb_shared::snapshot::SnapshotBuilder;
 use metrics::Metrics;
@@ -29,7 +31,7 @@ use tracing::Instrument;
 pub struct Options {
     /// The node this speaker runs on.
     pub node: String,
-    pub dataplane: dataplane::Mode,
+    pub dataplane: dataplane::Settings,
     /// How long a batch of cluster events waits for the rest of a burst.
     pub coalesce: Duration,
 }
@@ -38,7 +40,7 @@ impl Options {
     pub fn new(node: impl Into<String>, dataplane: dataplane::Mode) -> Self {
         Options {
             node: node.into(),
-            dataplane,
+            dataplane: dataplane::Settings::new(dataplane),
             coalesce: event_loop::COALESCE,
         }
     }
@@ -77,7 +79,7 @@ impl Drop for Speaker {
 pub fn start(source: Source, options: Options, metrics: Arc<Metrics>) -> Speaker {
     let (tx, snapshots) = snapshots::channel();
     let dataplane_rx = tx.subscribe();
-    metrics.set_dataplane(options.dataplane);
+    metrics.set_dataplane(options.dataplane.mode);
     let span = tracing::info_span!("speaker", node = %options.node);
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(
@@ -101,13 +103,14 @@ async fn run(
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(1024);
     let builder = SnapshotBuilder::new(&options.node);
+    let events = Events::spawn(source.event_backend(&options.node), options.node.clone());
     let mut source = AbortOnDrop(tokio::spawn(source.run(tx).in_current_span()));
     let mut event_loop = AbortOnDrop(tokio::spawn(
         event_loop::run(rx, builder, snapshots, metrics, options.coalesce).in_current_span(),
     ));
     // Stopped cleanly when this task ends normally; aborted with it otherwise (a crash leaves
     // the kernel programmed, so traffic keeps flowing).
-    let dataplane = dataplane::spawn(options.dataplane, dataplane_rx);
+    let dataplane = dataplane::spawn(options.dataplane, dataplane_rx, events);
     let mut stop = stop;
     tokio::select! {
         r = &mut source.0 => match r.context("source task")? {

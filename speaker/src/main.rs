@@ -35,6 +35,11 @@ struct Cli {
     /// Data path: nftables, userspace or none.
     #[arg(long, default_value = "nftables")]
     dataplane: Mode,
+    /// Userspace data path: the local ports its listeners take (FIRST-LAST). Keep them out of
+    /// the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by default)
+    /// and the NodePort range.
+    #[arg(long, default_value = "20000-29999", value_parser = parse_port_range)]
+    proxy_ports: std::ops::RangeInclusive<u16>,
     /// Address for /metrics, /healthz and /readyz (port 0: any; the log says which).
     #[arg(long, default_value = "127.0.0.1:7473")]
     metrics_addr: SocketAddr,
@@ -93,7 +98,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             backoff: WatchBackoff::default(),
         },
     };
-    let mut speaker = start(source, Options::new(cli.node, cli.dataplane), metrics);
+    let mut options = Options::new(cli.node, cli.dataplane);
+    options.dataplane.proxy_ports = cli.proxy_ports;
+    let mut speaker = start(source, options, metrics);
     tokio::select! {
         r = &mut speaker.task => r.context("speaker task")??,
         r = &mut server.0 => r.context("metrics task")?.context("metrics server")?,
@@ -103,4 +110,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `FIRST-LAST`, both ports, FIRST <= LAST.
+fn parse_port_range(s: &str) -> Result<std::ops::RangeInclusive<u16>, String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("{s:?}: expected FIRST-LAST, e.g. 20000-29999"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{s:?}: {p:?} is not a port (1-65535)"))
+    };
+    let (a, b) = (port(a)?, port(b)?);
+    if a > b {
+        return Err(format!("{s:?}: {a} is greater than {b}"));
+    }
+    Ok(a..=b)
 }

@@ -7,8 +7,10 @@
 //! its RBAC grants). Standalone mode reads the same kinds from the directory and the Services'
 //! status from the controller's status directory, following changes to both.
 
+use crate::events::Backend;
 use ferrolb_cluster::backoff::WatchBackoff;
 use ferrolb_cluster::dir::{DirectorySource, StatusDir};
+use ferrolb_cluster::files::speaker_report_dir;
 use ferrolb_cluster::kubernetes::KubeSource;
 use ferrolb_cluster::{ClusterEvent, Kind, Subscription};
 use std::path::PathBuf;
@@ -37,6 +39,17 @@ pub fn subscription(namespace: Option<String>) -> Subscription {
 }
 
 impl Source {
+    /// Where this speaker's Events go: the API server, or
+    /// `<status-dir>.speakers/<node>/events.log` in standalone mode.
+    pub fn event_backend(&self, node: &str) -> Backend {
+        match self {
+            Source::Kubernetes { client, .. } => Backend::Kubernetes(client.clone()),
+            Source::Directory { status_dir, .. } => {
+                Backend::File(speaker_report_dir(status_dir, node).join("events.log"))
+            }
+        }
+    }
+
     /// Run until the receiver goes away (or, for a directory, until it cannot be read).
     pub async fn run(self, tx: mpsc::Sender<ClusterEvent>) -> anyhow::Result<()> {
         match self {

@@ -75,7 +75,7 @@ async fn tcp_and_udp_round_robin_and_updates() {
         ..Default::default()
     };
     let mut proxy = UserspaceProxy::new(41000..=41100, Duration::from_secs(30));
-    let (ports, errors) = proxy.apply(&table).await;
+    let (ports, errors) = proxy.apply(&table, None).await;
     assert!(errors.is_empty());
     let tp = ports[&t.key];
     let mut got = Vec::new();
@@ -104,7 +104,7 @@ async fn tcp_and_udp_round_robin_and_updates() {
     // Update: only b remains; the listener port stays.
     let t2 = vs(Proto::Tcp, 80, SchedulerKind::Rr, &[(b, "b")]);
     table.servers.insert(t2.key, t2.clone());
-    let (ports2, _) = proxy.apply(&table).await;
+    let (ports2, _) = proxy.apply(&table, None).await;
     assert_eq!(ports2[&t.key], tp);
     for _ in 0..3 {
         let mut s = TcpStream::connect(("127.0.0.1", tp)).await.unwrap();
@@ -113,7 +113,7 @@ async fn tcp_and_udp_round_robin_and_updates() {
         assert_eq!(buf, "b");
     }
     table.servers.remove(&t.key);
-    let (ports3, _) = proxy.apply(&table).await;
+    let (ports3, _) = proxy.apply(&table, None).await;
     assert!(!ports3.contains_key(&t.key));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(

@@ -131,13 +131,8 @@ fn add_sources(lab: &Lab, n: u8) -> anyhow::Result<Vec<IpAddr>> {
     Ok(v)
 }
 
-/// The model's pick for `src` among the pods, as a pod name.
-fn predicted(
-    lab: &Lab,
-    dataplane: &str,
-    kind: SchedulerKind,
-    src: IpAddr,
-) -> anyhow::Result<String> {
+/// The model's pick for `src` among the pods, as a pod name (the same on both data paths).
+fn predicted(lab: &Lab, kind: SchedulerKind, src: IpAddr) -> anyhow::Result<String> {
     let mut by_id = BTreeMap::new();
     let mut addrs = Vec::new();
     for pod in NAMES {
@@ -146,10 +141,7 @@ fn predicted(
         by_id.insert(predict::ids(&[a], ECHO).remove(0), pod);
     }
     let ids = predict::ids(&addrs, ECHO);
-    let id = match dataplane {
-        "nftables" => predict::kernel(kind, &ids, src),
-        _ => predict::userspace(kind, &ids, src, node_addr(1, src)),
-    };
+    let id = predict::pick(kind, &ids, src, node_addr(1, src));
     Ok(by_id[&id].to_string())
 }
 
@@ -167,7 +159,7 @@ fn hashing(dataplane: &str) -> anyhow::Result<()> {
         }
         let mut landed = BTreeSet::new();
         for src in &sources {
-            let want = predicted(&lab, dataplane, kind, *src)?;
+            let want = predicted(&lab, kind, *src)?;
             for node in [1, 2, 1, 2] {
                 let to = node_addr(node, *src);
                 let a = lab.probe_as("client1", SocketAddr::new(*src, 0), Proto::Tcp, to, port)?;

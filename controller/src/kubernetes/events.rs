@@ -2,17 +2,14 @@
 //! as a whole (configuration accepted or rejected), on its leader Lease.
 
 use super::leader::LEASE_NAME;
+use ferrolb_cluster::events::{self, MAX_MESSAGE};
 use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::config::ConfigError;
 use ferrolb_shared::reconcile::EventType;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
 
 /// `source.component` and `reportingComponent` of our Events.
 pub const COMPONENT: &str = "ferrolb-controller";
-/// Longest message we write. The API server accepts more for core Events, but `kubectl
-/// describe` and events.k8s.io (1 KiB `note`) do not; a list of config errors can be long.
-pub const MAX_MESSAGE: usize = 1024;
 
 /// Who an Event is about.
 pub enum Regarding<'a> {
@@ -34,14 +31,7 @@ pub fn build(
     unique: u64,
 ) -> Event {
     let involved = match regarding {
-        Regarding::Service { key, uid } => ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Service".into()),
-            namespace: Some(key.namespace.clone()),
-            name: Some(key.name.clone()),
-            uid,
-            ..Default::default()
-        },
+        Regarding::Service { key, uid } => events::service_ref(key, uid),
         Regarding::Controller { namespace } => ObjectReference {
             api_version: Some("coordination.k8s.io/v1".into()),
             kind: Some("Lease".into()),
@@ -50,38 +40,12 @@ pub fn build(
             ..Default::default()
         },
     };
-    let now = k8s_openapi::jiff::Timestamp::now();
-    let object_name = involved.name.clone().unwrap_or_default();
-    // client-go names Events `<object>.<unix nanos in hex>`; the counter keeps two Events of
-    // the same nanosecond apart.
-    let nanos = u64::try_from(now.as_nanosecond()).unwrap_or_default();
-    Event {
-        metadata: ObjectMeta {
-            name: Some(format!("{object_name}.{nanos:x}{:04x}", unique & 0xffff)),
-            namespace: involved.namespace.clone(),
-            ..Default::default()
-        },
-        involved_object: involved,
-        reason: Some(reason.into()),
-        message: Some(truncate(message, MAX_MESSAGE)),
-        type_: Some(
-            match kind {
-                EventType::Normal => "Normal",
-                EventType::Warning => "Warning",
-            }
-            .into(),
-        ),
-        source: Some(EventSource {
-            component: Some(COMPONENT.into()),
-            host: None,
-        }),
-        reporting_component: Some(COMPONENT.into()),
-        reporting_instance: Some(identity.into()),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        count: Some(1),
-        ..Default::default()
-    }
+    let reporter = events::Reporter {
+        component: COMPONENT,
+        instance: identity,
+        host: None,
+    };
+    events::build(involved, reporter, kind, reason, message, unique)
 }
 
 /// The message of a `ConfigRejected` Event: every error that fits, then how many did not.
@@ -104,19 +68,6 @@ pub fn rejected_message(errors: &[ConfigError]) -> String {
     msg
 }
 
-/// `s` cut to at most `max` bytes on a character boundary, marked when cut.
-pub fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    const MARK: &str = "...";
-    let mut end = max.saturating_sub(MARK.len());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{MARK}", &s[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,15 +81,6 @@ mod tests {
             field: "spec.addresses[0]".into(),
             message: "not a CIDR or range: \"nope\"".into(),
         }
-    }
-
-    #[test]
-    fn truncates_on_char_boundaries() {
-        assert_eq!(truncate("short", 10), "short");
-        let s = "é".repeat(600); // 1200 bytes
-        let t = truncate(&s, MAX_MESSAGE);
-        assert!(t.len() <= MAX_MESSAGE);
-        assert!(t.ends_with("..."));
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub const SCHEDULER_ANNOTATION: &str = "scheduler";
 pub const DEFAULT_AFFINITY: Duration = Duration::from_secs(10_800);
 
 /// This node, as the forwarding layer sees it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeView {
     pub name: String,
     /// Addresses NodePorts listen on.
@@ -93,7 +93,8 @@ pub fn build_table(
     (table, warnings)
 }
 
-fn add_service(
+/// Add the virtual servers (and health check) of one Service to `table`.
+pub(crate) fn add_service(
     svc: &Service,
     key: &ServiceKey,
     slices: &[&EndpointSlice],
@@ -324,7 +325,7 @@ fn dedup(mut v: Vec<RealServer>) -> Vec<RealServer> {
 }
 
 /// (ready, serving, terminating) with the API's defaults for unset conditions.
-fn conditions(ep: &Endpoint) -> (bool, bool, bool) {
+pub fn conditions(ep: &Endpoint) -> (bool, bool, bool) {
     let c = ep.conditions.as_ref();
     let ready = c.and_then(|c| c.ready).unwrap_or(true);
     let serving = c.and_then(|c| c.serving).unwrap_or(ready);

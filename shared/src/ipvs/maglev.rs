@@ -117,6 +117,11 @@ impl MaglevTable {
         self.backends.get(self.entries[slot] as usize)
     }
 
+    /// The backend of one slot (`0..entries.len()`).
+    pub fn at(&self, slot: usize) -> Option<&MaglevBackend> {
+        self.backends.get(*self.entries.get(slot)? as usize)
+    }
+
     /// The backend id of every entry (for comparing tables and measuring disruption).
     pub fn owners(&self) -> Vec<&str> {
         self.entries

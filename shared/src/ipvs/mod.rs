@@ -5,6 +5,7 @@
 pub mod balancer;
 pub mod build;
 pub mod hash;
+pub mod incremental;
 pub mod maglev;
 pub mod model;
 pub mod nft;

@@ -166,6 +166,23 @@ impl Table {
         self.diff_matching(next, |_| true)
     }
 
+    /// [`Table::diff`] for the virtual servers named by `keys` only (those an incremental
+    /// build reported as touched): the cost follows the change, not the table.
+    pub fn diff_keys<'a>(
+        &self,
+        next: &Table,
+        keys: impl IntoIterator<Item = &'a VsKey>,
+    ) -> Vec<Change> {
+        keys.into_iter()
+            .filter_map(|k| match (self.servers.get(k), next.servers.get(k)) {
+                (None, Some(v)) => Some(Change::Add(v.clone())),
+                (Some(_), None) => Some(Change::Remove(*k)),
+                (Some(was), Some(is)) if was != is => Some(Change::Update(is.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// [`Table::diff`] restricted to the virtual servers whose key passes `keep` (one address
     /// family, say). One ordered walk over both tables: only servers with the same key are
     /// compared, so a large table with a few changes costs one pass and no lookups.

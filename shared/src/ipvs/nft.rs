@@ -39,8 +39,7 @@ pub const TABLE: &str = "ferrolb";
 pub const HAIRPIN: &str = "hairpin";
 /// Packet mark asking postrouting to masquerade (kube-proxy's bit, so tools recognise it).
 pub const MASQ_MARK: u32 = 0x4000;
-/// Seed of nftables' `jhash` for the hashing schedulers: fixed, so every node agrees.
-pub const JHASH_SEED: u32 = 0x4665_4c42; // "FeLB"
+pub use super::hash::JHASH_SEED;
 
 /// An address family: `ip` or `ip6`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,10 +213,34 @@ pub fn render_changes(old: &Table, new: &Table, family: Family) -> String {
 /// [`render_changes`] for either target. With [`Target::Proxy`], a virtual server keeps its
 /// port for its whole life, so a change of its real servers needs no rule change at all.
 pub fn render_changes_with(old: &Table, new: &Table, family: Family, target: Target<'_>) -> String {
+    let changes = old.diff_matching(new, |k| Family::of(k.addr) == family);
+    render_change_list(old, new, family, target, changes)
+}
+
+/// [`render_changes_with`] looking only at the virtual servers named by `keys` (what an
+/// incremental build reported as touched), so a small change costs little in a large table.
+pub fn render_changes_for(
+    old: &Table,
+    new: &Table,
+    keys: &BTreeSet<VsKey>,
+    family: Family,
+    target: Target<'_>,
+) -> String {
+    let keys = keys.iter().filter(|k| Family::of(k.addr) == family);
+    render_change_list(old, new, family, target, old.diff_keys(new, keys))
+}
+
+fn render_change_list(
+    old: &Table,
+    new: &Table,
+    family: Family,
+    target: Target<'_>,
+    changes: Vec<Change>,
+) -> String {
     let p = Prog { family, target };
     let (mut s, mut e) = (String::new(), Elements::default());
     let supported = |v: &&VirtualServer| p.supports(v);
-    for change in old.diff_matching(new, |k| Family::of(k.addr) == family) {
+    for change in changes {
         let key = match &change {
             Change::Add(v) | Change::Update(v) => v.key,
             Change::Remove(k) => *k,

@@ -2,7 +2,7 @@
 //! rr, wrr, lc, wlc, sed, nq, sh, dh and mh (Maglev). A scheduler is built for one virtual
 //! server's set of real servers and picks one of them per new connection.
 
-use super::hash::hash_ip;
+use super::hash::kernel_bucket;
 use super::maglev::{DEFAULT_TABLE_SIZE, MaglevBackend, MaglevError, MaglevTable};
 use std::fmt;
 use std::net::IpAddr;
@@ -110,9 +110,6 @@ pub struct Flow {
 
 /// Buckets of the sh and dh tables, as IPVS (`IP_VS_SH_TAB_SIZE`, `IP_VS_DH_TAB_SIZE`).
 pub const HASH_BUCKETS: usize = 256;
-const SH_SEED: u64 = 0x7368;
-const DH_SEED: u64 = 0x6468;
-const MH_SEED: u64 = 0x6d68;
 
 /// A scheduler built for one set of real servers. Rebuild it when the set or a weight changes;
 /// connection counts may change between picks.
@@ -174,11 +171,13 @@ impl Scheduler {
                 .iter()
                 .position(|d| d.weight > 0 && d.active == 0)
                 .or_else(|| least_by(dests, |d| u64::from(d.active) + 1, |d| u64::from(d.weight))),
-            SchedulerKind::Sh => self.bucket(hash_ip(SH_SEED, flow.src), dests),
-            SchedulerKind::Dh => self.bucket(hash_ip(DH_SEED, flow.dst), dests),
+            // The kernel path's hash (`kernel_bucket`), so both paths pick the same server.
+            SchedulerKind::Sh => self.bucket(kernel_bucket(flow.src, HASH_BUCKETS as u32), dests),
+            SchedulerKind::Dh => self.bucket(kernel_bucket(flow.dst, HASH_BUCKETS as u32), dests),
             SchedulerKind::Mh => {
                 let table = self.maglev.as_ref()?;
-                let id = &table.lookup(hash_ip(MH_SEED, flow.src))?.id;
+                let slot = kernel_bucket(flow.src, table.entries.len() as u32);
+                let id = &table.at(slot)?.id;
                 dests.iter().position(|d| &d.id == id && d.weight > 0)
             }
         }
@@ -227,8 +226,8 @@ impl Scheduler {
         None
     }
 
-    fn bucket(&self, hash: u64, dests: &[Dest]) -> Option<usize> {
-        let i = *self.buckets.get((hash % HASH_BUCKETS as u64) as usize)?;
+    fn bucket(&self, bucket: usize, dests: &[Dest]) -> Option<usize> {
+        let i = *self.buckets.get(bucket)?;
         (dests.get(i)?.weight > 0).then_some(i)
     }
 }

@@ -14,7 +14,7 @@
 //!   one whose reply comes from the virtual server's own address and port. Entries that were
 //!   translated, by this speaker or a crashed one before it, are left alone.
 
-use ferrolb_shared::ipvs::model::{Change, Proto, Table};
+use ferrolb_shared::ipvs::model::{Change, Proto, Table, VsKey};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::process::Stdio;
@@ -34,14 +34,25 @@ pub enum Stale {
 }
 
 /// What to delete after `new` replaced `old` (`None`: nothing was programmed before, as after
-/// a start). `kernel`: the kernel path, which DNATs to real servers itself.
-pub fn stale_udp(old: Option<&Table>, new: &Table, kernel: bool) -> BTreeSet<Stale> {
+/// a start). `kernel`: the kernel path, which DNATs to real servers itself. `touched`: the
+/// virtual servers that may differ (`None`: any of them), so a small change looks at little.
+pub fn stale_udp(
+    old: Option<&Table>,
+    new: &Table,
+    kernel: bool,
+    touched: Option<&BTreeSet<VsKey>>,
+) -> BTreeSet<Stale> {
     let mut stale = BTreeSet::new();
     let empty = Table::default();
     let old_table = old.unwrap_or(&empty);
-    for vs in new.servers.values() {
+    let changes = match touched {
+        Some(keys) => old_table.diff_keys(new, keys),
+        None => old_table.diff(new),
+    };
+    for change in &changes {
+        let Change::Add(vs) = change else { continue };
         let serving = !vs.drop && !vs.real_servers.is_empty();
-        if vs.key.proto == Proto::Udp && serving && !old_table.servers.contains_key(&vs.key) {
+        if vs.key.proto == Proto::Udp && serving {
             stale.insert(Stale::Untranslated {
                 vip: vs.key.addr,
                 port: vs.key.port,
@@ -51,7 +62,7 @@ pub fn stale_udp(old: Option<&Table>, new: &Table, kernel: bool) -> BTreeSet<Sta
     let Some(old) = old.filter(|_| kernel) else {
         return stale;
     };
-    for change in old.diff(new) {
+    for change in changes {
         let key = match &change {
             Change::Update(v) => v.key,
             Change::Remove(k) => *k,

@@ -2,12 +2,15 @@
 //! table (`ferrolb_shared::ipvs::build`), and the selected data path is brought in line with it.
 //!
 //! ```text
-//!  SnapshotReceiver ──▶ Snapshot::table ──▶ nftables: NftablesDataplane (DNAT in the kernel)
-//!                                       ├─▶ userspace: UserspaceProxy (listeners) + nftables
-//!                                       │   redirects to their ports
-//!                                       └─▶ both: HealthChecks (health-check node ports of
-//!                                           Local Services), after the data path is programmed
+//!  SnapshotReceiver ──▶ Programmer: TableBuilder (only the Services that changed are rebuilt)
+//!                         ├─▶ nftables: NftablesDataplane (DNAT in the kernel)
+//!                         ├─▶ userspace: UserspaceProxy (listeners) + nftables redirects
+//!                         └─▶ both: HealthChecks (health-check node ports of Local Services),
+//!                             after the data path is programmed; 503 while it cannot be
 //! ```
+//!
+//! A program the kernel refuses is retried whole, with backoff (200 ms doubling to 10 s),
+//! until it succeeds.
 //!
 //! On a clean stop ([`Dataplane::stop`]) FerroLB's nftables tables are removed; if the speaker
 //! crashes they stay, and the kernel keeps forwarding until the next speaker takes over.
@@ -15,22 +18,18 @@
 pub mod conntrack;
 pub mod healthcheck;
 pub mod nftables;
+pub mod program;
 pub mod userspace;
 
+use crate::events::Events;
 use crate::snapshots::SnapshotReceiver;
-use ferrolb_shared::ipvs::build::Options;
-use ferrolb_shared::ipvs::model::Table;
-use healthcheck::HealthChecks;
-use nftables::NftablesDataplane;
-use std::collections::BTreeSet;
+pub use program::{Programmer, Settings};
 use std::fmt;
-use std::net::Ipv6Addr;
 use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use userspace::UserspaceProxy;
 
 /// Which data path forwards traffic on this node (`--dataplane`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,104 +99,62 @@ impl Drop for Dataplane {
     }
 }
 
-/// Start the data path for `mode`, following `snapshots` until stopped.
-pub fn spawn(mode: Mode, snapshots: SnapshotReceiver) -> Dataplane {
+/// Start the data path, following `snapshots` until stopped.
+pub fn spawn(settings: Settings, snapshots: SnapshotReceiver, events: Events) -> Dataplane {
     let (stop, stopped) = watch::channel(false);
-    let span = tracing::info_span!("dataplane", %mode);
-    let task = tokio::spawn(drive(mode, snapshots, stopped).instrument(span));
+    let span = tracing::info_span!("dataplane", mode = %settings.mode);
+    let programmer = Programmer::new(&settings).with_events(events);
+    let task = tokio::spawn(drive(settings, programmer, snapshots, stopped).instrument(span));
     Dataplane { stop, task }
 }
 
-async fn drive(mode: Mode, mut snapshots: SnapshotReceiver, mut stopped: watch::Receiver<bool>) {
-    let options = Options::default();
-    let mut nft = match mode {
-        Mode::Nftables => Some(NftablesDataplane::kernel()),
-        Mode::Userspace => Some(NftablesDataplane::proxy()),
-        Mode::None => None,
-    };
-    let mut proxy = (mode == Mode::Userspace).then(|| {
-        UserspaceProxy::new(
-            userspace::DEFAULT_PORTS,
-            userspace::DEFAULT_UDP_IDLE_TIMEOUT,
-        )
-    });
-    // Whoever forwards for the node answers its health checks; with `none` that is someone
-    // else (kube-proxy), which would hold the ports.
-    let mut health = (mode != Mode::None).then(|| HealthChecks::new(Ipv6Addr::UNSPECIFIED.into()));
-    let mut reported: BTreeSet<String> = BTreeSet::new();
-    tracing::info!("data path {mode} selected");
+/// First and longest wait before programming everything again after a failure.
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(10);
+
+async fn drive(
+    settings: Settings,
+    mut programmer: Programmer,
+    mut snapshots: SnapshotReceiver,
+    mut stopped: watch::Receiver<bool>,
+) {
+    tracing::info!("data path {} selected", settings.mode);
+    let mut backoff = RETRY_FIRST;
+    let retry_at = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(retry_at);
     loop {
-        let snapshot = tokio::select! {
-            s = snapshots.next() => match s { Some(s) => s, None => break },
+        let outcome = tokio::select! {
+            s = snapshots.next() => match s {
+                Some(s) => {
+                    let outcome = programmer.on_snapshot(&s).await;
+                    if outcome.failed.is_none() && outcome.touched > 0 {
+                        tracing::debug!(
+                            generation = s.generation,
+                            touched = outcome.touched,
+                            full = outcome.full,
+                            "data path programmed"
+                        );
+                    }
+                    outcome
+                }
+                None => break,
+            },
+            () = &mut retry_at, if programmer.failed() => programmer.retry().await,
             _ = stopped.changed() => break,
         };
-        let (table, warnings) = snapshot.table(&options);
-        for w in warnings {
-            report_once(&mut reported, format!("{}: {}", w.service, w.message));
-        }
-        if let Some(nft) = nft.as_mut() {
-            match program(nft, proxy.as_mut(), &table, &mut reported).await {
-                Ok(()) => tracing::debug!(
-                    generation = snapshot.generation,
-                    virtual_servers = table.servers.len(),
-                    "data path programmed"
-                ),
-                Err(e) => tracing::error!("cannot program the data path: {e}"),
+        match outcome.failed {
+            Some(e) => {
+                tracing::error!(retry_in = ?backoff, "cannot program the data path: {e}");
+                retry_at
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + backoff);
+                backoff = (backoff * 2).min(RETRY_MAX);
             }
-        }
-        // After the data path, so a 200 never announces a node that does not forward yet.
-        if let Some(h) = health.as_mut() {
-            for e in h.apply(&table.health_checks).await {
-                report_once(&mut reported, e.to_string());
-            }
+            None if !programmer.failed() => backoff = RETRY_FIRST,
+            None => {}
         }
     }
-    if let Some(h) = health.as_mut() {
-        h.shutdown();
-    }
-    if let Some(p) = proxy.as_mut() {
-        p.shutdown();
-    }
-    if let Some(nft) = nft.as_mut() {
-        match nft.remove().await {
-            Ok(()) => tracing::info!("nftables tables removed"),
-            Err(e) => tracing::warn!("cannot remove the nftables tables: {e}"),
-        }
-    }
-}
-
-/// Bring the proxy's listeners (userspace path) and the nftables program in line with `table`.
-async fn program(
-    nft: &mut NftablesDataplane,
-    proxy: Option<&mut UserspaceProxy>,
-    table: &Table,
-    reported: &mut BTreeSet<String>,
-) -> Result<(), nftables::NftError> {
-    let ports = match proxy {
-        Some(p) => {
-            let (ports, errors) = p.apply(table).await;
-            for e in errors {
-                report_once(reported, e.to_string());
-            }
-            ports
-        }
-        None => {
-            for u in nft.unsupported(table) {
-                // Named by Service first, as the table builder's warnings are.
-                let service = table.servers.get(&u.vs).map(|v| v.service.to_string());
-                report_once(reported, format!("{}: {u}", service.unwrap_or_default()));
-            }
-            Default::default()
-        }
-    };
-    nft.apply(table, &ports).await
-}
-
-/// Log a problem the first time it is seen, not on every snapshot.
-fn report_once(seen: &mut BTreeSet<String>, message: String) {
-    if seen.insert(message.clone()) {
-        tracing::error!("{message}");
-    }
+    programmer.shutdown().await;
 }
 
 #[cfg(test)]

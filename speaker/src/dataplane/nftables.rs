@@ -5,9 +5,9 @@
 //! crash included). On a clean stop the table is deleted; on a crash it stays, so traffic
 //! keeps flowing until the next speaker takes over.
 
-use ferrolb_shared::ipvs::model::{Table, VsKey};
+use ferrolb_shared::ipvs::model::{Table, VirtualServer, VsKey};
 use ferrolb_shared::ipvs::nft::{self, Family, Target, Unsupported};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -50,24 +50,66 @@ impl NftablesDataplane {
     }
 
     /// Virtual servers this path refuses (kernel path: schedulers needing connection counts).
-    pub fn unsupported(&self, table: &Table) -> Vec<Unsupported> {
+    /// `touched`: look at these only (`None`: all).
+    pub fn unsupported(
+        &self,
+        table: &Table,
+        touched: Option<&BTreeSet<VsKey>>,
+    ) -> Vec<Unsupported> {
         if self.proxy {
             return Vec::new();
         }
-        table
-            .servers
-            .values()
-            .filter_map(|v| nft::check(v).err())
-            .collect()
+        let check = |v: &VirtualServer| nft::check(v).err();
+        match touched {
+            Some(keys) => keys
+                .iter()
+                .filter_map(|k| table.servers.get(k))
+                .filter_map(check)
+                .collect(),
+            None => table.servers.values().filter_map(check).collect(),
+        }
     }
 
     /// Program `table`; for the userspace path, `proxy_ports` are the listeners' ports (a
     /// virtual server keeps its port for its whole life). Only the differences from what was
-    /// programmed before are sent; if the kernel refuses them (someone edited the table behind
-    /// our back), the whole program is sent instead.
+    /// programmed before are sent, looking only at the `touched` virtual servers when the
+    /// caller knows them (`None`: compare everything). If the kernel refuses the differences
+    /// (someone edited the table behind our back), the whole program is sent instead; if that
+    /// fails too, the next call programs everything again.
     pub async fn apply(
         &mut self,
         table: &Table,
+        touched: Option<&BTreeSet<VsKey>>,
+        proxy_ports: &BTreeMap<VsKey, u16>,
+    ) -> Result<(), NftError> {
+        let result = self.program(table, touched, proxy_ports).await;
+        if result.is_err() {
+            // What the kernel holds is unknown now: start from nothing next time.
+            self.programmed = None;
+            return result;
+        }
+        let stale =
+            super::conntrack::stale_udp(self.programmed.as_ref(), table, !self.proxy, touched);
+        super::conntrack::delete(&stale).await;
+        match (self.programmed.as_mut(), touched) {
+            (Some(programmed), Some(keys)) => {
+                for key in keys {
+                    match table.servers.get(key) {
+                        Some(vs) => programmed.servers.insert(*key, vs.clone()),
+                        None => programmed.servers.remove(key),
+                    };
+                }
+                programmed.health_checks.clone_from(&table.health_checks);
+            }
+            _ => self.programmed = Some(table.clone()),
+        }
+        result
+    }
+
+    async fn program(
+        &mut self,
+        table: &Table,
+        touched: Option<&BTreeSet<VsKey>>,
         proxy_ports: &BTreeMap<VsKey, u16>,
     ) -> Result<(), NftError> {
         let target = if self.proxy {
@@ -77,10 +119,10 @@ impl NftablesDataplane {
         };
         for family in [Family::Ip, Family::Ip6] {
             let name = if family == Family::Ip { "ip" } else { "ip6" };
-            let incremental = self
-                .programmed
-                .as_ref()
-                .map(|old| nft::render_changes_with(old, table, family, target));
+            let incremental = self.programmed.as_ref().map(|old| match touched {
+                Some(keys) => nft::render_changes_for(old, table, keys, family, target),
+                None => nft::render_changes_with(old, table, family, target),
+            });
             let done = match incremental {
                 Some(script) if script.is_empty() => true,
                 Some(script) => match run_nft(&script, name).await {
@@ -98,9 +140,6 @@ impl NftablesDataplane {
                 run_nft(&nft::render_full_with(table, family, target), name).await?;
             }
         }
-        let stale = super::conntrack::stale_udp(self.programmed.as_ref(), table, !self.proxy);
-        super::conntrack::delete(&stale).await;
-        self.programmed = Some(table.clone());
         Ok(())
     }
 

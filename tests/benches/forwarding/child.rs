@@ -30,30 +30,6 @@ pub fn require_lab_netns() -> Result<(), String> {
     }
 }
 
-/// Apply an nftables script in this process's namespace (`nft -f -`, one transaction).
-pub fn nft(script: &str) -> Result<(), String> {
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run nft (Debian package nftables): {e}"))?;
-    let written = child
-        .stdin
-        .take()
-        .map(|mut s| s.write_all(script.as_bytes()));
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    match written {
-        Some(Err(e)) => Err(format!("writing to nft: {e}")),
-        _ if !out.status.success() => Err(format!(
-            "nft rejected the script: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Print one figure for the parent (`figure KEY VALUE`), at once.
 pub fn emit(key: &str, value: f64) {
     println!("figure {key} {value}");

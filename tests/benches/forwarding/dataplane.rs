@@ -31,7 +31,7 @@ pub fn child(mode: &str, vip: IpAddr, backend: IpAddr) -> Result<(), String> {
             "nftables" => (NftablesDataplane::kernel(), None, BTreeMap::new()),
             "userspace" => {
                 let mut p = UserspaceProxy::new(DEFAULT_PORTS, DEFAULT_UDP_IDLE_TIMEOUT);
-                let (ports, errors) = p.apply(&table).await;
+                let (ports, errors) = p.apply(&table, None).await;
                 if let Some(e) = errors.first() {
                     return Err(e.to_string());
                 }
@@ -39,7 +39,9 @@ pub fn child(mode: &str, vip: IpAddr, backend: IpAddr) -> Result<(), String> {
             }
             other => return Err(format!("unknown data path {other}")),
         };
-        nft.apply(&table, &ports).await.map_err(|e| e.to_string())?;
+        nft.apply(&table, None, &ports)
+            .await
+            .map_err(|e| e.to_string())?;
         println!("ready: {} virtual servers", table.servers.len());
         let _ = std::io::stdout().flush();
         tokio::time::sleep(LIFETIME).await;

@@ -1,160 +1,134 @@
 //! Programming N Services × E endpoints from nothing, and then one endpoint change in that
-//! state, for both data paths, in a lab node's namespace.
-//!
-//! - nftables: `render_full` + `nft -f` per family (what `NftablesDataplane::apply` does the
-//!   first time), then `render_changes` + `nft -f` for one moved endpoint (what it does next);
-//! - userspace: `UserspaceProxy::apply` (one listener per virtual server) + the redirect
-//!   program, then the same endpoint change.
-//!
-//! The table itself is built the way the speaker builds it from a snapshot (clone the
-//! objects, `build_table`); that time is reported apart.
+//! state, for both data paths, in a lab node's namespace, through the speaker's own code:
+//! cluster events go into a `SnapshotBuilder`, each published snapshot into the data path's
+//! `Programmer` (the incremental virtual server table, then `nft -f` or the userspace proxy's
+//! listeners plus their redirects). What is timed is what the speaker does from a snapshot to
+//! a programmed kernel. The whole-table build the speaker used to do per snapshot is timed
+//! apart, for comparison.
 
-use crate::child::{emit, emit_time, figures, nft, require_lab_netns, run_bounded};
+use crate::child::{emit, emit_time, figures, require_lab_netns, run_bounded};
 use crate::report::{Report, duration, thousands};
 use crate::services;
 use ferrolb_e2e::lab::Lab;
-use ferrolb_shared::ipvs::model::{Table, VsKey};
-use ferrolb_shared::ipvs::nft::{
-    Family, Target, chain_name, map_name, render_changes, render_changes_with, render_full,
-    render_full_with,
-};
-use ferrolb_speaker::dataplane::userspace::{
-    DEFAULT_PORTS, DEFAULT_UDP_IDLE_TIMEOUT, UserspaceProxy,
-};
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use ferrolb_shared::cluster::ClusterEvent;
+use ferrolb_shared::ipvs::model::Table;
+use ferrolb_shared::ipvs::nft::{chain_name, map_name};
+use ferrolb_shared::manifest::ClusterObject;
+use ferrolb_shared::snapshot::SnapshotBuilder;
+use ferrolb_speaker::dataplane::{Mode, Programmer, Settings};
+use k8s_openapi::api::core::v1::Node;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 /// Endpoint changes measured (the figure is their median; the worst is reported too).
 pub const CHANGES: usize = 5;
-const FAMILIES: [Family; 2] = [Family::Ip, Family::Ip6];
 /// A node of its own (no pods, no traffic): the program starts from nothing.
 const NODE: &str = "node2";
+const NODE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 100, 0, 12);
 
 /// The scenario, inside the node: prints `figure KEY VALUE` lines as it goes.
 pub fn child(n: usize, per_service: usize) -> Result<(), String> {
     require_lab_netns()?;
-    let node_addr = IpAddr::from(Ipv4Addr::new(10, 100, 0, 12));
-    let (svcs, mut slices) = services::cluster_ip_services(n, per_service);
+    let (svcs, slices) = services::cluster_ip_services(n, per_service);
     let t = Instant::now();
-    let table = services::table(&svcs, &slices, NODE, node_addr);
-    emit_time("table_build", t.elapsed());
+    let table = services::table(&svcs, &slices, NODE, NODE_ADDR.into());
+    emit_time("whole_build", t.elapsed());
     emit("virtual_servers", table.servers.len() as f64);
     let real: usize = table.servers.values().map(|v| v.real_servers.len()).sum();
     emit("real_servers", real as f64);
+    drop(table);
+    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    for (mode, prefix) in [(Mode::Nftables, "nft"), (Mode::Userspace, "user")] {
+        rt.block_on(program(mode, prefix, &svcs, slices.clone(), n, per_service))?;
+    }
+    Ok(())
+}
 
-    // The successive tables: one endpoint moves in a different Service each time.
-    let mut tables = vec![table];
-    let mut rebuild = Vec::new();
+async fn program(
+    mode: Mode,
+    prefix: &str,
+    svcs: &[k8s_openapi::api::core::v1::Service],
+    mut slices: Vec<k8s_openapi::api::discovery::v1::EndpointSlice>,
+    n: usize,
+    per_service: usize,
+) -> Result<(), String> {
+    let mut snapshots = SnapshotBuilder::new(NODE);
+    snapshots.apply(ClusterEvent::Upsert(ClusterObject::Node(Box::new(node()?))));
+    for s in svcs {
+        snapshots.apply(ClusterEvent::Upsert(ClusterObject::Service(Box::new(
+            s.clone(),
+        ))));
+    }
+    for s in &slices {
+        snapshots.apply(ClusterEvent::Upsert(ClusterObject::EndpointSlice(
+            Box::new(s.clone()),
+        )));
+    }
+    snapshots.apply(ClusterEvent::Synced);
+    let mut programmer = Programmer::new(&Settings::new(mode));
+    let t = Instant::now();
+    let snapshot = snapshots.publish().ok_or("no snapshot")?;
+    let outcome = programmer.on_snapshot(&snapshot).await;
+    emit_time(&format!("{prefix}_full"), t.elapsed());
+    if let Some(e) = outcome.failed {
+        return Err(format!("{mode}: {e}"));
+    }
+    verify(&programmer, None)?;
+    let (mut times, mut touched) = (Vec::new(), 0);
     for r in 0..CHANGES {
         let i = (r + 1) * n / (CHANGES + 1);
         let new_addr = Ipv4Addr::new(10, 244, 255, r as u8 + 1);
         services::move_endpoint(&mut slices, i, per_service / 2, new_addr);
+        let previous = programmer.table().clone();
+        let slice = ClusterObject::EndpointSlice(Box::new(slices[i].clone()));
+        snapshots.apply(ClusterEvent::Upsert(slice));
         let t = Instant::now();
-        tables.push(services::table(&svcs, &slices, NODE, node_addr));
-        rebuild.push(t.elapsed());
+        let snapshot = snapshots.publish().ok_or("no snapshot after a change")?;
+        let outcome = programmer.on_snapshot(&snapshot).await;
+        times.push(t.elapsed());
+        touched = touched.max(outcome.touched);
+        if let Some(e) = outcome.failed {
+            return Err(format!("{mode}: {e}"));
+        }
+        verify(&programmer, Some(&previous))?;
     }
-    emit_time("table_rebuild", median(&rebuild));
-
-    nftables(&tables)?;
-    for f in ["ip", "ip6"] {
-        nft(&format!("delete table {f} ferrolb"))?;
+    emit_time(&format!("{prefix}_change"), median(&times));
+    emit_time(
+        &format!("{prefix}_change_worst"),
+        times.iter().copied().max().unwrap_or_default(),
+    );
+    emit(&format!("{prefix}_touched"), touched as f64);
+    if let Some(p) = programmer.proxy() {
+        emit("user_listeners", p.states().len() as f64);
     }
-    userspace(&tables)
+    programmer.shutdown().await;
+    Ok(())
 }
 
-fn nftables(tables: &[Table]) -> Result<(), String> {
-    let (mut render, mut apply) = (Duration::ZERO, Duration::ZERO);
-    let mut lines = 0;
-    for family in FAMILIES {
-        let t = Instant::now();
-        let script = render_full(&tables[0], family);
-        render += t.elapsed();
-        lines += script.lines().count();
-        let t = Instant::now();
-        nft(&script)?;
-        apply += t.elapsed();
-    }
-    emit_time("nft_full_render", render);
-    emit_time("nft_full_apply", apply);
-    emit("nft_full_lines", lines as f64);
-    check_chain(&tables[0], None)?;
-    let (mut render, mut apply) = (Vec::new(), Vec::new());
-    for w in tables.windows(2) {
-        let (mut r, mut a) = (Duration::ZERO, Duration::ZERO);
-        for family in FAMILIES {
-            let t = Instant::now();
-            let script = render_changes(&w[0], &w[1], family);
-            r += t.elapsed();
-            if !script.is_empty() {
-                let t = Instant::now();
-                nft(&script)?;
-                a += t.elapsed();
+fn node() -> Result<Node, String> {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": NODE},
+        "status": {"addresses": [{"type": "InternalIP", "address": NODE_ADDR.to_string()}]},
+    }))
+    .map_err(|e| e.to_string())
+}
+
+/// The data path really holds the table: for the kernel path, see [`check_chain`]; for the
+/// userspace path, one listener per virtual server.
+fn verify(programmer: &Programmer, old: Option<&Table>) -> Result<(), String> {
+    match programmer.proxy() {
+        None => check_chain(programmer.table(), old),
+        Some(p) => {
+            let (listeners, servers) = (p.states().len(), programmer.table().servers.len());
+            if listeners == servers {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{listeners} listeners for {servers} virtual servers"
+                ))
             }
         }
-        render.push(r);
-        apply.push(a);
-        check_chain(&w[1], Some(&w[0]))?;
     }
-    let total: Vec<Duration> = render.iter().zip(&apply).map(|(r, a)| *r + *a).collect();
-    emit_time("nft_change_render", median(&render));
-    emit_time("nft_change_apply", median(&apply));
-    emit_time("nft_change_total", median(&total));
-    emit_time(
-        "nft_change_worst",
-        total.iter().copied().max().unwrap_or_default(),
-    );
-    Ok(())
-}
-
-fn userspace(tables: &[Table]) -> Result<(), String> {
-    let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    let mut proxy = UserspaceProxy::new(DEFAULT_PORTS, DEFAULT_UDP_IDLE_TIMEOUT);
-    let t = Instant::now();
-    let (ports, errors) = rt.block_on(proxy.apply(&tables[0]));
-    emit_time("user_full_proxy", t.elapsed());
-    emit("user_listeners", ports.len() as f64);
-    emit("user_errors", errors.len() as f64);
-    let t = Instant::now();
-    redirects(None, &tables[0], &ports)?;
-    emit_time("user_full_redirects", t.elapsed());
-    let (mut proxy_t, mut nft_t) = (Vec::new(), Vec::new());
-    let mut ports = ports;
-    for w in tables.windows(2) {
-        let t = Instant::now();
-        let (next, _) = rt.block_on(proxy.apply(&w[1]));
-        proxy_t.push(t.elapsed());
-        let t = Instant::now();
-        redirects(Some((&w[0], &ports)), &w[1], &next)?;
-        nft_t.push(t.elapsed());
-        ports = next;
-    }
-    let total: Vec<Duration> = proxy_t.iter().zip(&nft_t).map(|(p, n)| *p + *n).collect();
-    emit_time("user_change_proxy", median(&proxy_t));
-    emit_time("user_change_redirects", median(&nft_t));
-    emit_time("user_change_total", median(&total));
-    emit_time(
-        "user_change_worst",
-        total.iter().copied().max().unwrap_or_default(),
-    );
-    proxy.shutdown();
-    Ok(())
-}
-
-type Ports = BTreeMap<VsKey, u16>;
-
-/// The userspace path's nftables side: the whole redirect program, or the changes to it.
-fn redirects(old: Option<(&Table, &Ports)>, new: &Table, ports: &Ports) -> Result<(), String> {
-    for family in FAMILIES {
-        let script = match old {
-            None => render_full_with(new, family, Target::Proxy(ports)),
-            Some((old, _)) => render_changes_with(old, new, family, Target::Proxy(ports)),
-        };
-        if !script.is_empty() {
-            nft(&script)?;
-        }
-    }
-    Ok(())
 }
 
 /// The kernel really holds the program: a changed virtual server (the first one when nothing
@@ -230,7 +204,6 @@ pub fn measure(lab: &Lab, rep: &mut Report, n: usize, per_service: usize) -> any
         count("real_servers"),
     ));
     let time = |k: &str| f.get(k).map(|s| Duration::from_secs_f64(*s));
-    let sum = |a: &str, b: &str| Some(time(a)? + time(b)?);
     let info = |rep: &mut Report, what: &str, d: Option<Duration>| match d {
         Some(d) => rep.info(what, duration(d)),
         None => rep.failed(what, &problem, ""),
@@ -242,72 +215,27 @@ pub fn measure(lab: &Lab, rep: &mut Report, n: usize, per_service: usize) -> any
     let (full, change) = (Duration::from_secs(2), Duration::from_millis(50));
     info(
         rep,
-        "table from the snapshot (clone + build_table)",
-        time("table_build"),
+        "whole-table build from the objects (what a non-incremental speaker redoes per change)",
+        time("whole_build"),
     );
-    info(
-        rep,
-        "nftables: render_full (both families)",
-        time("nft_full_render"),
-    );
-    info(
-        rep,
-        &format!("nftables: nft -f ({} lines)", count("nft_full_lines")),
-        time("nft_full_apply"),
-    );
-    target(
-        rep,
-        "nftables: programmed from nothing",
-        sum("nft_full_render", "nft_full_apply"),
-        full,
-    );
-    info(
-        rep,
-        "nftables: render_changes, one endpoint moved",
-        time("nft_change_render"),
-    );
-    info(
-        rep,
-        "nftables: nft -f of the change",
-        time("nft_change_apply"),
-    );
-    let what = format!("nftables: one endpoint change applied (median of {CHANGES})");
-    target(rep, &what, time("nft_change_total"), change);
-    info(
-        rep,
-        "nftables: worst endpoint change",
-        time("nft_change_worst"),
-    );
-    let what = format!("userspace: {} listeners started", count("user_listeners"));
-    info(rep, &what, time("user_full_proxy"));
-    info(
-        rep,
-        "userspace: redirect program (render + nft -f)",
-        time("user_full_redirects"),
-    );
-    target(
-        rep,
-        "userspace: programmed from nothing",
-        sum("user_full_proxy", "user_full_redirects"),
-        full,
-    );
-    let what = format!("userspace: one endpoint change applied (median of {CHANGES})");
-    target(rep, &what, time("user_change_total"), change);
-    info(
-        rep,
-        "userspace: worst endpoint change",
-        time("user_change_worst"),
-    );
-    info(
-        rep,
-        "table rebuilt from the snapshot after a change",
-        time("table_rebuild"),
-    );
-    if f.get("user_errors").is_some_and(|e| *e > 0.0) {
-        rep.info(
-            "userspace: listeners that could not start",
-            count("user_errors"),
+    for (prefix, name) in [("nft", "nftables"), ("user", "userspace")] {
+        target(
+            rep,
+            &format!("{name}: snapshot → programmed, from nothing"),
+            time(&format!("{prefix}_full")),
+            full,
+        );
+        let what = format!(
+            "{name}: snapshot → programmed, one endpoint change (median of {CHANGES}; {} virtual servers touched)",
+            count(&format!("{prefix}_touched"))
+        );
+        target(rep, &what, time(&format!("{prefix}_change")), change);
+        info(
+            rep,
+            &format!("{name}: worst endpoint change"),
+            time(&format!("{prefix}_change_worst")),
         );
     }
+    rep.info("userspace: listeners started", count("user_listeners"));
     Ok(())
 }

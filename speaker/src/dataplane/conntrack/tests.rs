@@ -58,7 +58,7 @@ fn a_start_clears_untranslated_udp_flows_of_every_serving_virtual_server() {
     ]);
     for kernel in [true, false] {
         assert_eq!(
-            stale_udp(None, &t, kernel),
+            stale_udp(None, &t, kernel, None),
             [untranslated("10.96.0.1"), untranslated("fd00:96::1")].into()
         );
     }
@@ -81,15 +81,34 @@ fn changes_clear_new_virtual_servers_and_departed_backends() {
         backend: "10.244.1.1".parse().unwrap(),
     };
     assert_eq!(
-        stale_udp(Some(&old), &new, true),
+        stale_udp(Some(&old), &new, true, None),
         [gone, untranslated("10.96.0.9")].into()
     );
     // The userspace proxy ends flows to departed backends itself.
     assert_eq!(
-        stale_udp(Some(&old), &new, false),
+        stale_udp(Some(&old), &new, false, None),
         [untranslated("10.96.0.9")].into()
     );
-    assert!(stale_udp(Some(&new), &new, true).is_empty());
+    assert!(stale_udp(Some(&new), &new, true, None).is_empty());
+    // Told which servers were touched, it looks at those only.
+    let touched: BTreeSet<VsKey> = new.servers.keys().copied().collect();
+    assert_eq!(
+        stale_udp(Some(&old), &new, true, Some(&touched)),
+        [gone, untranslated("10.96.0.9")].into()
+    );
+    let one = [untranslated_key("10.96.0.9")].into();
+    assert_eq!(
+        stale_udp(Some(&old), &new, true, Some(&one)),
+        [untranslated("10.96.0.9")].into()
+    );
+}
+
+fn untranslated_key(vip: &str) -> VsKey {
+    VsKey {
+        proto: Proto::Udp,
+        addr: vip.parse().unwrap(),
+        port: 53,
+    }
 }
 
 #[test]

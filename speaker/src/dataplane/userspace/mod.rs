@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
-/// Local ports the proxy listens on, one per virtual server.
-pub const DEFAULT_PORTS: RangeInclusive<u16> = 40000..=49999;
+/// Local ports the proxy listens on, one per virtual server: below the NodePort range
+/// (30000-32767) and the kernel's ephemeral range (32768-60999 by default), so the listeners
+/// neither take ports the node's outgoing connections need nor collide with NodePorts.
+pub const DEFAULT_PORTS: RangeInclusive<u16> = 20000..=29999;
 pub use udp::IDLE_TIMEOUT as DEFAULT_UDP_IDLE_TIMEOUT;
 
 /// What a listener task shares with the manager.
@@ -119,29 +121,42 @@ impl UserspaceProxy {
     }
 
     /// Bring the listeners in line with `table`: start new ones, update the real servers of
-    /// existing ones in place (their connections go on), stop those that left. Returns the
-    /// port of every virtual server that has a listener, for the nftables redirect.
-    pub async fn apply(&mut self, table: &Table) -> (BTreeMap<VsKey, u16>, Vec<ProxyError>) {
+    /// existing ones in place (their connections go on), stop those that left. `touched`
+    /// names the virtual servers that may have changed (`None`: any). Returns the port of
+    /// every virtual server that has a listener, for the nftables redirect.
+    pub async fn apply(
+        &mut self,
+        table: &Table,
+        touched: Option<&BTreeSet<VsKey>>,
+    ) -> (BTreeMap<VsKey, u16>, Vec<ProxyError>) {
         let mut errors = Vec::new();
         // After one fruitless pass over the whole range, the rest fail at once.
         let mut out_of_ports = false;
-        let gone: Vec<VsKey> = self
-            .listeners
-            .keys()
-            .filter(|k| !table.servers.contains_key(*k))
-            .copied()
-            .collect();
+        let gone: Vec<VsKey> = match touched {
+            Some(keys) => keys
+                .iter()
+                .filter(|k| self.listeners.contains_key(*k))
+                .filter(|k| !table.servers.get(*k).is_some_and(proxied))
+                .copied()
+                .collect(),
+            None => self
+                .listeners
+                .keys()
+                .filter(|k| !table.servers.get(*k).is_some_and(proxied))
+                .copied()
+                .collect(),
+        };
         for key in gone {
             if let Some(l) = self.listeners.remove(&key) {
                 self.used.remove(&l.port);
                 l.task.abort();
             }
         }
-        for vs in table
-            .servers
-            .values()
-            .filter(|v| !v.drop && v.key.proto != Proto::Sctp)
-        {
+        let servers: Vec<&VirtualServer> = match touched {
+            Some(keys) => keys.iter().filter_map(|k| table.servers.get(k)).collect(),
+            None => table.servers.values().collect(),
+        };
+        for vs in servers.into_iter().filter(|v| proxied(v)) {
             let result = match self.listeners.get(&vs.key) {
                 Some(l) => {
                     let mut b = l.state.balancer.lock().unwrap_or_else(|e| e.into_inner());
@@ -230,4 +245,10 @@ impl Drop for UserspaceProxy {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Virtual servers the proxy listens for: not dropping, and TCP or UDP (the proxy has no
+/// SCTP).
+fn proxied(vs: &VirtualServer) -> bool {
+    !vs.drop && vs.key.proto != Proto::Sctp
 }

@@ -1,0 +1,238 @@
+//! The virtual server table kept up to date Service by Service, so that a change to one
+//! Service costs the work of that Service, not of the whole cluster.
+//!
+//! Snapshots share unchanged objects (`Arc`), so "did this Service's inputs change?" is a
+//! pointer comparison of the Service and of its EndpointSlices. Only the Services whose inputs
+//! changed are rebuilt (with the same [`add_service`] as [`build_table`], so the result is
+//! always what a whole build would give: the property tests check exactly that), and the
+//! [`Delta`] names the virtual servers that changed, so the data paths touch only those.
+//!
+//! Two Services can claim the same virtual server (the same external IP and port, say). A
+//! whole build lets the last Service in key order win; here every claim is remembered, the
+//! greatest claimant's server is in the table, and when it lets go the next one is rebuilt
+//! into its place.
+
+use super::build::{NodeView, Options, Warning, add_service};
+use super::model::{Table, VsKey};
+use crate::alloc::ServiceKey;
+use crate::snapshot::Snapshot;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// What one [`TableBuilder::update`] changed.
+#[derive(Debug, Default)]
+pub struct Delta {
+    /// Virtual servers added, changed or removed.
+    pub servers: BTreeSet<VsKey>,
+    /// The health checks changed.
+    pub health_checks: bool,
+    /// Everything was rebuilt (the first snapshot, or this node's addresses changed).
+    pub full: bool,
+    /// Warnings of the Services rebuilt by this update.
+    pub warnings: Vec<Warning>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty() && !self.health_checks
+    }
+}
+
+/// The inputs one Service was last built from, and what it put in the table.
+struct Entry {
+    service: Arc<Service>,
+    slices: Vec<Arc<EndpointSlice>>,
+    servers: Vec<VsKey>,
+    health_check: Option<u16>,
+}
+
+/// The table of one node, updated from successive snapshots.
+pub struct TableBuilder {
+    options: Options,
+    node: Option<NodeView>,
+    table: Table,
+    entries: HashMap<ServiceKey, Entry>,
+    /// Every Service that builds each virtual server; the greatest one's is in the table.
+    claims: HashMap<VsKey, BTreeSet<ServiceKey>>,
+    health_claims: HashMap<u16, BTreeSet<ServiceKey>>,
+}
+
+impl TableBuilder {
+    pub fn new(options: Options) -> Self {
+        TableBuilder {
+            options,
+            node: None,
+            table: Table::default(),
+            entries: HashMap::new(),
+            claims: HashMap::new(),
+            health_claims: HashMap::new(),
+        }
+    }
+
+    /// The table as of the last update.
+    pub fn table(&self) -> &Table {
+        &self.table
+    }
+
+    /// Bring the table in line with `snapshot`, rebuilding only the Services whose Service
+    /// object or EndpointSlices changed (all of them when this node's addresses changed).
+    pub fn update(&mut self, snapshot: &Snapshot) -> Delta {
+        let mut delta = Delta::default();
+        let node = snapshot.node_view();
+        if self.node.as_ref() != Some(&node) {
+            delta.full = true;
+            delta.servers.extend(self.table.servers.keys().copied());
+            delta.health_checks = true;
+            self.table = Table::default();
+            self.entries.clear();
+            self.claims.clear();
+            self.health_claims.clear();
+            self.node = Some(node);
+        }
+        let gone: Vec<ServiceKey> = self
+            .entries
+            .keys()
+            .filter(|k| !snapshot.services.contains_key(*k))
+            .cloned()
+            .collect();
+        let mut again = BTreeSet::new();
+        for key in gone {
+            self.release(&key, &mut delta, &mut again);
+            self.entries.remove(&key);
+        }
+        for (key, service) in &snapshot.services {
+            let slices = || snapshot.shared_endpoint_slices_of(key);
+            let unchanged = self.entries.get(key).is_some_and(|e| {
+                Arc::ptr_eq(&e.service, service) && same_handles(&e.slices, slices())
+            });
+            if !unchanged {
+                let slices = slices().cloned().collect();
+                self.rebuild(key, service.clone(), slices, &mut delta, &mut again);
+            }
+        }
+        // Services whose claim surfaced because a greater claimant let go.
+        while let Some(key) = again.pop_first() {
+            if let Some(e) = self.entries.get(&key) {
+                let (service, slices) = (e.service.clone(), e.slices.clone());
+                self.rebuild(&key, service, slices, &mut delta, &mut again);
+            }
+        }
+        delta
+    }
+
+    fn rebuild(
+        &mut self,
+        key: &ServiceKey,
+        service: Arc<Service>,
+        slices: Vec<Arc<EndpointSlice>>,
+        delta: &mut Delta,
+        again: &mut BTreeSet<ServiceKey>,
+    ) {
+        self.release(key, delta, again);
+        let node = self.node.as_ref().expect("set before any rebuild");
+        let mut built = Table::default();
+        let refs: Vec<&EndpointSlice> = slices.iter().map(|s| &**s).collect();
+        add_service(
+            &service,
+            key,
+            &refs,
+            node,
+            &self.options,
+            &mut built,
+            &mut delta.warnings,
+        );
+        let servers = built.servers.keys().copied().collect();
+        let health_check = built.health_checks.keys().next().copied();
+        for (k, vs) in built.servers {
+            let claimants = self.claims.entry(k).or_default();
+            claimants.insert(key.clone());
+            if claimants.last() == Some(key) {
+                if self.table.servers.get(&k) != Some(&vs) {
+                    delta.servers.insert(k);
+                }
+                self.table.servers.insert(k, vs);
+            }
+        }
+        for (port, hc) in built.health_checks {
+            let claimants = self.health_claims.entry(port).or_default();
+            claimants.insert(key.clone());
+            if claimants.last() == Some(key) {
+                delta.health_checks |= self.table.health_checks.get(&port) != Some(&hc);
+                self.table.health_checks.insert(port, hc);
+            }
+        }
+        self.entries.insert(
+            key.clone(),
+            Entry {
+                service,
+                slices,
+                servers,
+                health_check,
+            },
+        );
+    }
+
+    /// Take `key`'s virtual servers and health check out of the table; where another Service
+    /// claims the same one, queue that Service to be rebuilt into its place.
+    fn release(&mut self, key: &ServiceKey, delta: &mut Delta, again: &mut BTreeSet<ServiceKey>) {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return;
+        };
+        for k in std::mem::take(&mut entry.servers) {
+            let Some(claimants) = self.claims.get_mut(&k) else {
+                continue;
+            };
+            claimants.remove(key);
+            if self
+                .table
+                .servers
+                .get(&k)
+                .is_some_and(|v| &v.service == key)
+            {
+                self.table.servers.remove(&k);
+                delta.servers.insert(k);
+                again.extend(claimants.last().cloned());
+            }
+            if claimants.is_empty() {
+                self.claims.remove(&k);
+            }
+        }
+        if let Some(port) = entry.health_check.take()
+            && let Some(claimants) = self.health_claims.get_mut(&port)
+        {
+            claimants.remove(key);
+            if self
+                .table
+                .health_checks
+                .get(&port)
+                .is_some_and(|h| &h.service == key)
+            {
+                self.table.health_checks.remove(&port);
+                delta.health_checks = true;
+                again.extend(claimants.last().cloned());
+            }
+            if claimants.is_empty() {
+                self.health_claims.remove(&port);
+            }
+        }
+    }
+}
+
+fn same_handles<'a>(
+    old: &[Arc<EndpointSlice>],
+    new: impl Iterator<Item = &'a Arc<EndpointSlice>>,
+) -> bool {
+    let mut n = 0;
+    for (i, s) in new.enumerate() {
+        if old.get(i).is_none_or(|o| !Arc::ptr_eq(o, s)) {
+            return false;
+        }
+        n = i + 1;
+    }
+    n == old.len()
+}
+
+#[cfg(test)]
+mod tests;
