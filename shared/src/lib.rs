@@ -7,6 +7,7 @@ pub mod alloc;
 pub mod cluster;
 pub mod config;
 pub mod ipvs;
+pub mod l2;
 pub mod lease;
 pub mod manifest;
 pub mod reconcile;

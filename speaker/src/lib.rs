@@ -9,6 +9,7 @@
 pub mod dataplane;
 pub mod event_loop;
 pub mod events;
+pub mod gossip;
 pub mod metrics;
 pub mod snapshots;
 pub mod source;

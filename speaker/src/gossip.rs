@@ -1,0 +1,391 @@
+//! The membership gossip driver: a UDP socket, timers and a task around the pure
+//! [`Membership`] state machine, publishing which speakers are alive.
+//!
+//! ```text
+//!  UDP socket ──datagram──┐
+//!  DelayQueue ──timer─────┼──▶ Membership::handle ──▶ Send ──▶ UDP socket (try_send_to)
+//!  set_seeds ──watch──────┤    (pure, ferrolb-shared)├─▶ Schedule ──▶ DelayQueue
+//!  leave_and_stop ──stop──┘                          └─▶ MemberUp / MemberDown ──▶ tracing,
+//!                                                        watch<MembershipView>, counters
+//! ```
+//!
+//! One task owns everything; socket errors are counted, logged (at most one warning per
+//! [`WARN_EVERY`] per direction) and survived. Sends never wait: a full socket buffer drops
+//! the datagram, which SWIM tolerates like any loss.
+
+#[cfg(test)]
+mod tests;
+
+use ferrolb_shared::l2::gossip::{Action, Auth, Input, Membership, NodeId, Timer, Timing};
+use std::collections::BTreeSet;
+use std::future::{Future, poll_fn};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::UdpSocket;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio_util::time::DelayQueue;
+use tracing::{Instrument, debug, info, warn};
+
+pub use ferrolb_shared::l2::gossip::DEFAULT_PORT;
+
+/// Socket errors are logged at most once per this period (per direction), and counted always.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How long [`GossipHandle::leave_and_stop`] waits for the task to finish.
+const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause after a receive error, so a persistent one cannot spin the task.
+const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// How the gossip runs.
+#[derive(Clone)]
+pub struct GossipConfig {
+    /// This node's name (the Node object's).
+    pub node: String,
+    /// The node's own address and the gossip port ([`DEFAULT_PORT`]); not `0.0.0.0`: it is
+    /// the address peers reach this speaker at (the Node's InternalIP).
+    pub bind: SocketAddr,
+    /// The cluster's shared secret (at least 16 bytes), read from a file or Secret.
+    pub secret: Vec<u8>,
+    pub timing: Timing,
+}
+
+impl GossipConfig {
+    /// Default timing.
+    pub fn new(node: impl Into<String>, bind: SocketAddr, secret: Vec<u8>) -> Self {
+        GossipConfig {
+            node: node.into(),
+            bind,
+            secret,
+            timing: Timing::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for GossipConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GossipConfig")
+            .field("node", &self.node)
+            .field("bind", &self.bind)
+            .field("secret", &format_args!("<{} bytes>", self.secret.len()))
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+/// Which speakers are alive, as this one sees them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipView {
+    /// Node names, this one included.
+    pub alive: BTreeSet<String>,
+    /// Alive peers, this node not included (0: alone or cut off).
+    pub reachable_peers: usize,
+    /// When `alive` last changed (start-up, at first).
+    pub changed: Instant,
+}
+
+/// Datagram and socket counters, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GossipCounters {
+    /// Authentic datagrams handled.
+    pub accepted: u64,
+    /// Dropped: tag missing or wrong.
+    pub bad_auth: u64,
+    /// Dropped: empty, unknown version, or undecodable.
+    pub malformed: u64,
+    /// Datagrams handed to the socket.
+    pub sent: u64,
+    /// Failed sends (dropped datagrams) and receives.
+    pub socket_errors: u64,
+}
+
+#[derive(Default)]
+struct SharedCounters {
+    accepted: AtomicU64,
+    bad_auth: AtomicU64,
+    malformed: AtomicU64,
+    sent: AtomicU64,
+    socket_errors: AtomicU64,
+}
+
+/// A running gossip task. Dropping it stops the task without telling anyone (peers detect
+/// it as a failure); [`GossipHandle::leave_and_stop`] leaves gracefully.
+pub struct GossipHandle {
+    seeds: watch::Sender<Vec<SocketAddr>>,
+    stop: Option<oneshot::Sender<()>>,
+    view: watch::Receiver<MembershipView>,
+    counters: Arc<SharedCounters>,
+    local_addr: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl GossipHandle {
+    /// The gossip addresses of every node (InternalIP + gossip port), this one included or
+    /// not. Replaces the previous list; only the latest one counts.
+    pub fn set_seeds(&self, seeds: Vec<SocketAddr>) {
+        self.seeds.send_replace(seeds);
+    }
+
+    /// The alive set, updated as members come and go.
+    pub fn view(&self) -> watch::Receiver<MembershipView> {
+        self.view.clone()
+    }
+
+    pub fn counters(&self) -> GossipCounters {
+        let c = &self.counters;
+        GossipCounters {
+            accepted: c.accepted.load(Ordering::Relaxed),
+            bad_auth: c.bad_auth.load(Ordering::Relaxed),
+            malformed: c.malformed.load(Ordering::Relaxed),
+            sent: c.sent.load(Ordering::Relaxed),
+            socket_errors: c.socket_errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Tell a few peers this speaker is leaving (so the cluster moves its addresses at
+    /// once), then stop.
+    pub async fn leave_and_stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(STOP_TIMEOUT, &mut task).await.is_err()
+        {
+            warn!("gossip did not stop in time; aborted");
+            task.abort();
+        }
+    }
+}
+
+impl Drop for GossipHandle {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// Bind the gossip socket and start the task (within a Tokio runtime). Fails if the socket
+/// cannot be bound, or on a bad configuration (`InvalidInput`: short secret, unspecified
+/// address, bad node name or timing).
+pub fn spawn(config: GossipConfig) -> io::Result<GossipHandle> {
+    let socket = std::net::UdpSocket::bind(config.bind)?;
+    socket.set_nonblocking(true)?;
+    let socket = UdpSocket::from_std(socket)?;
+    let local = socket.local_addr()?;
+    spawn_on(config, socket, local)
+}
+
+/// What the task needs from a socket; the UDP socket, or an in-memory one in tests.
+pub(crate) trait Transport: Send + Sync + 'static {
+    fn recv_from(
+        &self,
+        buf: &mut [u8],
+    ) -> impl Future<Output = io::Result<(usize, SocketAddr)>> + Send;
+    fn try_send_to(&self, bytes: &[u8], to: SocketAddr) -> io::Result<()>;
+}
+
+impl Transport for UdpSocket {
+    async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        UdpSocket::recv_from(self, buf).await
+    }
+
+    fn try_send_to(&self, bytes: &[u8], to: SocketAddr) -> io::Result<()> {
+        UdpSocket::try_send_to(self, bytes, to).map(|_| ())
+    }
+}
+
+pub(crate) fn spawn_on<T: Transport>(
+    config: GossipConfig,
+    transport: T,
+    local: SocketAddr,
+) -> io::Result<GossipHandle> {
+    let invalid =
+        |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+    let auth = Auth::secret(&config.secret).map_err(|e| invalid(&e))?;
+    let id = NodeId {
+        node: config.node.clone(),
+        addr: local,
+        boot: boot_number(),
+    };
+    let membership =
+        Membership::new(id, auth, config.timing, random_seed()).map_err(|e| invalid(&e))?;
+    let (seeds_tx, seeds_rx) = watch::channel(Vec::new());
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let (view_tx, view_rx) = watch::channel(MembershipView {
+        alive: membership.alive_nodes(),
+        reachable_peers: 0,
+        changed: now(),
+    });
+    let counters = Arc::new(SharedCounters::default());
+    let driver = Driver {
+        membership,
+        transport,
+        timers: DelayQueue::new(),
+        view: view_tx,
+        counters: counters.clone(),
+        warned: [None, None],
+    };
+    let span = tracing::info_span!("gossip", node = %config.node, addr = %local);
+    let task = tokio::spawn(driver.run(seeds_rx, stop_rx).instrument(span));
+    Ok(GossipHandle {
+        seeds: seeds_tx,
+        stop: Some(stop_tx),
+        view: view_rx,
+        counters,
+        local_addr: local,
+        task: Some(task),
+    })
+}
+
+/// Start time in milliseconds since the epoch: a restarted speaker gets a larger boot
+/// number than its previous run, so its new identity wins everywhere.
+fn boot_number() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX / 2))
+}
+
+/// A per-process random seed (std's hasher keys come from the OS).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(boot_number())
+}
+
+/// The current time, from Tokio's clock (which tests may pause).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+const RECV: usize = 0;
+const SEND: usize = 1;
+
+struct Driver<T> {
+    membership: Membership,
+    transport: T,
+    timers: DelayQueue<Timer>,
+    view: watch::Sender<MembershipView>,
+    counters: Arc<SharedCounters>,
+    /// When a receive / send error was last logged.
+    warned: [Option<Instant>; 2],
+}
+
+impl<T: Transport> Driver<T> {
+    async fn run(
+        mut self,
+        mut seeds: watch::Receiver<Vec<SocketAddr>>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        info!("gossip started");
+        let mut buf = vec![0u8; 65_536];
+        let mut actions = Vec::new();
+        loop {
+            tokio::select! {
+                r = self.transport.recv_from(&mut buf) => match r {
+                    Ok((n, from)) => {
+                        let input = Input::Datagram { from, bytes: &buf[..n] };
+                        self.membership.handle_into(now(), input, &mut actions);
+                    }
+                    Err(e) => {
+                        self.socket_error(RECV, &e);
+                        tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                    }
+                },
+                Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
+                    let input = Input::Timer(expired.into_inner());
+                    self.membership.handle_into(now(), input, &mut actions);
+                }
+                Ok(()) = seeds.changed() => {
+                    let list = seeds.borrow_and_update().clone();
+                    debug!(seeds = list.len(), "seeds updated");
+                    self.membership.handle_into(now(), Input::SetSeeds(list), &mut actions);
+                }
+                r = &mut stop => {
+                    // An error is a dropped handle, which aborts this task: leave silently.
+                    if r.is_ok() {
+                        self.membership.handle_into(now(), Input::Leave, &mut actions);
+                        self.carry_out(&mut actions);
+                        info!("left the gossip cluster");
+                    }
+                    return;
+                }
+            }
+            self.carry_out(&mut actions);
+        }
+    }
+
+    fn carry_out(&mut self, actions: &mut Vec<Action>) {
+        let mut members_changed = false;
+        for action in actions.drain(..) {
+            match action {
+                Action::Send { to, bytes } => {
+                    if let Err(e) = self.transport.try_send_to(&bytes, to) {
+                        self.socket_error(SEND, &e);
+                    }
+                }
+                Action::Schedule { after, timer } => {
+                    self.timers.insert(timer, after);
+                }
+                Action::MemberUp { node, addr } => {
+                    info!(peer = %node, %addr, "member up");
+                    members_changed = true;
+                }
+                Action::MemberDown { node } => {
+                    info!(peer = %node, "member down");
+                    members_changed = true;
+                }
+                Action::Rejoined { boot } => {
+                    warn!(boot, "the cluster had declared this speaker down; rejoined");
+                }
+                Action::Isolated => warn!("no peer reachable"),
+                Action::Connected => info!("peers reachable"),
+            }
+        }
+        self.store_counters();
+        let m = &self.membership;
+        let peers = m.reachable_peers();
+        self.view.send_if_modified(|view| {
+            if !members_changed && view.reachable_peers == peers {
+                return false;
+            }
+            let alive = m.alive_nodes();
+            if alive != view.alive {
+                view.changed = now();
+                view.alive = alive;
+            }
+            view.reachable_peers = peers;
+            true
+        });
+    }
+
+    fn store_counters(&self) {
+        let c = self.membership.counters();
+        let s = &self.counters;
+        s.accepted.store(c.accepted, Ordering::Relaxed);
+        s.bad_auth.store(c.bad_auth, Ordering::Relaxed);
+        s.malformed.store(c.malformed, Ordering::Relaxed);
+        s.sent.store(c.sent, Ordering::Relaxed);
+    }
+
+    fn socket_error(&mut self, direction: usize, error: &io::Error) {
+        self.counters.socket_errors.fetch_add(1, Ordering::Relaxed);
+        let what = if direction == RECV { "receive" } else { "send" };
+        let t = now();
+        match self.warned[direction] {
+            Some(last) if t.duration_since(last) < WARN_EVERY => {
+                debug!(%error, "gossip {what} failed");
+            }
+            _ => {
+                self.warned[direction] = Some(t);
+                warn!(%error, "gossip {what} failed (more are logged at debug level)");
+            }
+        }
+    }
+}
