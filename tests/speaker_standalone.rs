@@ -43,7 +43,15 @@ fn the_speaker_sees_the_addresses_the_controller_assigns() {
     }
     // The speaker first: it must notice the status directory when the controller creates it.
     let mut speaker = Command::new(binary("ferrolb-speaker"))
-        .args(["--node", "n1", "--dataplane", "none", "--manifests"])
+        .args([
+            "--node",
+            "n1",
+            "--dataplane",
+            "none",
+            "--layer2",
+            "false",
+            "--manifests",
+        ])
         .arg(&manifests)
         .args(["--metrics-addr", "127.0.0.1:0", "--log", "info"])
         .stdout(Stdio::piped())

@@ -3,4 +3,5 @@
 
 pub mod election;
 pub mod gossip;
+pub mod handover;
 pub mod packet;

@@ -17,7 +17,7 @@
 mod tests;
 
 use ferrolb_shared::l2::gossip::{Action, Auth, Input, Membership, NodeId, Timer, Timing};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
@@ -84,6 +84,8 @@ pub struct MembershipView {
     pub reachable_peers: usize,
     /// When `alive` last changed (start-up, at first).
     pub changed: Instant,
+    /// Alive members with their boot numbers (start time, ms since the epoch).
+    pub members: BTreeMap<String, u64>,
 }
 
 /// Datagram and socket counters, for metrics.
@@ -223,6 +225,7 @@ pub(crate) fn spawn_on<T: Transport>(
         alive: membership.alive_nodes(),
         reachable_peers: 0,
         changed: now(),
+        members: membership.members(),
     });
     let counters = Arc::new(SharedCounters::default());
     let driver = Driver {
@@ -343,6 +346,7 @@ impl<T: Transport> Driver<T> {
                 }
                 Action::Rejoined { boot } => {
                     warn!(boot, "the cluster had declared this speaker down; rejoined");
+                    members_changed = true;
                 }
                 Action::Isolated => warn!("no peer reachable"),
                 Action::Connected => info!("peers reachable"),
@@ -360,6 +364,7 @@ impl<T: Transport> Driver<T> {
                 view.changed = now();
                 view.alive = alive;
             }
+            view.members = m.members();
             view.reachable_peers = peers;
             true
         });

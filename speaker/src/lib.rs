@@ -10,6 +10,7 @@ pub mod dataplane;
 pub mod event_loop;
 pub mod events;
 pub mod gossip;
+pub mod layer2;
 pub mod metrics;
 pub mod snapshots;
 pub mod source;
@@ -35,6 +36,8 @@ pub struct Options {
     pub dataplane: dataplane::Settings,
     /// How long a batch of cluster events waits for the rest of a burst.
     pub coalesce: Duration,
+    /// Layer 2 announcements (`None`: off, the library's default; the binary turns them on).
+    pub layer2: Option<layer2::L2Settings>,
 }
 
 impl Options {
@@ -43,6 +46,7 @@ impl Options {
             node: node.into(),
             dataplane: dataplane::Settings::new(dataplane),
             coalesce: event_loop::COALESCE,
+            layer2: None,
         }
     }
 }
@@ -105,12 +109,21 @@ async fn run(
     let (tx, rx) = mpsc::channel(1024);
     let builder = SnapshotBuilder::new(&options.node);
     let events = Events::spawn(source.event_backend(&options.node), options.node.clone());
+    let report_dir = source.report_dir(&options.node);
+    let layer2_rx = snapshots.subscribe();
     let mut source = AbortOnDrop(tokio::spawn(source.run(tx).in_current_span()));
     let mut event_loop = AbortOnDrop(tokio::spawn(
-        event_loop::run(rx, builder, snapshots, metrics, options.coalesce).in_current_span(),
+        event_loop::run(rx, builder, snapshots, metrics.clone(), options.coalesce)
+            .in_current_span(),
     ));
-    // Stopped cleanly when this task ends normally; aborted with it otherwise (a crash leaves
-    // the kernel programmed, so traffic keeps flowing).
+    // Both stopped cleanly when this task ends normally; aborted with it otherwise (a crash
+    // leaves the kernel programmed, so traffic keeps flowing, and the announcements stop).
+    let layer2 = options.layer2.clone().map(|mut settings| {
+        if settings.report_dir.is_none() {
+            settings.report_dir = report_dir;
+        }
+        layer2::spawn(settings, layer2_rx, events.clone(), metrics.clone())
+    });
     let dataplane = dataplane::spawn(options.dataplane, dataplane_rx, events);
     let mut stop = stop;
     tokio::select! {
@@ -120,6 +133,9 @@ async fn run(
         },
         _ = &mut event_loop.0 => anyhow::bail!("the event loop stopped"),
         _ = stop.changed() => {
+            if let Some(l2) = layer2 {
+                l2.stop().await;
+            }
             dataplane.stop().await;
             Ok(())
         }

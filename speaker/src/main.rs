@@ -6,7 +6,9 @@ use clap::Parser;
 use ferrolb_cluster::backoff::WatchBackoff;
 use ferrolb_cluster::files::default_status_dir;
 use ferrolb_cluster::task::{AbortOnDrop, shutdown_signal};
+use ferrolb_shared::config::duration::parse_go_duration;
 use ferrolb_speaker::dataplane::Mode;
+use ferrolb_speaker::layer2::L2Settings;
 use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::source::Source;
 use ferrolb_speaker::{Options, start};
@@ -14,6 +16,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +43,36 @@ struct Cli {
     /// and the NodePort range.
     #[arg(long, default_value = "20000-29999", value_parser = parse_port_range)]
     proxy_ports: std::ops::RangeInclusive<u16>,
+    /// Layer 2 mode: answer ARP/NDP for the LoadBalancer IPs this node is elected for.
+    /// `--layer2 false` turns it off (BGP only, or tools and tests that must not announce).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    layer2: bool,
+    /// Handle only Services with this spec.loadBalancerClass (default: Services without one).
+    #[arg(long, env = "FERROLB_LB_CLASS")]
+    lb_class: Option<String>,
+    /// UDP port of the speakers' gossip (the same on every node).
+    #[arg(long, default_value_t = ferrolb_shared::l2::gossip::DEFAULT_PORT)]
+    gossip_port: u16,
+    /// File holding the gossip key (at least 16 bytes). Without it, the key is read from the
+    /// Secret `ferrolb-memberlist` (key `secretkey`); without either, gossip is off and
+    /// failover waits for Node readiness.
+    #[arg(long, env = "FERROLB_GOSSIP_SECRET_FILE")]
+    gossip_secret_file: Option<PathBuf>,
+    /// How long a node that came back (or a speaker that started) waits before it may take
+    /// addresses back from others, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_go_duration)]
+    l2_hold_down: Duration,
+    /// How long a new owner waits for a live old owner to stop answering (planned moves).
+    #[arg(long, default_value = "250ms", value_parser = parse_go_duration)]
+    l2_handover: Duration,
+    /// Re-announce every owned address this often (e.g. 30s), for switches and routers with
+    /// long ARP/NDP caches. Off by default.
+    #[arg(long, value_parser = parse_go_duration)]
+    l2_refresh: Option<Duration>,
+    /// Gratuitous ARP / unsolicited NA sent on takeover (the first at once, then every
+    /// 200 ms).
+    #[arg(long, default_value_t = 3)]
+    l2_gratuitous_repeats: u32,
     /// Address for /metrics, /healthz and /readyz (port 0: any; the log says which).
     #[arg(long, default_value = "127.0.0.1:7473")]
     metrics_addr: SocketAddr,
@@ -98,8 +131,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             backoff: WatchBackoff::default(),
         },
     };
-    let mut options = Options::new(cli.node, cli.dataplane);
+    let mut options = Options::new(cli.node.clone(), cli.dataplane);
     options.dataplane.proxy_ports = cli.proxy_ports;
+    if cli.layer2 {
+        let mut l2 = L2Settings::new(cli.node);
+        l2.lb_class = cli.lb_class;
+        l2.gossip_port = cli.gossip_port;
+        l2.gossip_secret = match &cli.gossip_secret_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read the gossip key {}", path.display()))?,
+            ),
+            None => None,
+        };
+        l2.hold_down = cli.l2_hold_down;
+        l2.handover = cli.l2_handover;
+        l2.announcer.refresh = cli.l2_refresh;
+        l2.announcer.gratuitous_repeats = cli.l2_gratuitous_repeats;
+        options.layer2 = Some(l2);
+    }
     let mut speaker = start(source, options, metrics);
     tokio::select! {
         r = &mut speaker.task => r.context("speaker task")??,

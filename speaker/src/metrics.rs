@@ -4,7 +4,9 @@
 use crate::dataplane::Mode;
 use ferrolb_cluster::http::{self, Exporter};
 use ferrolb_shared::snapshot::{ConfigStatus, Summary};
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,12 +26,24 @@ pub struct Metrics {
     pub batch_duration: Histogram,
     /// 1 for the selected data path, 0 for the others.
     pub dataplane: IntGaugeVec,
+    /// Layer 2: 1 per IP this node announces.
+    pub l2_announced: IntGaugeVec,
+    pub l2_requests: IntCounterVec,
+    pub l2_replies: IntCounterVec,
+    pub l2_gratuitous: IntCounterVec,
+    pub l2_dropped: IntCounterVec,
+    pub gossip_members: IntGauge,
+    pub gossip_datagrams: IntCounterVec,
     /// Set once the first snapshot is published.
     pub ready: AtomicBool,
 }
 
 fn gauge(name: &str, help: &str) -> IntGauge {
     IntGauge::new(name, help).expect("valid metric")
+}
+
+fn counter_vec(name: &str, help: &str, label: &str) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric")
 }
 
 impl Metrics {
@@ -93,6 +107,43 @@ impl Metrics {
                 &["mode"],
             )
             .expect("valid metric"),
+            l2_announced: IntGaugeVec::new(
+                Opts::new(
+                    "ferrolb_l2_announced",
+                    "1 for each address this node announces with ARP/NDP",
+                ),
+                &["ip"],
+            )
+            .expect("valid metric"),
+            l2_requests: counter_vec(
+                "ferrolb_l2_requests_received_total",
+                "ARP requests and neighbor solicitations received for an announced address",
+                "ip",
+            ),
+            l2_replies: counter_vec(
+                "ferrolb_l2_responses_sent_total",
+                "ARP replies and neighbor advertisements sent for an announced address",
+                "ip",
+            ),
+            l2_gratuitous: counter_vec(
+                "ferrolb_l2_gratuitous_sent_total",
+                "Gratuitous ARP frames and unsolicited neighbor advertisements sent for an address",
+                "ip",
+            ),
+            l2_dropped: counter_vec(
+                "ferrolb_l2_frames_dropped_total",
+                "ARP/NDP frames dropped (malformed, rate_limited) and replies not sent (send_error)",
+                "reason",
+            ),
+            gossip_members: gauge(
+                "ferrolb_gossip_members",
+                "Speakers this one sees alive through gossip, itself included",
+            ),
+            gossip_datagrams: counter_vec(
+                "ferrolb_gossip_datagrams_total",
+                "Gossip datagrams received, by outcome (accepted, bad_auth, malformed)",
+                "outcome",
+            ),
             ready: AtomicBool::new(false),
             registry,
         };
@@ -109,6 +160,13 @@ impl Metrics {
             Box::new(m.events.clone()),
             Box::new(m.batch_duration.clone()),
             Box::new(m.dataplane.clone()),
+            Box::new(m.l2_announced.clone()),
+            Box::new(m.l2_requests.clone()),
+            Box::new(m.l2_replies.clone()),
+            Box::new(m.l2_gratuitous.clone()),
+            Box::new(m.l2_dropped.clone()),
+            Box::new(m.gossip_members.clone()),
+            Box::new(m.gossip_datagrams.clone()),
         ] {
             m.registry.register(c).expect("metric registered once");
         }

@@ -39,6 +39,15 @@ pub fn subscription(namespace: Option<String>) -> Subscription {
 }
 
 impl Source {
+    /// Standalone mode: where this speaker writes what it announces
+    /// (`<status-dir>.speakers/<node>/`).
+    pub fn report_dir(&self, node: &str) -> Option<PathBuf> {
+        match self {
+            Source::Kubernetes { .. } => None,
+            Source::Directory { status_dir, .. } => Some(speaker_report_dir(status_dir, node)),
+        }
+    }
+
     /// Where this speaker's Events go: the API server, or
     /// `<status-dir>.speakers/<node>/events.log` in standalone mode.
     pub fn event_backend(&self, node: &str) -> Backend {

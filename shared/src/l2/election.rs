@@ -48,9 +48,6 @@
 //!   [`Interfaces::All`] if any of them names none.
 
 mod endpoints;
-mod holddown;
-
-pub use holddown::HoldDown;
 
 use crate::alloc::ServiceKey;
 use crate::config::Config;
@@ -76,7 +73,7 @@ const ELECTION_SEED: u64 = 0x004c_3245_4c45_4354; // "L2ELECT"
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Liveness {
     Alive,
-    /// Alive, but recently back from the dead (see [`HoldDown`]): ranked after every
+    /// Alive, but recently back from the dead (see `l2::handover::LivenessView`): ranked after every
     /// [`Liveness::Alive`] candidate.
     HeldDown,
     /// Never a candidate.
@@ -224,7 +221,7 @@ pub fn election_hash(node: &str, ip: IpAddr) -> u64 {
 /// Elect an owner for every LoadBalancer address in `snapshot` (see the module docs).
 /// `lb_class` is the `loadBalancerClass` whose Services are ours (`None`: Services without
 /// one); `liveness` says which nodes are alive, the caller's combined view of gossip,
-/// Kubernetes and [`HoldDown`].
+/// Kubernetes and the hold-down (`l2::handover::LivenessView`).
 pub fn elect(
     snapshot: &Snapshot,
     lb_class: Option<&str>,
@@ -466,4 +463,4 @@ fn pool_of<'c>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -348,6 +348,21 @@ impl Membership {
         out
     }
 
+    /// Every alive member (this one included, until it leaves) with its boot number: the
+    /// start time (ms since the epoch) of its current incarnation, which every member sees
+    /// alike.
+    pub fn members(&self) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = self
+            .peers
+            .values()
+            .map(|id| (id.node.clone(), id.boot))
+            .collect();
+        if !self.left {
+            out.insert(self.id.node.clone(), self.id.boot);
+        }
+        out
+    }
+
     /// Alive peers, this node not included.
     pub fn reachable_peers(&self) -> usize {
         self.peers.len()

@@ -38,6 +38,8 @@ impl SpeakerProcess {
         command
             .args(args)
             .args(["--metrics-addr", "127.0.0.1:0"])
+            // These speakers run in the root namespace: never announce anything there.
+            .args(["--layer2", "false"])
             .env("FERROLB_LOG", "info")
             .env_remove("FERROLB_MANIFESTS")
             .env_remove("FERROLB_NODE_NAME")

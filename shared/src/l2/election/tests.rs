@@ -1,8 +1,7 @@
 use super::*;
 use fixture::{Cluster, Ep, snapshot_of};
 
-mod fixture;
-mod holddown;
+pub(crate) mod fixture;
 mod props;
 
 const IP: &str = "192.0.2.10";

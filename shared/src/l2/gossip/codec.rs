@@ -37,11 +37,19 @@ pub struct NodeId {
 impl Identity for NodeId {
     type Addr = SocketAddr;
 
+    /// The renewed boot is the wall-clock time (ms since the epoch), as a new start's is: the
+    /// speaker came back from being declared dead, and every member holds it down until
+    /// `boot + hold-down` (`l2::handover::LivenessView`), so all of them must see the same
+    /// start. This is the gossip core's one clock read: foca asks for the renewed identity
+    /// synchronously, in the middle of handling a datagram.
     fn renew(&self) -> Option<Self> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Some(NodeId {
             node: self.node.clone(),
             addr: self.addr,
-            boot: self.boot.wrapping_add(1),
+            boot: self.boot.wrapping_add(1).max(now),
         })
     }
 

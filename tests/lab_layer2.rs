@@ -1,0 +1,97 @@
+//! Layer 2 mode in the lab: real speakers in the node namespaces answer ARP and NDP for the
+//! LoadBalancer IPs they are elected for, a real LAN client resolves and reaches them through
+//! the forwarding layer, and the IPs move when a node dies, pauses or loses its link, without
+//! ever two nodes answering at once.
+//!
+//! Needs root (namespaces) and the Debian packages iproute2, nftables, arping, ndisc6 and
+//! tcpdump (tests/install-deps.sh); fails loudly without them.
+
+#[allow(dead_code)]
+#[path = "lab_forwarding/fixture.rs"]
+mod forwarding;
+
+#[path = "lab_layer2/failover.rs"]
+mod failover;
+#[path = "lab_layer2/fixture.rs"]
+mod fixture;
+#[path = "lab_layer2/policy.rs"]
+mod policy;
+
+use fixture::*;
+
+#[test]
+fn the_elected_node_answers_arp_and_ndp_and_traffic_reaches_a_pod() -> anyhow::Result<()> {
+    let lab = up(&[("web-a", 1), ("web-b", 2), ("web-c", 3)], &[])?;
+    lab.write_manifest("web.yaml", &web_service(false))?;
+    forwarding::endpoints(&lab, "web", &["web-a", "web-b", "web-c"])?;
+    let (v4, v6) = ips(&lab, "web")?;
+    let owner = owner_of(&lab, v4.into())?;
+    // The client resolves each address to the elected node's MAC, and only to it.
+    let mac = lab.mac(&owner, "eth0")?;
+    assert_eq!(arp(&lab, v4)?, vec![mac.clone()], "ARP for {v4}");
+    let owner6 = owner_of(&lab, v6.into())?;
+    assert_eq!(
+        ndp(&lab, v6)?,
+        vec![lab.mac(&owner6, "eth0")?],
+        "NDP for {v6}"
+    );
+    // Real traffic reaches a pod through the forwarding layer of the announcing node.
+    for ip in [v4.into(), v6.into()] {
+        let answer = forwarding::first_answer(&lab, CLIENT, ip, forwarding::ECHO)?;
+        assert!(answer.pod.starts_with("web-"), "{answer:?}");
+    }
+    let neigh = lab.neighbors(CLIENT)?;
+    assert!(
+        neigh
+            .iter()
+            .any(|n| n.ip == std::net::IpAddr::from(v4) && n.lladdr.as_deref() == Some(&mac)),
+        "{neigh:?}"
+    );
+    // The owner says so: its report, its Event and its metrics.
+    let events = events(&lab, &owner)?;
+    assert!(
+        events.contains(&format!(
+            "nodeAssigned default/web: announcing {v4} from node {owner}"
+        )),
+        "{events}"
+    );
+    for node in NODES {
+        if node != owner && node != owner6 {
+            assert!(
+                !announces(&lab, node, v4.into())?,
+                "{node} also announces {v4}"
+            );
+        }
+    }
+    lab.down()?;
+    Ok(())
+}
+
+#[test]
+fn exactly_one_node_answers_for_each_address() -> anyhow::Result<()> {
+    let lab = up(&[("web-a", 1), ("web-b", 2), ("web-c", 3)], &[])?;
+    for i in 0..4 {
+        lab.write_manifest(
+            &format!("svc{i}.yaml"),
+            &named_service(&format!("svc{i}"), false),
+        )?;
+        forwarding::endpoints(&lab, &format!("svc{i}"), &["web-a", "web-b", "web-c"])?;
+    }
+    let mut owners = std::collections::BTreeSet::new();
+    for i in 0..4 {
+        let (v4, v6) = ips(&lab, &format!("svc{i}"))?;
+        owners.insert(owner_of(&lab, v4.into())?);
+        // A capture of the client's LAN side: every request is answered once, by one MAC.
+        let exchanges = arp_exchanges(&lab, v4, 10)?;
+        assert!(
+            exchanges.iter().all(|e| e.len() == 1),
+            "{v4}: {exchanges:?}"
+        );
+        let macs: std::collections::BTreeSet<_> = exchanges.iter().flatten().collect();
+        assert_eq!(macs.len(), 1, "{v4} answered by {macs:?}");
+        assert_eq!(ndp(&lab, v6)?.len(), 1, "NDP for {v6}");
+    }
+    assert!(!owners.is_empty());
+    lab.down()?;
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! Failover: the announcing speaker is killed (SIGKILL), paused (SIGSTOP) or cut off (its
+//! link goes down); another node takes the address over, the client's traffic flows again,
+//! and when the old node returns there is never a moment with two nodes answering.
+
+use super::fixture::*;
+use super::forwarding;
+use ferrolb_e2e::lab::{Lab, wait_for};
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    Kill,
+    Pause,
+    CutLink,
+}
+
+/// The MAC answering ARP for `ip`, once it is not `old` (and exactly one answers).
+fn new_answer(lab: &Lab, ip: Ipv4Addr, old: &str) -> anyhow::Result<String> {
+    Ok(wait_for(
+        &format!("another node answering for {ip}"),
+        ANNOUNCED,
+        || match lab.arping(CLIENT, "eth0", ip, 1).ok()?.as_slice() {
+            [one] if one != old => Some(one.clone()),
+            _ => None,
+        },
+    )?)
+}
+
+fn failover(failure: Failure) -> anyhow::Result<()> {
+    let lab = up(&[("web-a", 1), ("web-b", 2), ("web-c", 3)], &[])?;
+    lab.write_manifest("web.yaml", &web_service(false))?;
+    forwarding::endpoints(&lab, "web", &["web-a", "web-b", "web-c"])?;
+    let (v4, _) = ips(&lab, "web")?;
+    let owner = owner_of(&lab, v4.into())?;
+    let old_mac = lab.mac(&owner, "eth0")?;
+    assert_eq!(arp(&lab, v4)?, vec![old_mac.clone()]);
+    forwarding::first_answer(&lab, CLIENT, v4.into(), forwarding::ECHO)?;
+
+    let speaker = format!("speaker@{owner}");
+    match failure {
+        Failure::Kill => lab.kill_process(&speaker)?,
+        Failure::Pause => lab.pause_process(&speaker)?,
+        Failure::CutLink => lab.set_link(&owner, "eth0", false)?,
+    }
+    let new_mac = new_answer(&lab, v4, &old_mac)?;
+    let others: BTreeSet<String> = NODES
+        .iter()
+        .filter(|n| **n != owner)
+        .map(|n| lab.mac(n, "eth0"))
+        .collect::<Result<_, _>>()?;
+    assert!(others.contains(&new_mac), "{new_mac} is not another node's");
+    // The client follows (the gratuitous ARP updated its cache) and reaches a pod.
+    let answer = forwarding::first_answer(&lab, CLIENT, v4.into(), forwarding::ECHO)?;
+    assert!(answer.pod.starts_with("web-"), "{answer:?}");
+
+    // The old node returns: from then on, every request gets exactly one answer, through the
+    // hold-down (3 s here) and the hand-back to the hash winner, if it is the old node.
+    match failure {
+        Failure::Kill => {
+            lab.forget_process(&speaker)?;
+            lab.start_speaker_with(&owner, &["--dataplane", "nftables", "--l2-hold-down", "3s"])?;
+        }
+        Failure::Pause => lab.resume_process(&speaker)?,
+        Failure::CutLink => lab.set_link(&owner, "eth0", true)?,
+    }
+    let exchanges = arp_exchanges(&lab, v4, 100)?;
+    let doubled: Vec<_> = exchanges.iter().filter(|e| e.len() > 1).collect();
+    assert!(
+        doubled.is_empty(),
+        "{failure:?}: two nodes answered at once: {doubled:?}"
+    );
+    let order: Vec<&String> = exchanges.iter().flatten().collect();
+    let switches = order.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(switches <= 1, "{failure:?}: the address flapped: {order:?}");
+    // Settled: one node answers, and traffic flows.
+    assert_eq!(arp(&lab, v4)?.len(), 1);
+    forwarding::first_answer(&lab, CLIENT, v4.into(), forwarding::ECHO)?;
+    lab.down()?;
+    Ok(())
+}
+
+#[test]
+fn a_killed_speaker_is_replaced_and_returns_without_overlap() -> anyhow::Result<()> {
+    failover(Failure::Kill)
+}
+
+#[test]
+fn a_paused_speaker_is_replaced_and_returns_without_overlap() -> anyhow::Result<()> {
+    failover(Failure::Pause)
+}
+
+#[test]
+fn a_node_that_loses_its_link_is_replaced_and_returns_without_overlap() -> anyhow::Result<()> {
+    failover(Failure::CutLink)
+}
