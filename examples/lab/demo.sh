@@ -8,6 +8,8 @@
 #   examples/lab/demo.sh --check          runs through once; exit 0 only if every expected
 #                                         answer arrived (CI runs this)
 #   examples/lab/demo.sh --router frr     or gobgp: another BGP daemon in the router
+#   examples/lab/demo.sh --failover       then kill the speaker announcing web's address and
+#                                         show another node take over
 #
 # Run as root on a Debian machine: it installs the Debian packages it needs (without letting
 # their services start), builds the binaries (release; FERROLB_DEMO_DEBUG=1 uses the debug

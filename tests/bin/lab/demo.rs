@@ -23,13 +23,14 @@ struct Capabilities {
 }
 
 const CAPABILITIES: Capabilities = Capabilities {
-    layer2: false,
+    layer2: true,
     bgp: false,
     forwarding: true,
 };
 
 const POOLS: &str = include_str!("../../../examples/lab/pools.yaml");
 const SERVICES: &str = include_str!("../../../examples/lab/services.yaml");
+const GOSSIP: &str = include_str!("../../../examples/lab/gossip.yaml");
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
@@ -117,7 +118,7 @@ impl Tally {
     }
 }
 
-pub fn run(check: bool, router: RouterKind) -> anyhow::Result<ExitCode> {
+pub fn run(check: bool, router: RouterKind, failover: bool) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     say(
         "lab",
@@ -136,6 +137,7 @@ pub fn run(check: bool, router: RouterKind) -> anyhow::Result<ExitCode> {
 
     lab.write_manifest("pools.yaml", POOLS)?;
     lab.write_manifest("services.yaml", SERVICES)?;
+    lab.write_manifest("gossip.yaml", GOSSIP)?;
     // EndpointSlices, as Kubernetes would write them for the pods the Services select.
     for s in DEMO {
         let ports: Vec<_> = s
@@ -179,6 +181,9 @@ pub fn run(check: bool, router: RouterKind) -> anyhow::Result<ExitCode> {
         " (the speaker does not speak BGP yet)"
     };
     say("router", format!("{router}: {}{note}", sessions(&lab)));
+    if CAPABILITIES.layer2 {
+        wait_announced(&lab, &ips);
+    }
     look(&lab, &ips, &mut tally, true)?;
     pods(&lab, &mut tally)?;
     let not_yet: Vec<&str> = [
@@ -189,6 +194,9 @@ pub fn run(check: bool, router: RouterKind) -> anyhow::Result<ExitCode> {
     .into_iter()
     .flatten()
     .collect();
+    if failover {
+        show_failover(&lab, &ips, &mut tally)?;
+    }
     summary(&tally, &not_yet);
     if check {
         lab.down()?;
@@ -316,6 +324,114 @@ fn allocations(lab: &Lab, tally: &mut Tally) -> BTreeMap<&'static str, Vec<IpAdd
     seen
 }
 
+/// Give the speakers time to find each other and announce the layer-2 addresses (at most
+/// 15 s; `look` then reports whatever is still missing).
+fn wait_announced(lab: &Lab, ips: &BTreeMap<&'static str, Vec<IpAddr>>) {
+    let started = Instant::now();
+    let l2: Vec<IpAddr> = DEMO
+        .iter()
+        .filter(|s| s.mode == Mode::Layer2)
+        .flat_map(|s| ips.get(s.name).into_iter().flatten().copied())
+        .collect();
+    let answered = |ip: &IpAddr| match ip {
+        IpAddr::V4(a) => lab
+            .arping_once("client1", "eth0", *a, Duration::from_millis(100))
+            .is_ok_and(|m| !m.is_empty()),
+        IpAddr::V6(a) => lab
+            .ndisc("client1", "eth0", *a)
+            .is_ok_and(|m| !m.is_empty()),
+    };
+    while started.elapsed() < Duration::from_secs(15) && !l2.iter().all(answered) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    say(
+        "speakers",
+        format!(
+            "layer-2 addresses answered {:.1} s after the speakers started",
+            started.elapsed().as_secs_f64()
+        ),
+    );
+}
+
+/// Kill the speaker announcing `web`'s IPv4 address (SIGKILL, as a crash) while the client
+/// asks for it every 10 ms, and show who takes over and how long nobody answered.
+fn show_failover(
+    lab: &Lab,
+    ips: &BTreeMap<&'static str, Vec<IpAddr>>,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let (macs, _) = who(lab);
+    let Some(IpAddr::V4(ip)) = ips
+        .get("web")
+        .and_then(|v| v.iter().find(|i| i.is_ipv4()))
+        .copied()
+    else {
+        anyhow::bail!("web has no IPv4 address to fail over");
+    };
+    let owner_mac = lab
+        .arping("client1", "eth0", ip, 1)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("nobody answers ARP for {ip}"))?;
+    let owner = macs.get(&owner_mac).cloned().unwrap_or(owner_mac.clone());
+    say(
+        "failover",
+        format!("{owner} announces {ip}; killing its speaker (SIGKILL)..."),
+    );
+    let killed = Instant::now();
+    lab.kill_process(&format!("speaker@{owner}"))?;
+    let deadline = killed + Duration::from_secs(10);
+    let mut taken = None;
+    while Instant::now() < deadline {
+        let answered = lab.arping_once("client1", "eth0", ip, Duration::from_millis(50))?;
+        if let [mac] = answered.as_slice()
+            && *mac != owner_mac
+        {
+            taken = Some((
+                killed.elapsed(),
+                macs.get(mac).cloned().unwrap_or(mac.clone()),
+            ));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let r = lab.probe_with_timeout(
+        "client1",
+        Proto::Http,
+        ip.into(),
+        80,
+        Duration::from_secs(2),
+    );
+    match (&taken, &r) {
+        (Some((after, node)), Ok(a)) => say(
+            "failover",
+            format!(
+                "{node} answers ARP for {ip} {:.0} ms after the kill; client1 -> http: answered by pod {}",
+                after.as_secs_f64() * 1000.0,
+                a.pod
+            ),
+        ),
+        (None, _) => say("failover", format!("NOBODY took {ip} over within 10 s")),
+        (_, Err(e)) => say(
+            "failover",
+            format!("taken over, but http got NO ANSWER: {e}"),
+        ),
+    }
+    tally.expect(
+        taken.is_some() && r.is_ok(),
+        format!("another node takes {ip} over after {owner}'s speaker is killed"),
+    );
+    lab.forget_process(&format!("speaker@{owner}"))?;
+    lab.start_speaker(&owner)?;
+    say(
+        "failover",
+        format!(
+            "{owner}'s speaker restarted: it is held down for 10 s before it may take addresses back"
+        ),
+    );
+    Ok(())
+}
+
 /// Node names by MAC (for ARP/NDP answers) and by LAN address (for BGP next hops).
 fn who(lab: &Lab) -> (BTreeMap<String, String>, BTreeMap<IpAddr, String>) {
     let mut macs = BTreeMap::new();
@@ -378,9 +494,7 @@ fn look(
             };
             if announcers.is_empty() {
                 let why = match s.mode {
-                    Mode::Layer2 => {
-                        "no node answers for it: the speaker's layer 2 (ARP/NDP) is not built yet"
-                    }
+                    Mode::Layer2 => "NO node answers ARP/NDP for it",
                     Mode::Bgp => {
                         "the router has no route to it: the speaker does not speak BGP yet"
                     }

@@ -1,7 +1,8 @@
 //! `ferrolb-lab`: bring the network-namespace lab up by hand, run the demo, clean up.
 //!
 //! ```text
-//! ferrolb-lab demo [--check] [--router bird|frr|gobgp]   the README's demo (examples/lab/demo.sh)
+//! ferrolb-lab demo [--check] [--failover] [--router bird|frr|gobgp]
+//!                                                      the README's demo (examples/lab/demo.sh)
 //! ferrolb-lab up [--nodes N] [--router bird|frr|gobgp|none] [--controller] [--speakers]
 //!                                                        a lab that stays up until Ctrl-C
 //! ferrolb-lab sweep                                      remove what dead labs left behind
@@ -30,6 +31,10 @@ enum Command {
         /// The router's BGP daemon.
         #[arg(long, default_value = "bird")]
         router: RouterKind,
+        /// Then kill the speaker announcing `web`'s IPv4 address and show another node take
+        /// over while the client keeps asking.
+        #[arg(long)]
+        failover: bool,
     },
     /// Bring a lab up and keep it until Ctrl-C, printing how to enter its hosts.
     Up {
@@ -59,7 +64,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.command {
-        Command::Demo { check, router } => demo::run(check, router),
+        Command::Demo {
+            check,
+            router,
+            failover,
+        } => demo::run(check, router, failover),
         Command::Up {
             nodes,
             router,

@@ -158,6 +158,36 @@ impl Lab {
         ))
     }
 
+    /// One ARP request for `target` out of `dev` of `host`, waiting at most `deadline` for
+    /// answers (arping -w): the MACs that answered in time, for polling at a fine grain.
+    pub fn arping_once(
+        &self,
+        host: &str,
+        dev: &str,
+        target: Ipv4Addr,
+        deadline: Duration,
+    ) -> Result<Vec<String>> {
+        require_tool("arping", "arping")?;
+        let secs = format!("{:.3}", deadline.as_secs_f64());
+        let out = self.exec_output(
+            host,
+            &[
+                "arping",
+                "-c",
+                "1",
+                "-w",
+                &secs,
+                "-i",
+                dev,
+                &target.to_string(),
+            ],
+        )?;
+        Ok(macs_after(
+            &String::from_utf8_lossy(&out.stdout),
+            "bytes from ",
+        ))
+    }
+
     /// Send an NDP neighbor solicitation for `target` out of `dev` of `host` (ndisc6) and
     /// return the MAC addresses that answered (empty if none did).
     pub fn ndisc(&self, host: &str, dev: &str, target: Ipv6Addr) -> Result<Vec<String>> {
