@@ -320,6 +320,17 @@ fn lc_is_refused_by_nftables_and_served_by_userspace() -> anyhow::Result<()> {
             fixture::refused(&lab, "client1", n1, least),
             "{key} answered"
         );
+        // ...and says so with a Warning Event on the Service (standalone mode: a log file
+        // beside the status directory).
+        let mut events = lab.status_dir().into_os_string();
+        events.push(".speakers/node1/events.log");
+        let events =
+            ferrolb_e2e::lab::wait_for("the SchedulerRefused Event", fixture::PROGRAMMED, || {
+                std::fs::read_to_string(&events)
+                    .ok()
+                    .filter(|t| t.contains("Warning SchedulerRefused default/least:"))
+            })?;
+        assert!(events.contains("scheduler lc"), "{events}");
         // The userspace path serves it; a connection held to one pod sends new ones to the
         // other (lc: fewest active connections). A few may race the count of a connection
         // that just closed.
