@@ -94,3 +94,44 @@ fn a_paused_speaker_is_replaced_and_returns_without_overlap() -> anyhow::Result<
 fn a_node_that_loses_its_link_is_replaced_and_returns_without_overlap() -> anyhow::Result<()> {
     failover(Failure::CutLink)
 }
+
+/// A speaker with the wrong gossip key hears the others but cannot authenticate them: it
+/// fences itself instead of answering for every address beside them.
+#[test]
+fn a_speaker_with_the_wrong_gossip_key_announces_nothing() -> anyhow::Result<()> {
+    let lab = up(&[("web-a", 1), ("web-b", 2), ("web-c", 3)], &[])?;
+    let wrong = lab.dir().join("wrong-gossip-key");
+    std::fs::write(&wrong, "not-the-cluster-key-0123456789")?;
+    lab.stop_process("speaker@node3")?;
+    lab.forget_process("speaker@node3")?;
+    let key = wrong.to_string_lossy().into_owned();
+    lab.start_speaker_with(
+        "node3",
+        &["--dataplane", "nftables", "--gossip-secret-file", &key],
+    )?;
+    for i in 0..4 {
+        let name = format!("svc{i}");
+        lab.write_manifest(&format!("{name}.yaml"), &named_service(&name, false))?;
+        forwarding::endpoints(&lab, &name, &["web-a", "web-b", "web-c"])?;
+    }
+    let node3 = lab.mac("node3", "eth0")?;
+    for i in 0..4 {
+        let (v4, v6) = ips(&lab, &format!("svc{i}"))?;
+        let owner = owner_of(&lab, v4.into())?;
+        assert_ne!(owner, "node3");
+        let exchanges = arp_exchanges(&lab, v4, 5)?;
+        assert!(
+            exchanges.iter().all(|e| e.len() == 1),
+            "{v4}: {exchanges:?}"
+        );
+        assert!(
+            !exchanges.iter().flatten().any(|m| *m == node3),
+            "{exchanges:?}"
+        );
+        assert_ne!(ndp(&lab, v6)?, vec![node3.clone()]);
+    }
+    let log = lab.log("speaker@node3")?;
+    assert!(log.contains("cut off from every other speaker"), "{log}");
+    lab.down()?;
+    Ok(())
+}

@@ -289,15 +289,18 @@ impl State {
         self.started = Instant::now();
     }
 
-    /// Cut off: gossip had peers and reaches none now, while other Ready nodes exist. This
-    /// speaker cannot tell whether they died or it is the one cut off, and Node readiness,
-    /// still Ready, says they are alive: it fences itself (announces nothing). In a
+    /// Cut off: gossip reaches no other speaker although it did before, or although other
+    /// speakers are out there (their datagrams fail authentication: this one has the wrong
+    /// key), while other Ready nodes exist. This speaker cannot tell whether they died or it
+    /// is the one cut off, and Node readiness, still Ready, says they are alive: it fences
+    /// itself (announces nothing), rather than answer for every address beside them. In a
     /// two-node cluster that means a takeover waits for the dead Node to turn NotReady.
     fn isolated(&self, snapshot: &Snapshot) -> bool {
         let Some(g) = &self.gossip else {
             return false;
         };
-        self.had_peers
+        let strangers = g.handle.counters().bad_auth > 0;
+        (self.had_peers || strangers)
             && g.view.borrow().reachable_peers == 0
             && snapshot.nodes.keys().any(|n| {
                 *n != self.settings.node
