@@ -3,6 +3,7 @@
 
 use ferrolb_shared::config::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
+    ServiceL2Status,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -16,6 +17,8 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("bgppeers.yaml", BGPPeer::crd()),
         ("bfdprofiles.yaml", BFDProfile::crd()),
         ("communities.yaml", Community::crd()),
+        // Status the speakers write, not configuration.
+        ("servicel2statuses.yaml", ServiceL2Status::crd()),
     ]
 }
 

@@ -138,7 +138,7 @@ pub async fn handle(
         let watching = matches!(q.get("watch").map(String::as_str), Some("1" | "true"));
         let response = match (&target.name, watching) {
             (_, true) => watch_stream(&shared, &target, &q),
-            (None, false) => list(&shared, &target),
+            (None, false) => list(&shared, &target, &q),
             (Some(name), false) => {
                 let store = shared.store();
                 match store.get(target.def, ns_of(&target), name) {
@@ -241,6 +241,21 @@ fn write(
                     format!("patch type {kind} not supported by the fake"),
                 ));
             }
+            if kind == "application/apply-patch+yaml"
+                && !status_only
+                && store.get(def, ns, name).is_none()
+            {
+                // Server-side apply creates what does not exist (status is ignored, as by
+                // a POST, when it has its own subresource).
+                let mut obj = patch;
+                if let Some(o) = obj.as_object_mut()
+                    && def.status
+                {
+                    o.remove("status");
+                }
+                meta_mut(&mut obj).insert("name".into(), name.clone().into());
+                return store.create(def, ns, obj).map(|o| (201, o));
+            }
             let old = current(store, def, ns, name, &patch)?;
             // Strategic and apply patches are treated as merge patches: exact for the maps
             // and whole-list replacements the controller sends.
@@ -332,7 +347,12 @@ fn combine(def: &ResourceDef, status_only: bool, old: Value, new: Value) -> Valu
     out
 }
 
-fn list(shared: &Shared, target: &Target) -> Response<Body> {
+fn list(shared: &Shared, target: &Target, q: &BTreeMap<String, String>) -> Response<Body> {
+    let selector = match q.get("labelSelector").map(|s| LabelSelector::parse(s)) {
+        None => LabelSelector::default(),
+        Some(Ok(s)) => s,
+        Some(Err(e)) => return error(&e),
+    };
     let store = shared.store();
     let items: Vec<Value> = store
         .list(
@@ -343,6 +363,7 @@ fn list(shared: &Shared, target: &Target) -> Response<Body> {
                 .filter(|_| target.def.namespaced),
         )
         .into_iter()
+        .filter(|o| selector.matches(o))
         .map(|o| with_type(o, target))
         .collect();
     ok(
@@ -354,6 +375,63 @@ fn list(shared: &Shared, target: &Target) -> Response<Body> {
             "items": items,
         }),
     )
+}
+
+/// An equality-based label selector (`a=b,c!=d,e,!f`), as lists take it in `labelSelector`.
+#[derive(Debug, Default)]
+struct LabelSelector(Vec<(String, Requirement)>);
+
+#[derive(Debug)]
+enum Requirement {
+    Equals(String),
+    NotEquals(String),
+    Exists,
+    DoesNotExist,
+}
+
+impl LabelSelector {
+    fn parse(text: &str) -> Result<Self, ApiError> {
+        let mut out = Vec::new();
+        for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let unsupported = || {
+                ApiError::new(
+                    400,
+                    "BadRequest",
+                    format!("label selector term {term:?} not supported by the fake"),
+                )
+            };
+            if term.contains(['(', ')', ' ']) {
+                return Err(unsupported());
+            }
+            let (key, req) = if let Some((k, v)) = term.split_once("!=") {
+                (k, Requirement::NotEquals(v.into()))
+            } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                (k, Requirement::Equals(v.into()))
+            } else if let Some(k) = term.strip_prefix('!') {
+                (k, Requirement::DoesNotExist)
+            } else {
+                (term, Requirement::Exists)
+            };
+            if key.is_empty() {
+                return Err(unsupported());
+            }
+            out.push((key.to_string(), req));
+        }
+        Ok(LabelSelector(out))
+    }
+
+    fn matches(&self, obj: &Value) -> bool {
+        let labels = obj.pointer("/metadata/labels");
+        self.0.iter().all(|(key, req)| {
+            let value = labels.and_then(|l| l.get(key)).and_then(Value::as_str);
+            match req {
+                Requirement::Equals(v) => value == Some(v.as_str()),
+                Requirement::NotEquals(v) => value != Some(v.as_str()),
+                Requirement::Exists => value.is_some(),
+                Requirement::DoesNotExist => value.is_none(),
+            }
+        })
+    }
 }
 
 /// Per-watch state, advanced by the response body stream.

@@ -2,20 +2,23 @@
 //! tests of the controller and the speaker. kube-rs talks to it exactly as it talks to a
 //! cluster. A dev-only crate: nothing ships with it.
 //!
-//! Supported: GET (single object, list with a list resourceVersion, `?watch=1` streams of
-//! newline-delimited ADDED/MODIFIED/DELETED/BOOKMARK events from a resourceVersion), POST,
-//! PUT (409 on a stale `metadata.resourceVersion`), PATCH (JSON merge patch; strategic-merge
-//! and apply patches are applied as merge patches), DELETE, and the `/status` subresource of
-//! Services, Namespaces, Nodes and IPAddressPools. One resourceVersion counter for everything.
-//! Resources: see [`store::RESOURCES`].
+//! Supported: GET (single object, list with a list resourceVersion and an optional
+//! equality-based `labelSelector`, `?watch=1` streams of newline-delimited
+//! ADDED/MODIFIED/DELETED/BOOKMARK events from a resourceVersion), POST, PUT (409 on a stale
+//! `metadata.resourceVersion`), PATCH (JSON merge patch; strategic-merge and apply patches are
+//! applied as merge patches, and an apply patch creates a missing object), DELETE, and the
+//! `/status` subresource of Services, Namespaces, Nodes, IPAddressPools and ServiceL2Statuses.
+//! One resourceVersion counter for everything. Resources: see [`store::RESOURCES`].
 //!
 //! Knobs: [`FakeApiServer::inject_conflicts`] (409 on the next N writes to matching paths),
 //! [`FakeApiServer::expire_history`] (watches from older versions get the real server's 410
 //! ERROR event, forcing a relist), [`FakeApiServer::go_away`] / [`FakeApiServer::come_back`]
 //! (drop every connection and stop listening; listen again on the same port, same state).
 //!
-//! Not supported: label/field selectors, pagination (`limit` is ignored: one page), JSON
-//! patch, server-side apply semantics, admission, RBAC.
+//! Not supported: set-based label selectors, label selectors on watches, field selectors,
+//! collection deletes, pagination (`limit` is ignored: one page), JSON patch, server-side
+//! apply field ownership (managers, conflicts), owner-reference garbage collection, admission,
+//! RBAC.
 
 mod http;
 pub mod store;

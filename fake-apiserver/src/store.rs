@@ -65,6 +65,13 @@ pub const RESOURCES: &[ResourceDef] = &[
     def("ferrolb.io", "bgppeers", "BGPPeer", true, false),
     def("ferrolb.io", "bfdprofiles", "BFDProfile", true, false),
     def("ferrolb.io", "communities", "Community", true, false),
+    def(
+        "ferrolb.io",
+        "servicel2statuses",
+        "ServiceL2Status",
+        true,
+        true,
+    ),
 ];
 
 const fn def(

@@ -90,7 +90,8 @@ pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
 /// Parse one document. An object whose only problems are unknown fields is still returned
 /// (with those errors), so that validation can report its other problems in the same round;
 /// the errors alone are enough to reject a configuration. An empty document (a stray `---`)
-/// gives neither object nor error.
+/// and a status kind ([`STATUS_KINDS`], e.g. a saved `ServiceL2Status`) give neither object
+/// nor error.
 pub fn parse_value(source: &Source, value: Value) -> (Option<Manifest>, Vec<ConfigError>) {
     match parse_inner(source, value) {
         Ok(m) => (m, Vec::new()),
@@ -145,6 +146,9 @@ fn parse_inner(source: &Source, value: Value) -> Result<Option<Manifest>, Partia
         ("", "Node") => cluster(&r, value, |s| ClusterObject::Node(Box::new(s))),
         ("", "Secret") => cluster(&r, value, |s| ClusterObject::Secret(Box::new(s))),
         ("discovery.k8s.io", "EndpointSlice") => cluster(&r, value, |s| ClusterObject::EndpointSlice(Box::new(s))),
+        // Status FerroLB (or MetalLB) writes, e.g. saved with `kubectl get -o yaml`: it is not
+        // configuration and says nothing the cluster sources need, so it is skipped.
+        (GROUP | METALLB_GROUP, k) if STATUS_KINDS.contains(&k) => Ok(None),
         (GROUP | METALLB_GROUP, _) => {
             let want = if kind == "BGPPeer" { &["v1beta1", "v1beta2"][..] } else { &["v1beta1"][..] };
             if !want.contains(&version) {

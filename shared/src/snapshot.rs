@@ -19,13 +19,15 @@ use crate::ipvs::model::Table;
 use crate::service::status_ips;
 use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use std::collections::{BTreeMap, BTreeSet};
+use imbl::OrdMap;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// The cluster as one speaker sees it at one moment. Objects are shared (`Arc`) between
-/// successive snapshots, so publishing one costs a map copy, not a deep copy.
+/// The cluster as one speaker sees it at one moment. Objects are shared (`Arc`) and so are the
+/// maps' unchanged parts (persistent `imbl` maps), so publishing a snapshot costs O(1), not a
+/// copy of every key.
 #[derive(Clone, Default)]
 pub struct Snapshot {
     /// The node this speaker runs on.
@@ -39,14 +41,28 @@ pub struct Snapshot {
     /// Why the newest configuration was rejected (empty unless stale).
     pub config_errors: Vec<ConfigError>,
     /// Every Service, with the status the controller wrote.
-    pub services: BTreeMap<ServiceKey, Arc<Service>>,
-    pub endpoint_slices: BTreeMap<ObjectKey, Arc<EndpointSlice>>,
+    pub services: OrdMap<ServiceKey, Arc<Service>>,
+    pub endpoint_slices: OrdMap<ObjectKey, Arc<EndpointSlice>>,
     /// Every Node (the election needs them all), by name.
-    pub nodes: BTreeMap<String, Arc<Node>>,
+    pub nodes: OrdMap<String, Arc<Node>>,
     /// Secrets of the speaker's namespace (BGP passwords). Never logged.
-    pub secrets: BTreeMap<ObjectKey, Arc<Secret>>,
+    pub secrets: OrdMap<ObjectKey, Arc<Secret>>,
     /// EndpointSlices by the Service they belong to (their `kubernetes.io/service-name`).
-    slices_by_service: BTreeMap<ServiceKey, BTreeSet<ObjectKey>>,
+    slices_by_service: OrdMap<ServiceKey, BTreeSet<ObjectKey>>,
+    /// What changed since the previous snapshot (generation - 1), for consumers that follow
+    /// every generation and want to look at the changes only.
+    pub changes: Arc<Changes>,
+}
+
+/// The objects that changed between two consecutive snapshots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Services whose Service object or EndpointSlices were added, changed or removed.
+    pub services: BTreeSet<ServiceKey>,
+    /// Some Node changed (this node's addresses, or any node's labels and conditions).
+    pub nodes: bool,
+    /// The configuration changed (accepted or rejected).
+    pub config: bool,
 }
 
 impl Snapshot {
@@ -236,6 +252,8 @@ pub struct SnapshotBuilder {
     synced: bool,
     /// Something changed since the last published snapshot.
     dirty: bool,
+    /// What changed since the last published snapshot.
+    pending: Changes,
 }
 
 impl SnapshotBuilder {
@@ -283,6 +301,7 @@ impl SnapshotBuilder {
                 w.config = self.config.config().cloned();
                 w.config_stale = self.config.stale();
                 w.config_errors = self.config.errors().to_vec();
+                self.pending.config |= !matches!(outcome, Outcome::Unchanged);
                 match outcome {
                     Outcome::Unchanged => Applied::Unchanged,
                     Outcome::Accepted => Applied::ConfigAccepted,
@@ -307,6 +326,7 @@ impl SnapshotBuilder {
         }
         self.dirty = false;
         self.working.generation += 1;
+        self.working.changes = Arc::new(std::mem::take(&mut self.pending));
         Some(Arc::new(self.working.clone()))
     }
 
@@ -315,8 +335,19 @@ impl SnapshotBuilder {
         let key = obj.key();
         let w = &mut self.working;
         match obj {
-            ClusterObject::Service(s) => replace(&mut w.services, key.into(), *s),
-            ClusterObject::Node(n) => replace(&mut w.nodes, key.name, *n),
+            ClusterObject::Service(s) => {
+                let service: ServiceKey = key.into();
+                let changed = replace(&mut w.services, service.clone(), *s);
+                if changed {
+                    self.pending.services.insert(service);
+                }
+                changed
+            }
+            ClusterObject::Node(n) => {
+                let changed = replace(&mut w.nodes, key.name, *n);
+                self.pending.nodes |= changed;
+                changed
+            }
             ClusterObject::Secret(s) => replace(&mut w.secrets, key, *s),
             ClusterObject::EndpointSlice(s) => {
                 let service = owner(&s);
@@ -324,8 +355,10 @@ impl SnapshotBuilder {
                 if !replace(&mut w.endpoint_slices, key.clone(), *s) {
                     return false;
                 }
+                self.pending.services.extend(old.clone());
                 unindex(&mut w.slices_by_service, old, &key);
                 if let Some(service) = service {
+                    self.pending.services.insert(service.clone());
                     w.slices_by_service.entry(service).or_default().insert(key);
                 }
                 true
@@ -339,12 +372,25 @@ impl SnapshotBuilder {
     fn delete(&mut self, kind: Kind, key: &ObjectKey) -> bool {
         let w = &mut self.working;
         match kind {
-            Kind::Service => w.services.remove(&key.clone().into()).is_some(),
-            Kind::Node => w.nodes.remove(&key.name).is_some(),
+            Kind::Service => {
+                let service: ServiceKey = key.clone().into();
+                let removed = w.services.remove(&service).is_some();
+                if removed {
+                    self.pending.services.insert(service);
+                }
+                removed
+            }
+            Kind::Node => {
+                let removed = w.nodes.remove(&key.name).is_some();
+                self.pending.nodes |= removed;
+                removed
+            }
             Kind::Secret => w.secrets.remove(key).is_some(),
             Kind::EndpointSlice => match w.endpoint_slices.remove(key) {
                 Some(old) => {
-                    unindex(&mut w.slices_by_service, owner(&old), key);
+                    let service = owner(&old);
+                    self.pending.services.extend(service.clone());
+                    unindex(&mut w.slices_by_service, service, key);
                     true
                 }
                 None => false,
@@ -355,7 +401,7 @@ impl SnapshotBuilder {
 }
 
 /// Put `value` at `key` unless an equal value is already there; returns whether it changed.
-fn replace<K: Ord, V: PartialEq>(map: &mut BTreeMap<K, Arc<V>>, key: K, value: V) -> bool {
+fn replace<K: Ord + Clone, V: PartialEq>(map: &mut OrdMap<K, Arc<V>>, key: K, value: V) -> bool {
     if map.get(&key).is_some_and(|old| **old == value) {
         return false;
     }
@@ -372,7 +418,7 @@ fn owner(slice: &EndpointSlice) -> Option<ServiceKey> {
 
 /// Remove `slice` from the index entry of `service`, its previous owner.
 fn unindex(
-    index: &mut BTreeMap<ServiceKey, BTreeSet<ObjectKey>>,
+    index: &mut OrdMap<ServiceKey, BTreeSet<ObjectKey>>,
     service: Option<ServiceKey>,
     slice: &ObjectKey,
 ) {

@@ -109,7 +109,10 @@ async fn run(
     let (tx, rx) = mpsc::channel(1024);
     let builder = SnapshotBuilder::new(&options.node);
     let events = Events::spawn(source.event_backend(&options.node), options.node.clone());
-    let report_dir = source.report_dir(&options.node);
+    let status = layer2::status::StatusTarget::choose(
+        source.client().cloned(),
+        source.report_dir(&options.node),
+    );
     let layer2_rx = snapshots.subscribe();
     let mut source = AbortOnDrop(tokio::spawn(source.run(tx).in_current_span()));
     let mut event_loop = AbortOnDrop(tokio::spawn(
@@ -119,8 +122,8 @@ async fn run(
     // Both stopped cleanly when this task ends normally; aborted with it otherwise (a crash
     // leaves the kernel programmed, so traffic keeps flowing, and the announcements stop).
     let layer2 = options.layer2.clone().map(|mut settings| {
-        if settings.report_dir.is_none() {
-            settings.report_dir = report_dir;
+        if settings.status.is_none() {
+            settings.status = status;
         }
         layer2::spawn(settings, layer2_rx, events.clone(), metrics.clone())
     });

@@ -48,6 +48,14 @@ impl Source {
         }
     }
 
+    /// Kubernetes mode: the API server's client (the layer 2 status is written through it).
+    pub fn client(&self) -> Option<&kube::Client> {
+        match self {
+            Source::Kubernetes { client, .. } => Some(client),
+            Source::Directory { .. } => None,
+        }
+    }
+
     /// Where this speaker's Events go: the API server, or
     /// `<status-dir>.speakers/<node>/events.log` in standalone mode.
     pub fn event_backend(&self, node: &str) -> Backend {

@@ -406,3 +406,133 @@ pub struct CommunityAlias {
     #[serde(default)]
     pub value: String,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Status kinds. Written by FerroLB for operators to read; never configuration. They are not
+// `ConfigObject`s, are never validated, and manifest readers skip them (`crate::manifest`).
+// ---------------------------------------------------------------------------------------------
+
+/// Kinds (in [`GROUP`], and MetalLB's equivalents in [`METALLB_GROUP`]) that FerroLB writes as
+/// status. A copy of one in a manifest directory is not configuration and is skipped.
+pub const STATUS_KINDS: [&str; 2] = ["ServiceL2Status", "ServiceBGPStatus"];
+
+/// Label on a [`ServiceL2Status`]: the announced Service's name (as a label value).
+pub const LABEL_SERVICE_NAME: &str = "ferrolb.io/service-name";
+/// Label on a [`ServiceL2Status`]: the announced Service's namespace.
+pub const LABEL_SERVICE_NAMESPACE: &str = "ferrolb.io/service-namespace";
+/// Label on a [`ServiceL2Status`]: the announcing node (as a label value: node names longer
+/// than 63 characters are cut and given a hash suffix).
+pub const LABEL_NODE: &str = "ferrolb.io/node";
+
+/// Which node announces a Service over layer 2, and how: one object per (Service, announcing
+/// node), in the Service's namespace, owned by the Service, written by that node's speaker
+/// (server-side apply, field manager `ferrolb-speaker`) and deleted when it stops announcing.
+/// The spec is empty; everything is in the status (MetalLB's `ServiceL2Status` shape, with the
+/// addresses added).
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1beta1",
+    kind = "ServiceL2Status",
+    namespaced,
+    status = "ServiceL2StatusStatus",
+    shortname = "l2status",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    derive = "PartialEq",
+    printcolumn(name = "Node", type_ = "string", json_path = ".status.node"),
+    printcolumn(name = "Service", type_ = "string", json_path = ".status.serviceName"),
+    printcolumn(name = "IPs", type_ = "string", json_path = ".status.ips"),
+    printcolumn(
+        name = "Interfaces",
+        type_ = "string",
+        json_path = ".status.interfaces"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+pub struct ServiceL2StatusSpec {}
+
+/// What one node announces for one Service over layer 2.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceL2StatusStatus {
+    /// The announcing node.
+    #[serde(default)]
+    pub node: String,
+    #[serde(default)]
+    pub service_name: String,
+    #[serde(default)]
+    pub service_namespace: String,
+    /// The interfaces it answers ARP / NDP on. Empty: every usable interface.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// The Service's addresses this node announces (IPv4 first).
+    #[serde(default)]
+    pub ips: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ConfigState, Outcome};
+    use crate::manifest::{Manifest, parse_documents};
+
+    const SAVED_STATUS: &str = r#"
+apiVersion: ferrolb.io/v1beta1
+kind: ServiceL2Status
+metadata:
+  name: web.node1
+  namespace: front
+  labels: {ferrolb.io/node: node1, ferrolb.io/service-name: web, ferrolb.io/service-namespace: front}
+spec: {}
+status: {node: node1, serviceName: web, serviceNamespace: front, interfaces: [], ips: [192.0.2.10]}
+---
+apiVersion: metallb.io/v1beta1
+kind: ServiceL2Status
+metadata: {name: l2-abcde, namespace: metallb-system}
+status: {node: node1, serviceName: web, serviceNamespace: front, interfaces: [{name: eth0}]}
+---
+apiVersion: ferrolb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: a}
+spec: {addresses: [192.0.2.0/24]}
+"#;
+
+    #[test]
+    fn a_saved_status_object_in_a_manifest_is_skipped_not_read_as_config() {
+        let f = parse_documents("dump.yaml", SAVED_STATUS);
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.objects.len(), 1, "only the pool is read");
+        assert!(matches!(
+            &f.objects[0].manifest,
+            Manifest::Config(c) if c.kind() == "IPAddressPool"
+        ));
+        let mut state = ConfigState::default();
+        assert_eq!(state.offer(f.config_objects(), f.errors), Outcome::Accepted);
+        assert_eq!(state.config().unwrap().pools.len(), 1);
+    }
+
+    #[test]
+    fn the_status_kind_round_trips_with_its_camel_case_fields() {
+        let mut s = ServiceL2Status::new("web.node1", ServiceL2StatusSpec {});
+        s.status = Some(ServiceL2StatusStatus {
+            node: "node1".into(),
+            service_name: "web".into(),
+            service_namespace: "front".into(),
+            interfaces: vec![],
+            ips: vec!["192.0.2.10".into()],
+        });
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["apiVersion"], "ferrolb.io/v1beta1");
+        assert_eq!(v["kind"], "ServiceL2Status");
+        assert_eq!(v["spec"], serde_json::json!({}));
+        assert_eq!(v["status"]["serviceNamespace"], "front");
+        assert_eq!(v["status"]["interfaces"], serde_json::json!([]));
+        let back: ServiceL2Status = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
+    }
+}

@@ -1,8 +1,10 @@
 //! The virtual server table kept up to date Service by Service, so that a change to one
 //! Service costs the work of that Service, not of the whole cluster.
 //!
-//! Snapshots share unchanged objects (`Arc`), so "did this Service's inputs change?" is a
-//! pointer comparison of the Service and of its EndpointSlices. Only the Services whose inputs
+//! A snapshot names the Services that changed since the one before; following every
+//! generation, only those are looked at. Otherwise every Service is, and since snapshots share
+//! unchanged objects (`Arc`), "did this Service's inputs change?" is a pointer comparison of
+//! the Service and of its EndpointSlices. Only the Services whose inputs
 //! changed are rebuilt (with the same [`add_service`] as [`build_table`], so the result is
 //! always what a whole build would give: the property tests check exactly that), and the
 //! [`Delta`] names the virtual servers that changed, so the data paths touch only those.
@@ -57,6 +59,8 @@ pub struct TableBuilder {
     /// Every Service that builds each virtual server; the greatest one's is in the table.
     claims: HashMap<VsKey, BTreeSet<ServiceKey>>,
     health_claims: HashMap<u16, BTreeSet<ServiceKey>>,
+    /// The generation of the last snapshot seen.
+    generation: Option<u64>,
 }
 
 impl TableBuilder {
@@ -68,6 +72,7 @@ impl TableBuilder {
             entries: HashMap::new(),
             claims: HashMap::new(),
             health_claims: HashMap::new(),
+            generation: None,
         }
     }
 
@@ -91,25 +96,35 @@ impl TableBuilder {
             self.health_claims.clear();
             self.node = Some(node);
         }
-        let gone: Vec<ServiceKey> = self
-            .entries
-            .keys()
-            .filter(|k| !snapshot.services.contains_key(*k))
-            .cloned()
-            .collect();
+        // Following every generation, the snapshot says which Services changed; otherwise
+        // (the first one, a skipped generation, a new node view) every Service is compared.
+        let follows = !delta.full && self.generation.is_some_and(|g| g + 1 == snapshot.generation);
+        self.generation = Some(snapshot.generation);
+        let candidates: Vec<ServiceKey> = if follows {
+            snapshot.changes.services.iter().cloned().collect()
+        } else {
+            self.entries
+                .keys()
+                .chain(snapshot.services.keys())
+                .cloned()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
         let mut again = BTreeSet::new();
-        for key in gone {
-            self.release(&key, &mut delta, &mut again);
-            self.entries.remove(&key);
-        }
-        for (key, service) in &snapshot.services {
-            let slices = || snapshot.shared_endpoint_slices_of(key);
-            let unchanged = self.entries.get(key).is_some_and(|e| {
+        for key in candidates {
+            let Some(service) = snapshot.services.get(&key) else {
+                self.release(&key, &mut delta, &mut again);
+                self.entries.remove(&key);
+                continue;
+            };
+            let slices = || snapshot.shared_endpoint_slices_of(&key);
+            let unchanged = self.entries.get(&key).is_some_and(|e| {
                 Arc::ptr_eq(&e.service, service) && same_handles(&e.slices, slices())
             });
             if !unchanged {
                 let slices = slices().cloned().collect();
-                self.rebuild(key, service.clone(), slices, &mut delta, &mut again);
+                self.rebuild(&key, service.clone(), slices, &mut delta, &mut again);
             }
         }
         // Services whose claim surfaced because a greater claimant let go.

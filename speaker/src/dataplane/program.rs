@@ -48,6 +48,9 @@ pub struct Outcome {
     pub full: bool,
     /// The data path refused the program; [`Programmer::retry`] programs everything again.
     pub failed: Option<String>,
+    /// Time spent updating the virtual server table, and programming the data path.
+    pub build: std::time::Duration,
+    pub apply: std::time::Duration,
 }
 
 pub struct Programmer {
@@ -109,14 +112,20 @@ impl Programmer {
 
     /// Bring the data path in line with `snapshot`, touching only what changed.
     pub async fn on_snapshot(&mut self, snapshot: &Snapshot) -> Outcome {
+        let started = std::time::Instant::now();
         let delta = self.builder.update(snapshot);
+        let build = started.elapsed();
         for w in &delta.warnings {
             self.report(format!("{}: {}", w.service, w.message));
         }
         if delta.is_empty() && !self.failed {
-            return Outcome::default();
+            return Outcome {
+                build,
+                ..Outcome::default()
+            };
         }
-        let outcome = self.program(Some(&delta)).await;
+        let mut outcome = self.program(Some(&delta)).await;
+        outcome.build = build;
         if let Some(events) = &self.events {
             for (service, message) in std::mem::take(&mut self.refused) {
                 let uid = snapshot
@@ -146,6 +155,7 @@ impl Programmer {
     }
 
     async fn program(&mut self, delta: Option<&Delta>) -> Outcome {
+        let started = std::time::Instant::now();
         // After a failure nothing is known about the data path: look at everything.
         let touched = delta
             .filter(|d| !d.full && !self.failed)
@@ -154,6 +164,7 @@ impl Programmer {
             touched: touched.map_or(self.builder.table().servers.len(), BTreeSet::len),
             full: touched.is_none(),
             failed: None,
+            ..Outcome::default()
         };
         if let Some(nft) = self.nft.as_mut() {
             let table = self.builder.table();
@@ -177,6 +188,7 @@ impl Programmer {
             self.failed = result.is_err();
             outcome.failed = result.err().map(|e| e.to_string());
         }
+        outcome.apply = started.elapsed();
         // After the data path, so a 200 never announces a node that does not forward yet;
         // and a node whose data path could not be programmed answers 503 everywhere.
         let health_changed = delta.is_none_or(|d| d.health_checks || d.full);

@@ -1,11 +1,11 @@
 //! The layer 2 event loop: snapshots, the gossip membership and the links' carrier in; the
-//! announcer's owned set, Events and the standalone report out.
+//! announcer's owned set, Events and the layer 2 status ([`super::status`]) out.
 //!
 //! ```text
 //!  SnapshotReceiver ─┐                    ┌─ elect (pure, ferrolb_shared::l2::election)
 //!  gossip view ──────┼─▶ recompute ───────┼─ Handover (pure: release at once, take over from
 //!  carrier watch ────┤   (one task)       │  a live node after a delay, from a dead one now)
-//!  deadlines ────────┘                    └─▶ Announcer::set_owned, Events, report, metrics
+//!  deadlines ────────┘                    └─▶ Announcer::set_owned, Events, status, metrics
 //! ```
 //!
 //! Liveness comes from gossip (fast) and Node readiness (slow, authoritative); a speaker
@@ -14,17 +14,18 @@
 
 use super::announcer::{Announcer, AnnouncerConfig};
 use super::interfaces::{CARRIER_POLL, CarrierWatcher};
+use super::status::{StatusSink, StatusTarget};
 use crate::events::{EventType, Events, ServiceEvent};
 use crate::gossip::{self, GossipConfig, GossipHandle, MembershipView};
 use crate::metrics::Metrics;
 use crate::snapshots::SnapshotReceiver;
+use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::l2::election::{Election, Interfaces, Liveness, elect};
 use ferrolb_shared::l2::gossip::Timing;
 use ferrolb_shared::l2::handover::{Changes, Handover, LivenessView, node_ready};
 use ferrolb_shared::snapshot::Snapshot;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -56,8 +57,9 @@ pub struct L2Settings {
     /// speakers (at most [`SETTLE_MAX`]).
     pub settle: Duration,
     pub announcer: AnnouncerConfig,
-    /// Standalone mode: write `announcements.yaml` here.
-    pub report_dir: Option<PathBuf>,
+    /// Where the layer 2 status goes: `ServiceL2Status` objects (Kubernetes mode) or
+    /// `announcements.yaml` (standalone mode).
+    pub status: StatusTarget,
 }
 
 impl L2Settings {
@@ -72,7 +74,7 @@ impl L2Settings {
             handover: ferrolb_shared::l2::handover::DEFAULT_DELAY,
             settle: Duration::from_millis(500),
             announcer: AnnouncerConfig::default(),
-            report_dir: None,
+            status: StatusTarget::None,
         }
     }
 }
@@ -133,9 +135,12 @@ struct State {
     had_peers: bool,
     /// Fenced: cut off from every other speaker (see `isolated`).
     cut_off: bool,
+    /// The Services on each owned address, as last reported.
+    served: Vec<(IpAddr, Vec<ServiceKey>)>,
     /// Why gossip is not running, said once.
     gossip_problem: Option<String>,
     election: Election,
+    status: StatusSink,
 }
 
 async fn run(
@@ -155,6 +160,7 @@ async fn run(
     let mut state = State {
         announcer: Announcer::new(settings.announcer.clone()),
         handover: Handover::new(settings.node.clone(), settings.handover),
+        status: StatusSink::start(settings.status.clone(), &settings.node),
         settings,
         events,
         metrics,
@@ -165,6 +171,7 @@ async fn run(
         carrier: BTreeMap::new(),
         had_peers: false,
         cut_off: false,
+        served: Vec::new(),
         gossip_problem: None,
         election: Election::default(),
     };
@@ -210,6 +217,7 @@ async fn run(
     if let Some(w) = carrier_watcher {
         w.stop();
     }
+    state.status.stop().await;
 }
 
 /// Waits for a change of an optional watch; never resolves without one (or once it closed).
@@ -480,9 +488,26 @@ impl State {
         for ip in self.handover.pending() {
             tracing::debug!(%ip, "waiting for the previous owner to let go");
         }
+        // The Services on an owned address can change without the address moving (a Service
+        // joins a shared IP, one is recreated): the status follows them too.
+        let served: Vec<(IpAddr, Vec<ServiceKey>)> = self
+            .handover
+            .owned()
+            .keys()
+            .map(|ip| {
+                let services = self.election.assignments.get(ip);
+                (*ip, services.map(|a| a.services.clone()).unwrap_or_default())
+            })
+            .collect();
         if changes.is_empty() {
+            if served != self.served {
+                self.served = served;
+                self.status
+                    .report(&snapshot, &self.election, self.handover.owned());
+            }
             return;
         }
+        self.served = served;
         let liveness: Vec<String> = snapshot
             .nodes
             .keys()
@@ -493,7 +518,7 @@ impl State {
         self.report(&snapshot, &changes);
     }
 
-    /// Log, Events, metrics and the standalone report after the owned set changed.
+    /// Log, Events, metrics and the layer 2 status after the owned set changed.
     fn report(&self, snapshot: &Snapshot, changes: &Changes) {
         let node = &self.settings.node;
         for ip in &changes.acquired {
@@ -529,11 +554,8 @@ impl State {
                 .with_label_values(&[&ip.to_string()])
                 .set(1);
         }
-        if let Some(dir) = &self.settings.report_dir
-            && let Err(e) = write_report(dir, node, &self.election, self.handover.owned())
-        {
-            tracing::warn!("cannot write the layer 2 report in {}: {e}", dir.display());
-        }
+        self.status
+            .report(snapshot, &self.election, self.handover.owned());
     }
 }
 
@@ -593,7 +615,7 @@ impl State {
     }
 }
 
-fn describe(interfaces: &Interfaces) -> String {
+pub(super) fn describe(interfaces: &Interfaces) -> String {
     match interfaces {
         Interfaces::All => "every usable interface".into(),
         Interfaces::Named(names) => names.iter().cloned().collect::<Vec<_>>().join(", "),
@@ -615,39 +637,4 @@ fn node_address(snapshot: &Snapshot, node: &str) -> Option<IpAddr> {
         .collect();
     addrs.sort_by_key(|a: &IpAddr| a.is_ipv6());
     addrs.first().copied()
-}
-
-/// `<dir>/announcements.yaml`: what this node announces, for operators and tests.
-fn write_report(
-    dir: &std::path::Path,
-    node: &str,
-    election: &Election,
-    owned: &BTreeMap<IpAddr, Interfaces>,
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut text = format!(
-        "# written by ferrolb-speaker: the addresses this node announces
-node: {node}
-"
-    );
-    text.push_str(if owned.is_empty() {
-        "announcing: []\n"
-    } else {
-        "announcing:\n"
-    });
-    for (ip, interfaces) in owned {
-        let services: Vec<String> = election
-            .assignments
-            .get(ip)
-            .map(|a| a.services.iter().map(|s| s.to_string()).collect())
-            .unwrap_or_default();
-        text.push_str(&format!(
-            "  - ip: {ip}\n    interfaces: {}\n    services: [{}]\n",
-            describe(interfaces),
-            services.join(", ")
-        ));
-    }
-    let tmp = dir.join(".announcements.yaml.tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(tmp, dir.join("announcements.yaml"))
 }

@@ -75,6 +75,7 @@ async fn program(
     }
     verify(&programmer, None)?;
     let (mut times, mut touched) = (Vec::new(), 0);
+    let (mut publish, mut build, mut apply) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..CHANGES {
         let i = (r + 1) * n / (CHANGES + 1);
         let new_addr = Ipv4Addr::new(10, 244, 255, r as u8 + 1);
@@ -84,8 +85,11 @@ async fn program(
         snapshots.apply(ClusterEvent::Upsert(slice));
         let t = Instant::now();
         let snapshot = snapshots.publish().ok_or("no snapshot after a change")?;
+        publish.push(t.elapsed());
         let outcome = programmer.on_snapshot(&snapshot).await;
         times.push(t.elapsed());
+        build.push(outcome.build);
+        apply.push(outcome.apply);
         touched = touched.max(outcome.touched);
         if let Some(e) = outcome.failed {
             return Err(format!("{mode}: {e}"));
@@ -98,6 +102,9 @@ async fn program(
         times.iter().copied().max().unwrap_or_default(),
     );
     emit(&format!("{prefix}_touched"), touched as f64);
+    emit_time(&format!("{prefix}_change_publish"), median(&publish));
+    emit_time(&format!("{prefix}_change_build"), median(&build));
+    emit_time(&format!("{prefix}_change_apply"), median(&apply));
     if let Some(p) = programmer.proxy() {
         emit("user_listeners", p.states().len() as f64);
     }
@@ -235,6 +242,17 @@ pub fn measure(lab: &Lab, rep: &mut Report, n: usize, per_service: usize) -> any
             &format!("{name}: worst endpoint change"),
             time(&format!("{prefix}_change_worst")),
         );
+        for (part, what) in [
+            ("publish", "snapshot published"),
+            ("build", "table updated"),
+            ("apply", "data path programmed"),
+        ] {
+            info(
+                rep,
+                &format!("{name}: of which {what}"),
+                time(&format!("{prefix}_change_{part}")),
+            );
+        }
     }
     rep.info("userspace: listeners started", count("user_listeners"));
     Ok(())
