@@ -432,4 +432,4 @@ fn unindex(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,7 +4,7 @@
 //! packet captures on the client's LAN side.
 
 use super::forwarding;
-use ferrolb_e2e::lab::{Lab, LabSpec, wait_for};
+use ferrolb_e2e::lab::{Lab, wait_for};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -44,16 +44,7 @@ pub fn named_service(name: &str, local: bool) -> String {
 /// The lab, its config (pool, advertisement, gossip key), the controller and a speaker on
 /// every node (with `speaker_flags` added); returns once every speaker runs its gossip.
 pub fn up(pods: &[(&str, u8)], speaker_flags: &[&str]) -> anyhow::Result<Lab> {
-    let mut spec = LabSpec {
-        router: None,
-        external_clients: 0,
-        ..LabSpec::default()
-    };
-    for (name, node) in pods {
-        spec = spec.pod(name, *node, "web");
-    }
-    let lab = Lab::up(spec)?;
-    lab.write_manifest("pool.yaml", forwarding::POOL)?;
+    let lab = forwarding::lab(pods)?;
     lab.write_manifest("l2.yaml", L2)?;
     lab.write_manifest("secret.yaml", SECRET)?;
     lab.start_controller()?;

@@ -4,7 +4,7 @@ use crate::ipvs::model::{Frontend, VsKey};
 use crate::manifest::{Manifest, parse_documents};
 
 /// Parse one cluster object from YAML.
-fn obj(yaml: &str) -> ClusterObject {
+pub(crate) fn obj(yaml: &str) -> ClusterObject {
     let parsed = parse_documents("test.yaml", yaml);
     assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
     match parsed.objects.into_iter().next().map(|p| p.manifest) {

@@ -140,22 +140,7 @@ impl Lab {
         target: Ipv4Addr,
         count: u32,
     ) -> Result<Vec<String>> {
-        require_tool("arping", "arping")?;
-        let out = self.exec_output(
-            host,
-            &[
-                "arping",
-                "-c",
-                &count.to_string(),
-                "-i",
-                dev,
-                &target.to_string(),
-            ],
-        )?;
-        Ok(macs_after(
-            &String::from_utf8_lossy(&out.stdout),
-            "bytes from ",
-        ))
+        self.run_arping(host, dev, target, &["-c", &count.to_string()])
     }
 
     /// One ARP request for `target` out of `dev` of `host`, waiting at most `deadline` for
@@ -167,21 +152,23 @@ impl Lab {
         target: Ipv4Addr,
         deadline: Duration,
     ) -> Result<Vec<String>> {
-        require_tool("arping", "arping")?;
         let secs = format!("{:.3}", deadline.as_secs_f64());
-        let out = self.exec_output(
-            host,
-            &[
-                "arping",
-                "-c",
-                "1",
-                "-w",
-                &secs,
-                "-i",
-                dev,
-                &target.to_string(),
-            ],
-        )?;
+        self.run_arping(host, dev, target, &["-c", "1", "-w", &secs])
+    }
+
+    fn run_arping(
+        &self,
+        host: &str,
+        dev: &str,
+        target: Ipv4Addr,
+        options: &[&str],
+    ) -> Result<Vec<String>> {
+        require_tool("arping", "arping")?;
+        let target = target.to_string();
+        let mut argv = vec!["arping"];
+        argv.extend_from_slice(options);
+        argv.extend(["-i", dev, &target]);
+        let out = self.exec_output(host, &argv)?;
         Ok(macs_after(
             &String::from_utf8_lossy(&out.stdout),
             "bytes from ",

@@ -1,17 +1,8 @@
 use super::*;
 use crate::cluster::{ClusterEvent, ClusterObject, Kind, ObjectKey};
-use crate::manifest::{Manifest, parse_documents};
 use crate::snapshot::SnapshotBuilder;
+use crate::snapshot::tests::obj;
 use proptest::prelude::*;
-
-fn obj(yaml: &str) -> ClusterObject {
-    let parsed = parse_documents("test.yaml", yaml);
-    assert!(parsed.errors.is_empty(), "{:?}", parsed.errors);
-    match parsed.objects.into_iter().next().map(|p| p.manifest) {
-        Some(Manifest::Cluster(c)) => c,
-        other => panic!("not a cluster object: {other:?}"),
-    }
-}
 
 /// Service `s<i>`: LoadBalancer with its own IP, ClusterIP and NodePort, and (for the
 /// conflict rule) an external IP shared by every Service with the same `shared` number.
