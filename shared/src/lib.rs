@@ -5,6 +5,7 @@
 
 pub mod alloc;
 pub mod bgp;
+pub mod bfd;
 pub mod cluster;
 pub mod config;
 pub mod ipvs;
