@@ -37,14 +37,14 @@ grep -q '^test result: ok' target/test-output.txt
 log "controller check accepts the examples and rejects a bad config"
 ./target/debug/ferrolb-controller check examples/pools.yaml examples/services.yaml >/dev/null
 ./target/debug/ferrolb-controller check examples/metallb/migrated.yaml >/dev/null
-./target/debug/ferrolb-controller check examples/lab/pools.yaml examples/lab/services.yaml >/dev/null
+./target/debug/ferrolb-controller check examples/lab/pools.yaml examples/lab/services.yaml examples/lab/gossip.yaml >/dev/null
 if ./target/debug/ferrolb-controller check tests/data/bad-config.yaml >/dev/null 2>&1; then
   echo "check accepted tests/data/bad-config.yaml" >&2
   exit 1
 fi
 
-log "the demo, once through (examples/lab/demo.sh --check, debug build)"
-FERROLB_DEMO_DEBUG=1 examples/lab/demo.sh --check
+log "the demo, once through with a failover (examples/lab/demo.sh --check --failover, debug build)"
+FERROLB_DEMO_DEBUG=1 examples/lab/demo.sh --check --failover
 
 if [ $quick -eq 0 ]; then
   log "fuzz smoke run (libFuzzer, 20 s per target)"
