@@ -5,3 +5,4 @@
 //! prescribe. Sessions, timers and route policy live in sibling modules.
 
 pub mod codec;
+pub mod session;
