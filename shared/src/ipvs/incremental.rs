@@ -98,7 +98,10 @@ impl TableBuilder {
         }
         // Following every generation, the snapshot says which Services changed; otherwise
         // (the first one, a skipped generation, a new node view) every Service is compared.
-        let follows = !delta.full && self.generation.is_some_and(|g| g + 1 == snapshot.generation);
+        let follows = !delta.full
+            && self
+                .generation
+                .is_some_and(|g| g + 1 == snapshot.generation);
         self.generation = Some(snapshot.generation);
         let candidates: Vec<ServiceKey> = if follows {
             snapshot.changes.services.iter().cloned().collect()
