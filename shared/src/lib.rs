@@ -4,8 +4,8 @@
 //! tested exhaustively and shared by the `controller` and `speaker` binaries.
 
 pub mod alloc;
-pub mod bgp;
 pub mod bfd;
+pub mod bgp;
 pub mod cluster;
 pub mod config;
 pub mod ipvs;

@@ -496,7 +496,10 @@ impl State {
             .keys()
             .map(|ip| {
                 let services = self.election.assignments.get(ip);
-                (*ip, services.map(|a| a.services.clone()).unwrap_or_default())
+                (
+                    *ip,
+                    services.map(|a| a.services.clone()).unwrap_or_default(),
+                )
             })
             .collect();
         if changes.is_empty() {
