@@ -6,7 +6,6 @@
 //! stopped or LIFETIME_S has passed. It never connects its socket: keepalived's nodes answer
 //! from their own address, FerroLB's pods from the Service's.
 
-use ferrolb_e2e::lab::LAB_PREFIX;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -32,27 +31,7 @@ pub fn scenario(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// Refuse to send anything unless this process runs in a lab's network namespace (one named
-/// `flb...` in /run/netns): a scenario started by hand anywhere else, the root namespace above
-/// all, would send probes on the machine's real network. (The same check as the forwarding
-/// benchmark's.)
-pub fn require_lab_netns() -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let id = |p: &std::path::Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-    let own = id("/proc/self/ns/net".as_ref()).ok_or("cannot read /proc/self/ns/net")?;
-    let named = std::fs::read_dir("/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .find(|e| id(&e.path()) == Some(own))
-        .map(|e| e.file_name().to_string_lossy().into_owned());
-    match named {
-        Some(n) if n.starts_with(LAB_PREFIX) => Ok(()),
-        other => Err(format!(
-            "refusing to probe outside a lab namespace (this one: {other:?}); the benchmark starts the probe inside a lab host"
-        )),
-    }
-}
+pub use ferrolb_e2e::bench::require_lab_netns;
 
 fn udp_probe(to: SocketAddr, interval: Duration, lifetime: Duration) -> Result<(), String> {
     require_lab_netns()?;

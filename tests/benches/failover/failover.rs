@@ -288,3 +288,19 @@ pub fn wait<T>(
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Wait until `owner` alone answers ARP for `vip` (client2's view), then return it.
+pub fn answered_by_alone(lab: &Lab, vip: Ipv4Addr, owner: String) -> anyhow::Result<String> {
+    let mac = lab.mac(&owner, "eth0")?;
+    let mut seen = Vec::new();
+    wait(
+        || {
+            seen = probes::arp_once(lab, vip).ok()?;
+            (seen == [mac.clone()]).then_some(())
+        },
+        Duration::from_secs(10),
+        &format!("ARP answer from {owner} ({mac}) alone"),
+    )
+    .map_err(|e| e.context(format!("last answers: {seen:?}")))?;
+    Ok(owner)
+}

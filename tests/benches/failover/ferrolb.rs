@@ -9,7 +9,6 @@
 //! (10.100.16.0/20, only on request) is announced by node3 alone, for [`crate::scale`].
 
 use crate::failover::{System, Way, wait};
-use crate::probes;
 use ferrolb_e2e::lab::{Lab, LabSpec};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -167,18 +166,7 @@ impl System for FerroLb {
             SLOW_LIMIT,
             &format!("single speaker report announcing {VIP}"),
         )?;
-        let mac = self.lab.mac(&owner, "eth0")?;
-        let mut seen = Vec::new();
-        wait(
-            || {
-                seen = probes::arp_once(&self.lab, VIP).ok()?;
-                (seen == [mac.clone()]).then_some(())
-            },
-            Duration::from_secs(10),
-            &format!("ARP answer from {owner} ({mac}) alone"),
-        )
-        .map_err(|e| e.context(format!("last answers: {seen:?}")))?;
-        Ok(owner)
+        crate::failover::answered_by_alone(&self.lab, VIP, owner)
     }
 
     fn fail(&mut self, node: &str, way: Way) -> anyhow::Result<()> {

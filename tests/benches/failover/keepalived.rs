@@ -16,7 +16,6 @@
 //! removes it at start-up ("removing VIPs").
 
 use crate::failover::{System, Way, wait};
-use crate::probes;
 use ferrolb_e2e::lab::{Lab, LabSpec, binary, cmd, registry};
 use rustix::process::Signal;
 use std::net::Ipv4Addr;
@@ -237,18 +236,7 @@ impl System for Keepalived {
             Duration::from_secs(20),
             &format!("single node holding {VIP}"),
         )?;
-        let mac = self.lab.mac(&owner, "eth0")?;
-        let mut seen = Vec::new();
-        wait(
-            || {
-                seen = probes::arp_once(&self.lab, VIP).ok()?;
-                (seen == [mac.clone()]).then_some(())
-            },
-            Duration::from_secs(10),
-            &format!("ARP answer from {owner} ({mac}) alone"),
-        )
-        .map_err(|e| e.context(format!("last answers: {seen:?}")))?;
-        Ok(owner)
+        crate::failover::answered_by_alone(&self.lab, VIP, owner)
     }
 
     fn fail(&mut self, node: &str, way: Way) -> anyhow::Result<()> {

@@ -73,6 +73,7 @@ mod scale;
 mod stream;
 
 use failover::Way;
+use ferrolb_e2e::bench::{load_average, machine};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -181,7 +182,11 @@ fn run() -> anyhow::Result<bool> {
     let began = std::time::Instant::now();
     let header = format!(
         "FerroLB layer 2 failover benchmark\n{}\nsettings: {} repetitions per way ({}), speaker --l2-hold-down {:?}, probes every 10 ms",
-        machine(),
+        machine(&[
+            &["keepalived", "--version"],
+            &["arping", "--help"],
+            &["tcpdump", "--version"]
+        ]),
         settings.reps,
         settings
             .ways
@@ -227,64 +232,4 @@ fn run() -> anyhow::Result<bool> {
         load_average()
     );
     Ok(ok)
-}
-
-/// Cores, CPU, kernel, memory, load, and the versions of the tools compared.
-fn machine() -> String {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let cpuinfo = read("/proc/cpuinfo");
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split_once(':')
-                .map(|x| x.1.trim())
-        })
-        .unwrap_or("unknown CPU");
-    let mem_kib: u64 = read("/proc/meminfo")
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("MemTotal:")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // keepalived and arping print their version on stderr, the others on stdout.
-    let version = |argv: &[&str]| {
-        let program = ferrolb_e2e::lab::cmd::which(argv[0])
-            .unwrap_or_else(|| std::path::PathBuf::from(argv[0]));
-        std::process::Command::new(program)
-            .args(&argv[1..])
-            .output()
-            .ok()
-            .and_then(|o| {
-                let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
-                text.push_str(&String::from_utf8_lossy(&o.stderr));
-                text.lines()
-                    .find(|l| !l.trim().is_empty())
-                    .map(|l| l.trim().to_string())
-            })
-            .unwrap_or_else(|| format!("{} not found", argv[0]))
-    };
-    format!(
-        "machine: nproc {cores}, {cpu}, {} GiB, Linux {}, load average {}\ntools: {}; {}; {}",
-        mem_kib / (1 << 20),
-        read("/proc/sys/kernel/osrelease").trim(),
-        load_average(),
-        version(&["keepalived", "--version"]),
-        version(&["arping", "--help"]),
-        version(&["tcpdump", "--version"]),
-    )
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -245,28 +245,7 @@ pub fn arping(lab: &Lab, ip: Ipv4Addr, interval: Duration, count: u32) -> anyhow
 /// The MACs answering one ARP request for `ip` from client2 within 100 ms, sorted. (The
 /// lab's `Lab::arping` waits a whole second after its last request; this does not.)
 pub fn arp_once(lab: &Lab, ip: Ipv4Addr) -> anyhow::Result<Vec<String>> {
-    let arping = ferrolb_e2e::lab::cmd::require_tool("arping", "arping")?;
-    let out = lab.exec_output(
-        ARP_CLIENT,
-        &[
-            &arping.to_string_lossy(),
-            "-c",
-            "1",
-            "-w",
-            "0.1",
-            "-i",
-            "eth0",
-            &ip.to_string(),
-        ],
-    )?;
-    let mut macs: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once("bytes from ")?.1.split_whitespace().next())
-        .map(str::to_ascii_lowercase)
-        .collect();
-    macs.sort();
-    macs.dedup();
-    Ok(macs)
+    Ok(lab.arping_once(ARP_CLIENT, "eth0", ip, Duration::from_millis(100))?)
 }
 
 /// The UDP probe in client1, for the whole of a session.

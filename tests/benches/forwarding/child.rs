@@ -2,33 +2,13 @@
 //! ...`) for whatever must happen in the node's network namespace: programming nftables and
 //! running the speaker's data paths. Helpers for both sides of that.
 
-use ferrolb_e2e::lab::LAB_PREFIX;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Refuse to touch the network unless this process runs in a lab's network namespace (one
-/// named `flb...` in /run/netns): a scenario started by hand anywhere else, the root namespace
-/// above all, would program that namespace's nftables.
-pub fn require_lab_netns() -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let id = |p: &std::path::Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-    let own = id("/proc/self/ns/net".as_ref()).ok_or("cannot read /proc/self/ns/net")?;
-    let named = std::fs::read_dir("/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .find(|e| id(&e.path()) == Some(own))
-        .map(|e| e.file_name().to_string_lossy().into_owned());
-    match named {
-        Some(n) if n.starts_with(LAB_PREFIX) => Ok(()),
-        other => Err(format!(
-            "refusing to run a data-path scenario outside a lab namespace (this one: {other:?}); the benchmark starts it inside a lab node"
-        )),
-    }
-}
+pub use ferrolb_e2e::bench::require_lab_netns;
 
 /// Print one figure for the parent (`figure KEY VALUE`), at once.
 pub fn emit(key: &str, value: f64) {

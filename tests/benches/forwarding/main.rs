@@ -36,6 +36,7 @@ mod report;
 mod services;
 mod traffic;
 
+use ferrolb_e2e::bench::{load_average, machine};
 use report::Report;
 use std::process::ExitCode;
 
@@ -97,7 +98,14 @@ fn run() -> anyhow::Result<()> {
         cps_concurrency: 16,
     };
     println!("FerroLB forwarding benchmark");
-    println!("{}", machine());
+    println!(
+        "{}",
+        machine(&[
+            &["nft", "--version"],
+            &["haproxy", "-v"],
+            &["iperf3", "--version"]
+        ])
+    );
     println!();
     let mut rep = Report::default();
     if wanted("traffic") || wanted("program") {
@@ -124,58 +132,4 @@ fn run() -> anyhow::Result<()> {
     }
     println!("load average at the end: {}", load_average());
     Ok(())
-}
-
-/// Cores, CPU, kernel, memory, load, and the versions of the tools compared.
-fn machine() -> String {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let cpuinfo = read("/proc/cpuinfo");
-    let cpu = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split_once(':')
-                .map(|x| x.1.trim())
-        })
-        .unwrap_or("unknown CPU");
-    let mem_kib: u64 = read("/proc/meminfo")
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("MemTotal:")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let version = |argv: &[&str]| {
-        std::process::Command::new(argv[0])
-            .args(&argv[1..])
-            .output()
-            .ok()
-            .and_then(|o| {
-                let text = String::from_utf8_lossy(&o.stdout).into_owned();
-                text.lines().next().map(|l| l.trim().to_string())
-            })
-            .unwrap_or_else(|| format!("{} not found", argv[0]))
-    };
-    format!(
-        "machine: nproc {cores}, {cpu}, {} GiB, Linux {}, load average {}\ntools: {}; {}; {}",
-        mem_kib / (1 << 20),
-        read("/proc/sys/kernel/osrelease").trim(),
-        load_average(),
-        version(&["nft", "--version"]),
-        version(&["haproxy", "-v"]),
-        version(&["iperf3", "--version"]),
-    )
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
