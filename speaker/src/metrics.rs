@@ -132,7 +132,7 @@ impl Metrics {
             ),
             l2_dropped: counter_vec(
                 "ferrolb_l2_frames_dropped_total",
-                "ARP/NDP frames dropped (malformed, rate_limited) and replies not sent (send_error)",
+                "ARP/NDP frames dropped (malformed, rate_limited, lease_expired: this speaker was frozen) and replies not sent (send_error)",
                 "reason",
             ),
             gossip_members: gauge(

@@ -151,32 +151,45 @@ pub fn ndp(lab: &Lab, ip: Ipv6Addr) -> anyhow::Result<Vec<String>> {
 /// the MACs that replied to the client, as a capture on its LAN side saw them (gratuitous
 /// announcements excluded). Exactly one MAC per request is the property layer 2 promises.
 pub fn arp_exchanges(lab: &Lab, ip: Ipv4Addr, count: u32) -> anyhow::Result<Vec<Vec<String>>> {
+    Ok(arp_exchanges_while(lab, ip, count, || Ok(()))?.1)
+}
+
+/// [`arp_exchanges`] with `during` run while the requests go out (a failure and its undoing,
+/// say): a reply that comes late, to a request already answered by another node (a frozen
+/// speaker answering its backlog), lands in the bucket of a later request and shows as two.
+pub fn arp_exchanges_while<T>(
+    lab: &Lab,
+    ip: Ipv4Addr,
+    count: u32,
+    during: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<(T, Vec<Vec<String>>)> {
     let client_mac = lab.mac(CLIENT, "eth0")?;
     let capture = lab.capture(CLIENT, "eth0", "arp")?;
-    let out = lab.exec_output(
-        CLIENT,
-        &[
-            "arping",
-            "-c",
-            &count.to_string(),
-            "-W",
-            "0.05",
-            "-i",
-            "eth0",
-            &ip.to_string(),
-        ],
-    )?;
+    let (out, result) = std::thread::scope(|scope| {
+        let arping = scope.spawn(|| {
+            let count = count.to_string();
+            let ip = ip.to_string();
+            lab.exec_output(
+                CLIENT,
+                &["arping", "-c", &count, "-W", "0.05", "-i", "eth0", &ip],
+            )
+        });
+        let result = during();
+        (arping.join(), result)
+    });
+    let out = out.map_err(|_| anyhow::anyhow!("the arping thread panicked"))??;
+    let result = result?;
     // tcpdump writes a packet as soon as it sees it; give the last reply a moment.
     std::thread::sleep(Duration::from_millis(200));
     let lines = lab.stop_capture(capture)?;
     let exchanges = exchanges(&lines, ip, &client_mac);
     anyhow::ensure!(
-        exchanges.len() == count as usize,
+        exchanges.len() >= count as usize,
         "{} requests seen for {count} sent; arping said {}\n{lines:#?}",
         exchanges.len(),
         String::from_utf8_lossy(&out.stdout)
     );
-    Ok(exchanges)
+    Ok((result, exchanges))
 }
 
 /// Group tcpdump -e lines into the client's requests for `ip` and the replies sent to it

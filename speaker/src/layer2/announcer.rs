@@ -97,6 +97,8 @@ pub struct GlobalCounters {
     pub rate_limited: u64,
     /// Replies and announcements the kernel did not take.
     pub send_errors: u64,
+    /// Requests left unanswered because the lease had run out (the process was frozen).
+    pub lease_expired: u64,
 }
 
 /// The process-wide counters, bumped by the receive threads.
@@ -105,6 +107,7 @@ struct GlobalStats {
     malformed: AtomicU64,
     rate_limited: AtomicU64,
     send_errors: AtomicU64,
+    lease_expired: AtomicU64,
 }
 
 impl GlobalStats {
@@ -113,11 +116,50 @@ impl GlobalStats {
     }
 }
 
+/// Until when the announcer may answer, renewed by its owner's event loop
+/// ([`Announcer::renew_lease`]). A process frozen (SIGSTOP, a stalled VM) resumes with its
+/// lease run out, so the requests that queued in its sockets meanwhile, which other nodes have
+/// answered since, are not answered again from a stale view. Never renewed: no limit.
+#[derive(Debug)]
+struct Lease {
+    /// Nanoseconds after [`lease_epoch`]; `u64::MAX` is "no lease".
+    until: AtomicU64,
+}
+
+impl Default for Lease {
+    fn default() -> Self {
+        Lease {
+            until: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+fn lease_epoch() -> Instant {
+    static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+    *EPOCH
+}
+
+impl Lease {
+    fn renew(&self, until: Instant) {
+        let nanos = until.saturating_duration_since(lease_epoch()).as_nanos();
+        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1);
+        self.until.store(nanos, Ordering::Relaxed);
+    }
+
+    fn valid(&self, now: Instant) -> bool {
+        let until = self.until.load(Ordering::Relaxed);
+        let now = u64::try_from(now.saturating_duration_since(lease_epoch()).as_nanos())
+            .unwrap_or(u64::MAX);
+        until == u64::MAX || now < until
+    }
+}
+
 /// What the control thread and the receive threads share.
 #[derive(Debug, Default)]
 struct Shared {
     state: RwLock<OwnedState>,
     global: GlobalStats,
+    lease: Lease,
 }
 
 impl Shared {
@@ -178,6 +220,11 @@ impl Announcer {
         self.command(|ack| Command::SetCarrier(interface.to_string(), up, ack));
     }
 
+    /// Allow answers until `until` (see `Lease`); call again well before it runs out.
+    pub fn renew_lease(&self, until: Instant) {
+        self.shared.lease.renew(until);
+    }
+
     fn command(&self, make: impl FnOnce(mpsc::SyncSender<()>) -> Command) {
         let (ack, done) = mpsc::sync_channel(1);
         let sent = self
@@ -213,6 +260,7 @@ impl Announcer {
             malformed: g.malformed.load(Ordering::Relaxed),
             rate_limited: g.rate_limited.load(Ordering::Relaxed),
             send_errors: g.send_errors.load(Ordering::Relaxed),
+            lease_expired: g.lease_expired.load(Ordering::Relaxed),
         }
     }
 
@@ -513,6 +561,9 @@ impl Control {
     /// Sends one gratuitous announcement of `ip` on `interface` if it is answered there right
     /// now (checked under the read lock, like a reply). Returns whether it is.
     fn announce(&self, (ip, interface): &(IpAddr, String)) -> bool {
+        if !self.shared.lease.valid(Instant::now()) {
+            return false;
+        }
         let state = self.shared.read_state();
         let Some((stats, true)) = state.lookup(interface, *ip) else {
             return false;

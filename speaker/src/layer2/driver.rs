@@ -36,6 +36,10 @@ use tracing::Instrument;
 /// [`SECRET_KEY`] authenticates gossip, as MetalLB's `memberlist` Secret does.
 pub const SECRET_NAME: &str = "ferrolb-memberlist";
 pub const SECRET_KEY: &str = "secretkey";
+/// How long the announcer may answer without hearing from this loop again, and how often the
+/// loop renews that lease (see `Lease` in the announcer).
+const LEASE: Duration = Duration::from_millis(500);
+const LEASE_RENEW: Duration = Duration::from_millis(100);
 /// The longest a starting speaker waits for the other speakers before announcing.
 pub const SETTLE_MAX: Duration = Duration::from_secs(5);
 
@@ -180,6 +184,10 @@ async fn run(
         state.apply_carrier(&map);
     }
     let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut lease_tick = tokio::time::interval(LEASE_RENEW);
+    lease_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_renewal = Instant::now();
+    state.announcer.renew_lease(last_renewal + LEASE);
     let mut exported = Exported::default();
     loop {
         let deadline = state.next_deadline();
@@ -200,6 +208,18 @@ async fn run(
                 }
             }
             () = sleep, if deadline.is_some() => {}
+            _ = lease_tick.tick() => {
+                // A late tick means this process was frozen: the lease ran out meanwhile and
+                // the others took over; start over rather than answer from a stale view.
+                let now = Instant::now();
+                let gap = now.duration_since(last_renewal);
+                if gap > LEASE {
+                    state.resettle(&format!("this speaker was frozen for {gap:?}"));
+                }
+                state.announcer.renew_lease(now + LEASE);
+                last_renewal = now;
+                continue;
+            }
             _ = metrics_tick.tick() => {
                 state.export_counters(&mut exported);
                 continue;
@@ -600,6 +620,7 @@ impl State {
             ("malformed", g.malformed),
             ("rate_limited", g.rate_limited),
             ("send_error", g.send_errors),
+            ("lease_expired", g.lease_expired),
         ] {
             let d = exported.global_delta(name, value);
             m.l2_dropped.with_label_values(&[name]).inc_by(d);

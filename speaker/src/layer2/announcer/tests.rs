@@ -339,3 +339,23 @@ fn default_config() {
     assert_eq!(c.refresh, None);
     assert_eq!(c.reply_rate_per_source, 50);
 }
+
+#[test]
+fn answers_stop_when_the_lease_runs_out() {
+    let lease = Lease::default();
+    let now = Instant::now();
+    assert!(
+        lease.valid(now + Duration::from_secs(3600)),
+        "never renewed: no limit"
+    );
+    lease.renew(now + Duration::from_millis(500));
+    assert!(lease.valid(now));
+    assert!(lease.valid(now + Duration::from_millis(499)));
+    assert!(!lease.valid(now + Duration::from_millis(500)));
+    assert!(
+        !lease.valid(now + Duration::from_secs(5)),
+        "a frozen process resumes fenced"
+    );
+    lease.renew(now + Duration::from_secs(6));
+    assert!(lease.valid(now + Duration::from_secs(5)));
+}

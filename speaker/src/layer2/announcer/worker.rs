@@ -200,6 +200,10 @@ impl Receiver {
     }
 
     fn handle(&mut self, frame: &Frame) {
+        if !self.shared.lease.valid(Instant::now()) {
+            GlobalStats::bump(&self.shared.global.lease_expired);
+            return;
+        }
         let state = self.shared.read_state();
         let Some((reply, stats)) = respond(
             frame,
