@@ -56,9 +56,9 @@ pub struct TableBuilder {
     node: Option<NodeView>,
     table: Table,
     entries: HashMap<ServiceKey, Entry>,
-    /// Every Service that builds each virtual server; the greatest one's is in the table.
-    claims: HashMap<VsKey, BTreeSet<ServiceKey>>,
-    health_claims: HashMap<u16, BTreeSet<ServiceKey>>,
+    /// Every Service that builds each virtual server and health-check port.
+    claims: Claims<VsKey>,
+    health_claims: Claims<u16>,
     /// The generation of the last snapshot seen.
     generation: Option<u64>,
 }
@@ -70,8 +70,8 @@ impl TableBuilder {
             node: None,
             table: Table::default(),
             entries: HashMap::new(),
-            claims: HashMap::new(),
-            health_claims: HashMap::new(),
+            claims: Claims::default(),
+            health_claims: Claims::default(),
             generation: None,
         }
     }
@@ -92,8 +92,8 @@ impl TableBuilder {
             delta.health_checks = true;
             self.table = Table::default();
             self.entries.clear();
-            self.claims.clear();
-            self.health_claims.clear();
+            self.claims = Claims::default();
+            self.health_claims = Claims::default();
             self.node = Some(node);
         }
         // Following every generation, the snapshot says which Services changed; otherwise
@@ -164,9 +164,7 @@ impl TableBuilder {
         let servers = built.servers.keys().copied().collect();
         let health_check = built.health_checks.keys().next().copied();
         for (k, vs) in built.servers {
-            let claimants = self.claims.entry(k).or_default();
-            claimants.insert(key.clone());
-            if claimants.last() == Some(key) {
+            if self.claims.claim(k, key) {
                 if self.table.servers.get(&k) != Some(&vs) {
                     delta.servers.insert(k);
                 }
@@ -174,9 +172,7 @@ impl TableBuilder {
             }
         }
         for (port, hc) in built.health_checks {
-            let claimants = self.health_claims.entry(port).or_default();
-            claimants.insert(key.clone());
-            if claimants.last() == Some(key) {
+            if self.health_claims.claim(port, key) {
                 delta.health_checks |= self.table.health_checks.get(&port) != Some(&hc);
                 self.table.health_checks.insert(port, hc);
             }
@@ -199,10 +195,7 @@ impl TableBuilder {
             return;
         };
         for k in std::mem::take(&mut entry.servers) {
-            let Some(claimants) = self.claims.get_mut(&k) else {
-                continue;
-            };
-            claimants.remove(key);
+            let next = self.claims.release(k, key);
             if self
                 .table
                 .servers
@@ -211,16 +204,11 @@ impl TableBuilder {
             {
                 self.table.servers.remove(&k);
                 delta.servers.insert(k);
-                again.extend(claimants.last().cloned());
-            }
-            if claimants.is_empty() {
-                self.claims.remove(&k);
+                again.extend(next);
             }
         }
-        if let Some(port) = entry.health_check.take()
-            && let Some(claimants) = self.health_claims.get_mut(&port)
-        {
-            claimants.remove(key);
+        if let Some(port) = entry.health_check.take() {
+            let next = self.health_claims.release(port, key);
             if self
                 .table
                 .health_checks
@@ -229,12 +217,39 @@ impl TableBuilder {
             {
                 self.table.health_checks.remove(&port);
                 delta.health_checks = true;
-                again.extend(claimants.last().cloned());
-            }
-            if claimants.is_empty() {
-                self.health_claims.remove(&port);
+                again.extend(next);
             }
         }
+    }
+}
+
+/// Which Services build each item (a virtual server, a health-check port); the greatest one's
+/// version is the one in the table, as in a whole build where the last Service wins.
+struct Claims<K>(HashMap<K, BTreeSet<ServiceKey>>);
+
+impl<K> Default for Claims<K> {
+    fn default() -> Self {
+        Claims(HashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Claims<K> {
+    /// `service` builds `item`; whether its version is the one to keep.
+    fn claim(&mut self, item: K, service: &ServiceKey) -> bool {
+        let claimants = self.0.entry(item).or_default();
+        claimants.insert(service.clone());
+        claimants.last() == Some(service)
+    }
+
+    /// `service` no longer builds `item`; the claimant whose version comes next, if any.
+    fn release(&mut self, item: K, service: &ServiceKey) -> Option<ServiceKey> {
+        let claimants = self.0.get_mut(&item)?;
+        claimants.remove(service);
+        let next = claimants.last().cloned();
+        if claimants.is_empty() {
+            self.0.remove(&item);
+        }
+        next
     }
 }
 
