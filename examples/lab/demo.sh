@@ -26,7 +26,12 @@ tests/install-deps.sh
 
 command -v cargo >/dev/null || { echo "demo.sh: cargo is not installed (install Rust first, e.g. with rustup)" >&2; exit 1; }
 
-if [ "${FERROLB_DEMO_DEBUG:-0}" = 1 ]; then
+if [ "${FERROLB_DEMO_PREBUILT:-0}" = 1 ]; then
+  # tests/run.sh has built every target already; a bins-only build would resolve features
+  # without the dev-dependencies and compile the workspace a second time.
+  bin=target/debug/ferrolb-lab
+  [ -x "$bin" ] || { echo "demo.sh: FERROLB_DEMO_PREBUILT=1 but $bin is not built" >&2; exit 1; }
+elif [ "${FERROLB_DEMO_DEBUG:-0}" = 1 ]; then
   echo "== cargo build --workspace --bins"
   cargo build --workspace --bins
   bin=target/debug/ferrolb-lab

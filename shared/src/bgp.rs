@@ -4,5 +4,6 @@
 //! length of untrusted input and answering malformed input with the NOTIFICATION the RFCs
 //! prescribe. Sessions, timers and route policy live in sibling modules.
 
+pub mod advertise;
 pub mod codec;
 pub mod session;

@@ -47,7 +47,7 @@
 //! * **Interfaces.** Those of the advertisements that selected the owner, merged:
 //!   [`Interfaces::All`] if any of them names none.
 
-mod endpoints;
+pub(crate) mod endpoints;
 
 use crate::alloc::ServiceKey;
 use crate::config::Config;
@@ -267,17 +267,17 @@ pub fn elect(
 }
 
 /// What the election needs to know about one node.
-struct NodeFacts<'a> {
+pub(crate) struct NodeFacts<'a> {
     name: &'a str,
-    labels: Labels,
+    pub(crate) labels: Labels,
     /// Not dead and not excluded.
-    usable: bool,
+    pub(crate) usable: bool,
     held_down: bool,
     preference: i64,
 }
 
 impl<'a> NodeFacts<'a> {
-    fn of(
+    pub(crate) fn of(
         name: &'a str,
         node: &'a Node,
         liveness: &impl Fn(&str) -> Liveness,
@@ -428,7 +428,7 @@ fn elect_ip(
 }
 
 /// The pool that contains `ip`, checked against the controller's annotations.
-fn pool_of<'c>(
+pub(crate) fn pool_of<'c>(
     config: &'c Config,
     ip: IpAddr,
     services: &[&Service],

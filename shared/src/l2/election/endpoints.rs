@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// Where a Service has serving endpoints, in one address family.
-pub(super) struct Serving {
+pub(crate) struct Serving {
     /// Somewhere (an endpoint without `nodeName` counts here).
     pub anywhere: bool,
     /// The nodes hosting them.
