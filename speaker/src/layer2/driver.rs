@@ -135,6 +135,8 @@ struct State {
     settled: bool,
     /// The links' carrier as last handed to the announcer.
     carrier: BTreeMap<String, bool>,
+    /// The wall clock (ms since the epoch) of the last [`State::recompute`].
+    recomputed_ms: u64,
     /// Gossip has reached another speaker at least once.
     had_peers: bool,
     /// Fenced: cut off from every other speaker (see `isolated`).
@@ -172,6 +174,7 @@ async fn run(
         gossip: None,
         started: Instant::now(),
         settled: false,
+        recomputed_ms: 0,
         carrier: BTreeMap::new(),
         had_peers: false,
         cut_off: false,
@@ -218,11 +221,15 @@ async fn run(
                 }
                 state.announcer.renew_lease(now + LEASE);
                 last_renewal = now;
-                continue;
+                if !due(deadline) {
+                    continue;
+                }
             }
             _ = metrics_tick.tick() => {
                 state.export_counters(&mut exported);
-                continue;
+                if !due(deadline) {
+                    continue;
+                }
             }
             _ = stopped.changed() => break,
         }
@@ -238,6 +245,14 @@ async fn run(
         w.stop();
     }
     state.status.stop().await;
+}
+
+/// The deadline has passed. A tick that wins the race against the deadline's own sleep must
+/// still recompute: some deadlines (a hold-down's end) are gone from
+/// [`State::next_deadline`] once passed, and would otherwise never be acted on (seen in the
+/// lab: a paused speaker never took its address back).
+fn due(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| d <= Instant::now())
 }
 
 /// Waits for a change of an optional watch; never resolves without one (or once it closed).
@@ -267,10 +282,13 @@ impl State {
             .gossip
             .as_ref()
             .map(|g| g.view.borrow().members.clone());
+        // Hold-downs ending after the last recompute, even if the wall clock has passed them
+        // meanwhile: one that ended between two passes of the loop must still be acted on
+        // (found in the lab: a paused speaker, back, never took its address again).
         let young = members.as_ref().and_then(|m| {
             let view = LivenessView {
                 members: Some(m),
-                now_ms: wall_ms(),
+                now_ms: self.recomputed_ms,
                 hold: self.settings.hold_down,
             };
             let end = view.next_change_ms()?;
@@ -315,6 +333,12 @@ impl State {
         self.metrics.l2_announced.reset();
         self.settled = false;
         self.started = Instant::now();
+        // The status must not go on naming this node while it answers nothing.
+        self.served.clear();
+        if let Some(snapshot) = &self.snapshot {
+            self.status
+                .report(snapshot, &self.election, self.handover.owned());
+        }
     }
 
     /// Cut off: gossip reaches no other speaker although it did before, or although other
@@ -472,6 +496,9 @@ impl State {
 
     fn recompute(&mut self) {
         let now = Instant::now();
+        let now_ms = wall_ms();
+        // Before the early returns: the first pass after settling looks at everything anyway.
+        self.recomputed_ms = now_ms;
         let Some(snapshot) = self.snapshot.clone() else {
             return;
         };
@@ -484,7 +511,7 @@ impl State {
             .map(|g| g.view.borrow().members.clone());
         let view = LivenessView {
             members: members.as_ref(),
-            now_ms: wall_ms(),
+            now_ms,
             hold: self.settings.hold_down,
         };
         let isolated = self.isolated(&snapshot);
@@ -503,6 +530,19 @@ impl State {
             }
         });
         let alive = |n: &str| view.of(&snapshot, n) != Liveness::Dead;
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let liveness: Vec<String> = snapshot
+                .nodes
+                .keys()
+                .map(|n| format!("{n}={:?}", view.of(&snapshot, n)))
+                .collect();
+            let owners: Vec<String> = election
+                .assignments
+                .iter()
+                .map(|(ip, a)| format!("{ip}={}", a.node))
+                .collect();
+            tracing::debug!(liveness = liveness.join(" "), owners = owners.join(" "), next = ?self.next_deadline().map(|d| d.saturating_duration_since(now)), "recomputed");
+        }
         let changes = self.handover.update(now, &election, alive);
         self.election = election;
         for ip in self.handover.pending() {
