@@ -48,7 +48,10 @@ fn the_speaker_sees_the_addresses_the_controller_assigns() {
             "n1",
             "--dataplane",
             "none",
+            // The root namespace: no ARP/NDP, and no BGP session with the example's BGPPeer.
             "--layer2",
+            "false",
+            "--bgp",
             "false",
             "--manifests",
         ])

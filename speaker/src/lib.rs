@@ -6,6 +6,7 @@
 //! hands them out through a [`snapshots::SnapshotReceiver`]. The forwarding layer takes one
 //! ([`dataplane::spawn`]); layer 2 and BGP will take theirs the same way.
 
+pub mod bgp;
 pub mod dataplane;
 pub mod event_loop;
 pub mod events;
@@ -38,6 +39,9 @@ pub struct Options {
     pub coalesce: Duration,
     /// Layer 2 announcements (`None`: off, the library's default; the binary turns them on).
     pub layer2: Option<layer2::L2Settings>,
+    /// BGP sessions and advertisements (`None`: off, the library's default; the binary turns
+    /// them on).
+    pub bgp: Option<bgp::BgpSettings>,
 }
 
 impl Options {
@@ -47,6 +51,7 @@ impl Options {
             dataplane: dataplane::Settings::new(dataplane),
             coalesce: event_loop::COALESCE,
             layer2: None,
+            bgp: None,
         }
     }
 }
@@ -114,6 +119,7 @@ async fn run(
         source.report_dir(&options.node),
     );
     let layer2_rx = snapshots.subscribe();
+    let bgp_rx = snapshots.subscribe();
     let mut source = AbortOnDrop(tokio::spawn(source.run(tx).in_current_span()));
     let mut event_loop = AbortOnDrop(tokio::spawn(
         event_loop::run(rx, builder, snapshots, metrics.clone(), options.coalesce)
@@ -127,6 +133,10 @@ async fn run(
         }
         layer2::spawn(settings, layer2_rx, events.clone(), metrics.clone())
     });
+    let bgp = options
+        .bgp
+        .clone()
+        .map(|settings| bgp::spawn(settings, bgp_rx, metrics.clone()));
     let dataplane = dataplane::spawn(options.dataplane, dataplane_rx, events);
     let mut stop = stop;
     tokio::select! {
@@ -138,6 +148,9 @@ async fn run(
         _ = stop.changed() => {
             if let Some(l2) = layer2 {
                 l2.stop().await;
+            }
+            if let Some(bgp) = bgp {
+                bgp.stop().await;
             }
             dataplane.stop().await;
             Ok(())

@@ -7,6 +7,7 @@ use ferrolb_cluster::backoff::WatchBackoff;
 use ferrolb_cluster::files::default_status_dir;
 use ferrolb_cluster::task::{AbortOnDrop, shutdown_signal};
 use ferrolb_shared::config::duration::parse_go_duration;
+use ferrolb_speaker::bgp::BgpSettings;
 use ferrolb_speaker::dataplane::Mode;
 use ferrolb_speaker::layer2::L2Settings;
 use ferrolb_speaker::metrics::Metrics;
@@ -47,6 +48,13 @@ struct Cli {
     /// `--layer2 false` turns it off (BGP only, or tools and tests that must not announce).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     layer2: bool,
+    /// BGP mode: keep sessions with the BGPPeers that select this node and advertise the
+    /// LoadBalancer IPs to them. Nothing is opened while no BGPPeer selects this node.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    bgp: bool,
+    /// TCP port to listen on for BGP peers that connect to us (179; tests use others).
+    #[arg(long, default_value_t = ferrolb_speaker::bgp::BGP_PORT)]
+    bgp_listen_port: u16,
     /// Handle only Services with this spec.loadBalancerClass (default: Services without one).
     #[arg(long, env = "FERROLB_LB_CLASS")]
     lb_class: Option<String>,
@@ -133,6 +141,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let mut options = Options::new(cli.node.clone(), cli.dataplane);
     options.dataplane.proxy_ports = cli.proxy_ports;
+    if cli.bgp {
+        let mut bgp = BgpSettings::new(cli.node.clone());
+        bgp.lb_class = cli.lb_class.clone();
+        bgp.listen_port = cli.bgp_listen_port;
+        options.bgp = Some(bgp);
+    }
     if cli.layer2 {
         let mut l2 = L2Settings::new(cli.node);
         l2.lb_class = cli.lb_class;

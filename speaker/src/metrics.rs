@@ -34,6 +34,12 @@ pub struct Metrics {
     pub l2_dropped: IntCounterVec,
     pub gossip_members: IntGauge,
     pub gossip_datagrams: IntCounterVec,
+    /// BGP, per peer (`BGPPeer` name): 1 while the session is Established.
+    pub bgp_session_up: IntGaugeVec,
+    pub bgp_updates_sent: IntCounterVec,
+    pub bgp_prefixes_advertised: IntGaugeVec,
+    /// 1 while the BFD session with this BGP peer is Up.
+    pub bfd_session_up: IntGaugeVec,
     /// Set once the first snapshot is published.
     pub ready: AtomicBool,
 }
@@ -44,6 +50,10 @@ fn gauge(name: &str, help: &str) -> IntGauge {
 
 fn counter_vec(name: &str, help: &str, label: &str) -> IntCounterVec {
     IntCounterVec::new(Opts::new(name, help), &[label]).expect("valid metric")
+}
+
+fn gauge_vec(name: &str, help: &str, label: &str) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), &[label]).expect("valid metric")
 }
 
 impl Metrics {
@@ -144,6 +154,26 @@ impl Metrics {
                 "Gossip datagrams received, by outcome (accepted, bad_auth, malformed)",
                 "outcome",
             ),
+            bgp_session_up: gauge_vec(
+                "ferrolb_bgp_session_up",
+                "1 while the BGP session with this peer is Established",
+                "peer",
+            ),
+            bgp_updates_sent: counter_vec(
+                "ferrolb_bgp_updates_sent_total",
+                "BGP UPDATE messages sent to this peer (End-of-RIB markers included)",
+                "peer",
+            ),
+            bgp_prefixes_advertised: gauge_vec(
+                "ferrolb_bgp_announced_prefixes",
+                "Prefixes this peer has from this node",
+                "peer",
+            ),
+            bfd_session_up: gauge_vec(
+                "ferrolb_bfd_session_up",
+                "1 while the BFD session with this BGP peer is Up",
+                "peer",
+            ),
             ready: AtomicBool::new(false),
             registry,
         };
@@ -167,6 +197,10 @@ impl Metrics {
             Box::new(m.l2_dropped.clone()),
             Box::new(m.gossip_members.clone()),
             Box::new(m.gossip_datagrams.clone()),
+            Box::new(m.bgp_session_up.clone()),
+            Box::new(m.bgp_updates_sent.clone()),
+            Box::new(m.bgp_prefixes_advertised.clone()),
+            Box::new(m.bfd_session_up.clone()),
         ] {
             m.registry.register(c).expect("metric registered once");
         }

@@ -5,7 +5,8 @@
 //! traffic with ECMP. So [`advertise`] only asks, for this node:
 //!
 //! * **Peers.** Every configured `BGPPeer` whose `nodeSelectors` select this node (none:
-//!   every node). A session is kept with each even when nothing is advertised.
+//!   every node), once this node's Node object is known. A session is kept with each even
+//!   when nothing is advertised.
 //! * **Node.** This node must be usable: not excluded (label
 //!   [`EXCLUDE_LABEL`](crate::l2::election::EXCLUDE_LABEL), condition `NetworkUnavailable`),
 //!   by the same rules as layer 2. An unusable node keeps its sessions and advertises nothing.
@@ -80,21 +81,22 @@ pub fn advertise(
     let Some(config) = snapshot.config.as_deref() else {
         return BTreeMap::new(); // nothing configured: no peers, nothing to advertise
     };
-    // This node's labels and usability, by the layer 2 rules; a node without a Node object
-    // yet counts as usable with no labels (selector-less peers still get their routes).
+    // This node's labels and usability, by the layer 2 rules. Until its Node object is seen
+    // there are no sessions: `nodeSelectors` cannot be judged without its labels, and
+    // guessing would start sessions only to stop them a moment later.
     let mut warnings = Vec::new();
-    let facts = snapshot
+    let Some(facts) = snapshot
         .nodes
         .get(node)
-        .map(|n| NodeFacts::of(node, n, &|_| Liveness::Alive, &mut warnings));
-    let (labels, usable) = match &facts {
-        Some(f) => (f.labels.clone(), f.usable),
-        None => (Labels::new(), true),
+        .map(|n| NodeFacts::of(node, n, &|_| Liveness::Alive, &mut warnings))
+    else {
+        return BTreeMap::new();
     };
+    let (labels, usable) = (&facts.labels, facts.usable);
     let mut out: BTreeMap<String, PeerPlan> = config
         .peers
         .values()
-        .filter(|p| selects(&p.spec.node_selectors, &labels))
+        .filter(|p| selects(&p.spec.node_selectors, labels))
         .map(|p| {
             let plan = PeerPlan {
                 peer: p.clone(),
@@ -114,7 +116,7 @@ pub fn advertise(
         let advs: Vec<&BgpAdv> = config
             .bgp_advertisements
             .values()
-            .filter(|a| a.pools.contains(pool) && selects(&a.spec.node_selectors, &labels))
+            .filter(|a| a.pools.contains(pool) && selects(&a.spec.node_selectors, labels))
             .collect();
         if advs.is_empty() {
             continue;
@@ -147,7 +149,10 @@ fn selects(selectors: &[LabelSelector], labels: &Labels) -> bool {
 }
 
 /// Every address of a Service of ours, with the Services on it (sorted by key).
-fn addresses<'s>(snapshot: &'s Snapshot, lb_class: Option<&str>) -> BTreeMap<IpAddr, Vec<&'s Service>> {
+fn addresses<'s>(
+    snapshot: &'s Snapshot,
+    lb_class: Option<&str>,
+) -> BTreeMap<IpAddr, Vec<&'s Service>> {
     let mut by_ip: BTreeMap<IpAddr, Vec<&Service>> = BTreeMap::new();
     for svc in snapshot.services.values() {
         if is_ours(svc, lb_class) {

@@ -38,8 +38,9 @@ impl SpeakerProcess {
         command
             .args(args)
             .args(["--metrics-addr", "127.0.0.1:0"])
-            // These speakers run in the root namespace: never announce anything there.
-            .args(["--layer2", "false"])
+            // These speakers run in the root namespace: never announce anything there (the
+            // example config has a BGPPeer, which BGP mode would connect to).
+            .args(["--layer2", "false", "--bgp", "false"])
             .env("FERROLB_LOG", "info")
             .env_remove("FERROLB_MANIFESTS")
             .env_remove("FERROLB_NODE_NAME")

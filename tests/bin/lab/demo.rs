@@ -24,7 +24,7 @@ struct Capabilities {
 
 const CAPABILITIES: Capabilities = Capabilities {
     layer2: true,
-    bgp: false,
+    bgp: true,
     forwarding: true,
 };
 
@@ -351,6 +351,30 @@ fn wait_announced(lab: &Lab, ips: &BTreeMap<&'static str, Vec<IpAddr>>) {
             started.elapsed().as_secs_f64()
         ),
     );
+    if !CAPABILITIES.bgp {
+        return;
+    }
+    let routed: Vec<IpAddr> = DEMO
+        .iter()
+        .filter(|s| s.mode == Mode::Bgp)
+        .flat_map(|s| ips.get(s.name).into_iter().flatten().copied())
+        .collect();
+    let in_table = || {
+        let routes = lab.router().and_then(|r| r.routes()).unwrap_or_default();
+        routed
+            .iter()
+            .all(|ip| routes.iter().any(|r| r.prefix.contains(ip)))
+    };
+    while started.elapsed() < Duration::from_secs(30) && !in_table() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    say(
+        "speakers",
+        format!(
+            "BGP addresses in the router's table {:.1} s after the speakers started",
+            started.elapsed().as_secs_f64()
+        ),
+    );
 }
 
 /// Kill the speaker announcing `web`'s IPv4 address (SIGKILL, as a crash) while the client
@@ -495,9 +519,7 @@ fn look(
             if announcers.is_empty() {
                 let why = match s.mode {
                     Mode::Layer2 => "NO node answers ARP/NDP for it",
-                    Mode::Bgp => {
-                        "the router has no route to it: the speaker does not speak BGP yet"
-                    }
+                    Mode::Bgp => "the router has no route to it",
                 };
                 quiet(
                     "announce",

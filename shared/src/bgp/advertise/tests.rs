@@ -90,7 +90,10 @@ fn local_policy_only_the_nodes_with_an_endpoint() {
 #[test]
 fn shared_addresses_make_one_route_and_aggregation_merges_addresses() {
     let s = base()
-        .raw(&adv("a", ", aggregationLength: 24, aggregationLengthV6: 120"))
+        .raw(&adv(
+            "a",
+            ", aggregationLength: 24, aggregationLengthV6: 120",
+        ))
         .service("web", &[IP], false)
         .service("dns", &[IP], false)
         .service("other", &["192.0.2.20"], false)
@@ -109,7 +112,10 @@ fn shared_addresses_make_one_route_and_aggregation_merges_addresses() {
             .map(|a| a.parse::<IpAddr>().unwrap())
             .into()
     );
-    assert_eq!(route.services, [key("dns"), key("other"), key("web")].into());
+    assert_eq!(
+        route.services,
+        [key("dns"), key("other"), key("web")].into()
+    );
 }
 
 #[test]
@@ -129,7 +135,10 @@ fn node_selectors_of_peers_and_advertisements() {
     let s = c.snapshot("n1");
     let plan = advertise(&s, "n1", None);
     assert_eq!(plan.keys().collect::<Vec<_>>(), ["all", "rack-a"]);
-    assert!(plan.values().all(|p| p.routes.is_empty()), "rack a is not advertised");
+    assert!(
+        plan.values().all(|p| p.routes.is_empty()),
+        "rack a is not advertised"
+    );
     let plan = advertise(&s, "n2", None);
     assert_eq!(plan.keys().collect::<Vec<_>>(), ["all"]);
     assert_eq!(prefixes(&plan, "all"), [net("192.0.2.10/32")]);
@@ -158,7 +167,10 @@ fn peers_limit_an_advertisement_and_attributes_follow_the_peer() {
     assert_eq!(outer.local_pref, None, "eBGP never carries LOCAL_PREF");
     assert!(plan["inner"].ibgp);
     let inner = &plan["inner"].routes[&net("192.0.2.10/32")].attributes;
-    assert_eq!(inner.communities, [65000 << 16 | 1, 65000 << 16 | 7, 0xFFFF_FF01]);
+    assert_eq!(
+        inner.communities,
+        [65000 << 16 | 1, 65000 << 16 | 7, 0xFFFF_FF01]
+    );
     assert_eq!(inner.large_communities, [(1, 2, 3)]);
     assert_eq!(inner.local_pref, Some(150));
 }
@@ -194,4 +206,6 @@ fn other_classes_and_no_config_advertise_nothing() {
         .snapshot("n1");
     assert!(advertise(&s, "n1", Some("other"))["r1"].routes.is_empty());
     assert!(advertise(&Snapshot::default(), "n1", None).is_empty());
+    // A node whose Node object is not seen yet has no sessions.
+    assert!(advertise(&s, "n9", None).is_empty());
 }

@@ -1,0 +1,325 @@
+//! BGP mode: every eligible node advertises the LoadBalancer IPs to the configured routers,
+//! which spread traffic with ECMP. What to advertise is pure
+//! ([`ferrolb_shared::bgp::advertise`]); each peering is the sans-IO session of
+//! [`ferrolb_shared::bgp::session`], driven by one task per peer ([`peer`]).
+//!
+//! ```text
+//!  SnapshotReceiver ──▶ top-level loop ── advertise() per snapshot ──┬─PeerCmd::Routes──▶ peer tasks
+//!                       (this file)      start / stop peer tasks    │   (peer.rs, conn.rs)
+//!  listeners :179 ──(stream, from)──▶ by peer address ──────────────┘─PeerCmd::Accepted─▶
+//!  BFD :3784 (bfd.rs, shared) ──packets by source address──▶ the peer task's BFD session
+//! ```
+//!
+//! With a `bfdProfile`, a peer's task also runs a BFD session from its first connection on;
+//! when BFD goes from Up to Down the BGP session is torn down at once (Cease, BFD Down).
+//!
+//! A peer's task is restarted when its `BGPPeer` changes (a new session: the router sees a
+//! Cease and a fresh OPEN); only the routes change otherwise. Nothing listens on port 179 and
+//! nothing connects while no `BGPPeer` selects this node, so a speaker without BGP
+//! configuration opens no socket at all.
+
+mod bfd;
+mod conn;
+pub mod peer;
+mod routes;
+
+use crate::metrics::Metrics;
+use crate::snapshots::SnapshotReceiver;
+use ferrolb_cluster::task::AbortOnDrop;
+use ferrolb_shared::bfd::session::SessionConfig as BfdConfig;
+use ferrolb_shared::bgp::advertise::{PeerPlan, advertise};
+use ferrolb_shared::snapshot::Snapshot;
+use peer::{PeerCmd, PeerHandle, Routes};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+/// The BGP port (RFC 4271).
+pub const BGP_PORT: u16 = 179;
+
+/// BGP settings (speaker flags).
+#[derive(Clone, Debug)]
+pub struct BgpSettings {
+    pub node: String,
+    pub lb_class: Option<String>,
+    /// The port to listen on for peers that connect to us.
+    pub listen_port: u16,
+}
+
+impl BgpSettings {
+    pub fn new(node: impl Into<String>) -> Self {
+        BgpSettings {
+            node: node.into(),
+            lb_class: None,
+            listen_port: BGP_PORT,
+        }
+    }
+}
+
+/// The running BGP loop.
+pub struct Bgp {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Bgp {
+    /// Cease every session, then return.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+    }
+}
+
+impl Drop for Bgp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub fn spawn(settings: BgpSettings, snapshots: SnapshotReceiver, metrics: Arc<Metrics>) -> Bgp {
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(
+        run(settings, snapshots, metrics, stopped).instrument(tracing::info_span!("bgp")),
+    );
+    Bgp { stop, task }
+}
+
+struct State {
+    settings: BgpSettings,
+    metrics: Arc<Metrics>,
+    peers: BTreeMap<String, PeerHandle>,
+    /// BFD's shared receive port, bound once a peer asks for BFD.
+    bfd_hub: bfd::Hub,
+    listeners: BTreeMap<SocketAddr, AbortOnDrop<()>>,
+    /// Bind failures already reported, so each is said once.
+    listen_errors: BTreeSet<SocketAddr>,
+    accepted: mpsc::Sender<(TcpStream, SocketAddr)>,
+}
+
+async fn run(
+    settings: BgpSettings,
+    mut snapshots: SnapshotReceiver,
+    metrics: Arc<Metrics>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let (accepted, mut incoming) = mpsc::channel(16);
+    let mut state = State {
+        settings,
+        metrics,
+        peers: BTreeMap::new(),
+        bfd_hub: bfd::Hub::default(),
+        listeners: BTreeMap::new(),
+        listen_errors: BTreeSet::new(),
+        accepted,
+    };
+    loop {
+        tokio::select! {
+            s = snapshots.next() => match s {
+                Some(s) => state.reconcile(&s),
+                None => break,
+            },
+            Some((stream, from)) = incoming.recv() => state.dispatch(stream, from),
+            _ = stopped.changed() => break,
+        }
+    }
+    let peers = std::mem::take(&mut state.peers);
+    for (_, handle) in peers {
+        stop_peer(handle).await;
+    }
+}
+
+async fn stop_peer(mut handle: PeerHandle) {
+    let _ = handle.tx.send(PeerCmd::Stop);
+    if tokio::time::timeout(Duration::from_secs(2), &mut handle.task)
+        .await
+        .is_err()
+    {
+        handle.task.abort();
+    }
+}
+
+impl State {
+    fn reconcile(&mut self, snapshot: &Snapshot) {
+        let plans = advertise(
+            snapshot,
+            &self.settings.node,
+            self.settings.lb_class.as_deref(),
+        );
+        let node_addresses = snapshot.node_view().addresses;
+        // Peers gone, or whose settings changed: a new session for those.
+        let stale: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(name, h)| {
+                plans
+                    .get(*name)
+                    .is_none_or(|p| p.peer != h.peer || bfd_config(snapshot, p) != h.bfd)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(handle) = self.peers.remove(&name) {
+                tracing::info!(peer = name, "stopping the session");
+                tokio::spawn(stop_peer(handle));
+            }
+        }
+        for (name, plan) in &plans {
+            if !self.peers.contains_key(name) {
+                let Some(router_id) = router_id(plan, &node_addresses) else {
+                    tracing::error!(
+                        peer = name,
+                        "no router ID: set routerID, or give the Node an IPv4 address"
+                    );
+                    continue;
+                };
+                let Some(handle) = peer::spawn(
+                    plan.peer.clone(),
+                    router_id,
+                    bfd_config(snapshot, plan),
+                    self.bfd_hub.clone(),
+                    self.metrics.clone(),
+                ) else {
+                    continue;
+                };
+                tracing::info!(peer = name, %router_id, "starting the session");
+                self.peers.insert(name.clone(), handle);
+            }
+            if let Some(handle) = self.peers.get(name) {
+                let routes = Routes {
+                    routes: plan
+                        .routes
+                        .iter()
+                        .map(|(p, r)| (*p, r.attributes.clone()))
+                        .collect(),
+                    node_addresses: node_addresses.clone(),
+                };
+                let _ = handle.tx.send(PeerCmd::Routes(Arc::new(routes)));
+            }
+        }
+        self.listen(&plans, &node_addresses);
+    }
+
+    /// Listens on port 179 of the Node's addresses and the peers' source addresses while
+    /// there are peers; closes the listeners when there are none.
+    fn listen(&mut self, plans: &BTreeMap<String, PeerPlan>, node_addresses: &[IpAddr]) {
+        let port = self.settings.listen_port;
+        let mut want: BTreeSet<SocketAddr> = BTreeSet::new();
+        if !plans.is_empty() {
+            want.extend(node_addresses.iter().map(|a| SocketAddr::new(*a, port)));
+            want.extend(
+                plans
+                    .values()
+                    .filter_map(|p| p.peer.source_address)
+                    .map(|a| SocketAddr::new(a, port)),
+            );
+        }
+        self.listeners.retain(|addr, _| want.contains(addr));
+        for addr in want {
+            if self.listeners.contains_key(&addr) {
+                continue;
+            }
+            match bind(addr) {
+                Ok(listener) => {
+                    tracing::info!(%addr, "listening for BGP peers");
+                    self.listen_errors.remove(&addr);
+                    let tx = self.accepted.clone();
+                    let task = tokio::spawn(accept_loop(listener, tx).in_current_span());
+                    self.listeners.insert(addr, AbortOnDrop(task));
+                }
+                Err(e) => {
+                    if self.listen_errors.insert(addr) {
+                        tracing::warn!(%addr, "cannot listen for BGP peers ({e}); connecting out only");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands an inbound connection to the peer with that address; refuses strangers.
+    fn dispatch(&mut self, stream: TcpStream, from: SocketAddr) {
+        let ip = from.ip().to_canonical();
+        match self
+            .peers
+            .values()
+            .find(|h| h.peer.peer_address.map(|a| a.to_canonical()) == Some(ip))
+        {
+            Some(handle) => {
+                let _ = handle.tx.send(PeerCmd::Accepted(stream));
+            }
+            None => tracing::debug!(%from, "refused a BGP connection from an unknown address"),
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(16)
+}
+
+async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<(TcpStream, SocketAddr)>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) => {
+                if tx.send((stream, from)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("accepting a BGP connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Removes and returns the timers whose deadline has passed.
+fn take_due<T: Copy + Eq + std::hash::Hash>(timers: &mut HashMap<T, Instant>) -> Vec<T> {
+    let now = Instant::now();
+    let due: Vec<T> = timers
+        .iter()
+        .filter(|(_, at)| **at <= now)
+        .map(|(t, _)| *t)
+        .collect();
+    for t in &due {
+        timers.remove(t);
+    }
+    due
+}
+
+/// The BFD settings of a peer's `bfdProfile`, if it names one that can drive a session.
+fn bfd_config(snapshot: &Snapshot, plan: &PeerPlan) -> Option<BfdConfig> {
+    let name = plan.peer.spec.bfd_profile.as_ref()?;
+    let profile = snapshot.config.as_ref()?.bfd_profiles.get(name)?;
+    match BfdConfig::from_profile(profile) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(peer = plan.peer.name, profile = name, "BFD is off: {e}");
+            None
+        }
+    }
+}
+
+/// The BGP Identifier: `routerID`, else an IPv4 source address, else the Node's first IPv4
+/// address.
+fn router_id(plan: &PeerPlan, node_addresses: &[IpAddr]) -> Option<Ipv4Addr> {
+    let v4 = |a: &IpAddr| match a.to_canonical() {
+        IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    };
+    plan.peer
+        .router_id
+        .or_else(|| plan.peer.source_address.as_ref().and_then(v4))
+        .or_else(|| node_addresses.iter().find_map(v4))
+}

@@ -1,0 +1,409 @@
+//! One task per BGP peer: it owns the sans-IO [`Session`], its timers and its connections,
+//! and carries out the session's [`Action`]s.
+//!
+//! ```text
+//!  top-level loop ──PeerCmd::{Routes, Accepted, Stop}──▶ ┌──────────────┐ ──Action::Send──▶ writer task
+//!  conn.rs tasks ──Io::{Connected, Bytes, Closed, ..}──▶ │ peer task     │ ──Action::Connect──▶ conn::connect
+//!  timers (one sleep until the earliest deadline) ─────▶ │  Session      │ ──▶ metrics, logs
+//!                                                         └──────────────┘
+//! ```
+//!
+//! Routes come without a next hop: it is "next hop self", our end of the connection, so it
+//! is filled in here from each new connection's local address before the connection can
+//! reach Established (and from the Node's addresses for the other family).
+
+use super::bfd::{Hub, Link};
+use super::conn::{self, Conn, Dial, Io};
+use super::routes::{OurAddresses, diff, with_next_hops};
+use super::take_due;
+use crate::metrics::Metrics;
+use ferrolb_cluster::task::AbortOnDrop;
+use ferrolb_shared::bfd::session::{Input as BfdInput, SessionConfig as BfdConfig};
+use ferrolb_shared::bgp::codec::{Afi, Attributes};
+use ferrolb_shared::bgp::session::{
+    Action, ConnId, GracefulRestart, Input, PeerAs, Session, SessionConfig, State, TimerKind,
+};
+use ferrolb_shared::config::validate::Peer;
+use ipnet::IpNet;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// The restart time we ask peers to keep our routes for, with graceful restart (RFC 4724).
+const RESTART_TIME: u16 = 120;
+/// How long a stopping session gets to send its Cease before its sockets are dropped.
+const STOP_GRACE: Duration = Duration::from_millis(200);
+
+/// The routes a peer should have, without next hops, and this node's addresses.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Routes {
+    pub routes: BTreeMap<IpNet, Attributes>,
+    /// The Node's addresses: the next hop of routes of the other family than the session's.
+    pub node_addresses: Vec<IpAddr>,
+}
+
+/// What the top-level loop tells a peer's task.
+#[derive(Debug)]
+pub enum PeerCmd {
+    Routes(Arc<Routes>),
+    /// The peer connected to our port 179.
+    Accepted(TcpStream),
+    /// Send a Cease and end.
+    Stop,
+}
+
+/// The session settings a `BGPPeer` asks for. `router_id` is decided by the caller.
+pub fn session_config(peer: &Peer, router_id: Ipv4Addr) -> SessionConfig {
+    let peer_as = match peer.spec.peer_asn {
+        Some(asn) => PeerAs::Fixed(asn),
+        None => PeerAs::Dynamic,
+    };
+    let mut c = SessionConfig::new(peer.spec.my_asn, peer_as, router_id);
+    c.hold_time = peer.hold_time;
+    // Only an explicit keepalive overrides the session's "a third of the negotiated hold".
+    c.keepalive_time = peer
+        .spec
+        .keepalive_time
+        .as_ref()
+        .map(|_| peer.keepalive_time);
+    if peer.spec.enable_graceful_restart == Some(true) {
+        c.graceful_restart = Some(GracefulRestart {
+            restart_time: RESTART_TIME,
+        });
+    }
+    // A session carries its own address family, as MetalLB's do, unless the peer asks for
+    // both (`dualStackAddressFamily`, multiprotocol): routers configure one family per
+    // neighbor, and a route learned twice from one node would count twice in ECMP.
+    let both =
+        peer.spec.dual_stack_address_family == Some(true) && peer.spec.disable_mp != Some(true);
+    if let (false, Some(addr)) = (both, peer.peer_address) {
+        c.families
+            .retain(|(afi, _)| (*afi == Afi::IPV4) == addr.is_ipv4());
+    }
+    c
+}
+
+/// The running task of one peer.
+pub struct PeerHandle {
+    pub peer: Peer,
+    /// Its BFD settings (from its `bfdProfile`); a change restarts the task.
+    pub bfd: Option<BfdConfig>,
+    pub tx: mpsc::UnboundedSender<PeerCmd>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the task of `peer`, with BFD when `bfd` is given (packets through `hub`); `None`
+/// (logged) if its settings cannot drive a session.
+pub fn spawn(
+    peer: Peer,
+    router_id: Ipv4Addr,
+    bfd: Option<BfdConfig>,
+    hub: Hub,
+    metrics: Arc<Metrics>,
+) -> Option<PeerHandle> {
+    let Some(address) = peer.peer_address else {
+        tracing::error!(
+            peer = peer.name,
+            "unnumbered BGP (interface without peerAddress) is not supported yet"
+        );
+        return None;
+    };
+    let config = session_config(&peer, router_id);
+    let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), &peer.name);
+    let session = match Session::new(config, seed) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(peer = peer.name, "cannot start the BGP session: {e}");
+            return None;
+        }
+    };
+    if peer.spec.password.is_some() || peer.spec.password_secret.is_some() {
+        // TCP-MD5 needs setsockopt(TCP_MD5SIG), which no safe wrapper offers yet; the peer
+        // will refuse the connection, and this says why.
+        tracing::warn!(
+            peer = peer.name,
+            "TCP-MD5 passwords are not supported yet; connecting without one"
+        );
+    }
+    let dial = Dial {
+        peer: SocketAddr::new(address, peer.spec.peer_port()),
+        source: peer.source_address,
+        timeout: peer.connect_time,
+        multihop: peer.spec.ebgp_multi_hop == Some(true),
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (io_tx, io_rx) = mpsc::unbounded_channel();
+    let task = PeerTask {
+        name: peer.name.clone(),
+        dial,
+        session,
+        timers: HashMap::new(),
+        conns: HashMap::new(),
+        next_conn: 0,
+        attempt: 0,
+        connecting: None,
+        io_tx,
+        wanted: Arc::new(Routes::default()),
+        local: None,
+        given: BTreeMap::new(),
+        metrics,
+        exported: Exported::default(),
+        bfd_config: bfd,
+        hub,
+        bfd: None,
+    };
+    let span = tracing::info_span!("bgp", peer = %peer.name, address = %address);
+    let task = tokio::spawn(tracing::Instrument::instrument(task.run(rx, io_rx), span));
+    Some(PeerHandle {
+        peer,
+        bfd,
+        tx,
+        task,
+    })
+}
+
+struct PeerTask {
+    name: String,
+    dial: Dial,
+    session: Session,
+    timers: HashMap<TimerKind, Instant>,
+    conns: HashMap<ConnId, Conn>,
+    next_conn: u64,
+    /// The number of the newest outbound attempt (older ones' outcomes are ignored).
+    attempt: u64,
+    connecting: Option<AbortOnDrop<()>>,
+    io_tx: mpsc::UnboundedSender<Io>,
+    wanted: Arc<Routes>,
+    /// Our address on the newest connection: the next hop of its family.
+    local: Option<IpAddr>,
+    /// The routes (with next hops) the session was last given.
+    given: BTreeMap<IpNet, Attributes>,
+    metrics: Arc<Metrics>,
+    exported: Exported,
+    bfd_config: Option<BfdConfig>,
+    hub: Hub,
+    /// Started with the first connection, when our address is known; runs until the end.
+    bfd: Option<Link>,
+}
+
+/// Metric values last exported, so counters only grow by what is new.
+#[derive(Default)]
+struct Exported {
+    updates_sent: u64,
+}
+
+impl PeerTask {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::UnboundedReceiver<PeerCmd>,
+        mut io: mpsc::UnboundedReceiver<Io>,
+    ) {
+        self.input(Input::Start);
+        loop {
+            let bfd = self.bfd.as_ref().and_then(Link::deadline);
+            let deadline = self
+                .timers
+                .values()
+                .min()
+                .copied()
+                .into_iter()
+                .chain(bfd)
+                .min();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = cmds.recv() => match cmd {
+                    Some(PeerCmd::Routes(routes)) => {
+                        self.wanted = routes;
+                        self.sync_routes();
+                    }
+                    Some(PeerCmd::Accepted(stream)) => self.accepted(stream),
+                    Some(PeerCmd::Stop) | None => break,
+                },
+                Some(event) = io.recv() => self.io(event),
+                () = sleep => self.fire_timers(),
+            }
+            self.export();
+        }
+        self.input(Input::Stop);
+        self.bfd = None; // the peer's BFD goes down with the session, by design
+        self.export();
+        // Let the writers flush the Cease before the runtime drops everything.
+        tokio::time::sleep(STOP_GRACE).await;
+    }
+
+    fn input(&mut self, input: Input<'_>) {
+        let actions = self.session.handle(Instant::now(), input);
+        self.act(actions);
+    }
+
+    fn act(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Connect => {
+                    self.attempt += 1;
+                    tracing::debug!(attempt = self.attempt, "connecting");
+                    self.connecting = Some(conn::connect(
+                        self.dial.clone(),
+                        self.attempt,
+                        self.io_tx.clone(),
+                    ));
+                }
+                Action::Send(id, bytes) => {
+                    if let Some(c) = self.conns.get(&id) {
+                        c.send(bytes);
+                    }
+                }
+                Action::Close(id) => {
+                    self.conns.remove(&id);
+                }
+                Action::Schedule { timer, at } => {
+                    self.timers.insert(timer, at);
+                }
+                Action::Cancel(timer) => {
+                    self.timers.remove(&timer);
+                }
+                Action::Established => {
+                    let n = self.session.negotiated();
+                    tracing::info!(
+                        peer_as = n.map(|n| n.peer_as),
+                        hold = ?n.map(|n| n.hold_time),
+                        "session established"
+                    );
+                }
+                Action::Down { reason } => {
+                    tracing::warn!(?reason, "session down");
+                }
+            }
+        }
+    }
+
+    fn io(&mut self, event: Io) {
+        match event {
+            Io::Connected { attempt, stream } if attempt == self.attempt => {
+                self.connecting = None;
+                if let Some(id) = self.adopt(stream) {
+                    self.input(Input::TcpConnected(id));
+                } else {
+                    self.input(Input::TcpFailed);
+                }
+            }
+            Io::ConnectFailed { attempt, error } if attempt == self.attempt => {
+                self.connecting = None;
+                tracing::debug!("connection attempt failed: {error}");
+                self.input(Input::TcpFailed);
+            }
+            Io::Connected { .. } | Io::ConnectFailed { .. } => {} // an abandoned attempt
+            Io::Bytes(id, bytes) => self.input(Input::Bytes(id, &bytes)),
+            Io::Closed(id) => {
+                if self.conns.remove(&id).is_some() {
+                    self.input(Input::TcpClosed(id));
+                }
+            }
+            Io::Bfd(packet) => {
+                let down = self
+                    .bfd
+                    .as_mut()
+                    .is_some_and(|l| l.handle(BfdInput::Packet(packet)));
+                if down {
+                    self.input(Input::BfdDown);
+                }
+            }
+        }
+    }
+
+    fn accepted(&mut self, stream: TcpStream) {
+        if self.session.state() == State::Idle {
+            return; // stopping; dropping the stream refuses it
+        }
+        if let Some(id) = self.adopt(stream) {
+            self.input(Input::TcpAccepted(id));
+        }
+    }
+
+    /// Numbers a new connection, starts its I/O and takes its local address as next hop.
+    fn adopt(&mut self, stream: TcpStream) -> Option<ConnId> {
+        self.next_conn += 1;
+        let id = ConnId(self.next_conn);
+        let conn = Conn::start(id, stream, self.io_tx.clone())?;
+        // Before the session sees the connection: it cannot be Established yet, so the
+        // peer never gets a route with another next hop from it.
+        let local = conn.local.ip().to_canonical();
+        self.local = Some(local);
+        self.conns.insert(id, conn);
+        self.start_bfd(local);
+        self.sync_routes();
+        Some(id)
+    }
+
+    fn start_bfd(&mut self, local: IpAddr) {
+        let (Some(config), None) = (self.bfd_config, &self.bfd) else {
+            return;
+        };
+        let peer = self.dial.peer.ip();
+        match Link::start(&self.hub, peer, local, config, self.io_tx.clone()) {
+            Ok(link) => self.bfd = Some(link),
+            Err(e) => {
+                // Without BFD the hold timer still detects failures, only slower.
+                tracing::error!("cannot start BFD: {e}");
+                self.bfd_config = None;
+            }
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        if self.bfd.as_mut().is_some_and(Link::fire_timers) {
+            self.input(Input::BfdDown);
+        }
+        for timer in take_due(&mut self.timers) {
+            self.input(Input::Timer(timer));
+        }
+    }
+
+    /// Hands the session the difference between the routes it has and the wanted ones with
+    /// their next hops. Routes whose family has no next hop yet are held back.
+    fn sync_routes(&mut self) {
+        let ours = OurAddresses {
+            local: self.local,
+            source: self.dial.source,
+            node: &self.wanted.node_addresses,
+        };
+        let want = with_next_hops(&self.wanted.routes, ours);
+        let (withdraw, announce) = diff(&self.given, &want);
+        self.given = want;
+        if !withdraw.is_empty() {
+            self.input(Input::Withdraw(withdraw));
+        }
+        if !announce.is_empty() {
+            self.input(Input::Advertise(announce));
+        }
+    }
+
+    fn export(&mut self) {
+        let label = [self.name.as_str()];
+        let m = &self.metrics;
+        let up = self.session.state() == State::Established;
+        m.bgp_session_up
+            .with_label_values(&label)
+            .set(i64::from(up));
+        m.bgp_prefixes_advertised
+            .with_label_values(&label)
+            .set(self.session.prefixes_advertised() as i64);
+        let bfd_up = self.bfd.as_ref().is_some_and(Link::is_up);
+        m.bfd_session_up
+            .with_label_values(&label)
+            .set(i64::from(bfd_up));
+        let sent = self.session.counters().updates_sent;
+        m.bgp_updates_sent
+            .with_label_values(&label)
+            .inc_by(sent.saturating_sub(self.exported.updates_sent));
+        self.exported.updates_sent = sent;
+    }
+}
