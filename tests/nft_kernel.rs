@@ -5,7 +5,9 @@ use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::ipvs::model::{
     EndpointState, Frontend, Proto, RealServer, Table, VirtualServer, VsKey,
 };
-use ferrolb_shared::ipvs::nft::{Family, Target, render_changes, render_full, render_full_with};
+use ferrolb_shared::ipvs::nft::{
+    Family, Target, render_changes, render_full, render_full_with, render_staged,
+};
 use ferrolb_shared::ipvs::scheduler::SchedulerKind;
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -153,6 +155,37 @@ fn sample() -> Table {
         ),
         vs("fd00:96::2", 443, SchedulerKind::Rr, &["fd00:244:1::1"]),
     ])
+}
+
+#[test]
+fn a_staged_first_program_builds_the_same_table_and_refuses_a_stale_one() {
+    let (staged_ns, whole_ns) = (Netns::new("s"), Netns::new("w"));
+    let t = sample();
+    for fam in [Family::Ip, Family::Ip6] {
+        let staged = render_staged(&t, fam, Target::Kernel, 2);
+        staged_ns
+            .nft(&staged.setup)
+            .unwrap_or_else(|e| panic!("setup {fam:?}: {e}"));
+        // The parts in reverse order: any order works once setup is in.
+        for part in staged.backends.iter().rev().chain([&staged.chains]) {
+            staged_ns
+                .nft(part)
+                .unwrap_or_else(|e| panic!("part {fam:?}: {e}\n{part}"));
+        }
+        staged_ns
+            .nft(&staged.commit)
+            .unwrap_or_else(|e| panic!("commit {fam:?}: {e}"));
+        whole_ns
+            .nft(&render_full(&t, fam))
+            .unwrap_or_else(|e| panic!("full {fam:?}: {e}"));
+        // A table exists now: setup refuses to build over it.
+        assert!(staged_ns.nft(&staged.setup).is_err(), "{fam:?}");
+    }
+    for fam in ["ip", "ip6"] {
+        let (staged, whole) = (staged_ns.list(fam), whole_ns.list(fam));
+        assert!(staged.contains(" . tcp . "), "{staged}");
+        assert_eq!(staged, whole, "{fam}");
+    }
 }
 
 #[test]

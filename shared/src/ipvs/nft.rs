@@ -126,14 +126,81 @@ impl Prog<'_> {
 
 /// [`render_full`] for either target.
 pub fn render_full_with(table: &Table, family: Family, target: Target<'_>) -> String {
-    let p = Prog { family, target };
+    let f = family.name();
+    // `add` then `delete` makes the delete succeed whether or not the table existed.
+    let mut s = format!("add table {f} {TABLE}\ndelete table {f} {TABLE}\nadd table {f} {TABLE}\n");
+    let parts = render_parts(table, Prog { family, target });
+    s.push_str(&parts.base);
+    s.push_str(&parts.decls);
+    s.push_str(&parts.chains);
+    s.push_str(&parts.services);
+    s.push_str(&parts.backends.concat());
+    s.push_str(&parts.hairpin);
+    s
+}
+
+/// A whole program for a family that has no FerroLB table yet, cut so that several `nft`
+/// processes can parse it at once: parsing is most of a large program's time (100,000
+/// backend elements take nft about a second on one core), and one `nft` uses one core.
+///
+/// Apply [`Staged::setup`] first, then [`Staged::chains`] and every part of
+/// [`Staged::backends`] in any order or concurrently (separate transactions), then
+/// [`Staged::commit`]. Traffic reaches a virtual server only through its element of the
+/// `services` map, which only `commit` adds: no packet ever meets a half-built virtual server,
+/// as with the one transaction of [`render_full`]. `setup` *creates* the table and fails if
+/// one exists: a stale table must be replaced in one transaction ([`render_full`]), or its
+/// traffic would stop meanwhile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Staged {
+    pub setup: String,
+    pub chains: String,
+    pub backends: Vec<String>,
+    pub commit: String,
+}
+
+/// [`Staged`] for `table`, with the backend elements in at most `parts` scripts.
+pub fn render_staged(table: &Table, family: Family, target: Target<'_>, parts: usize) -> Staged {
+    let f = family.name();
+    let p = render_parts(table, Prog { family, target });
+    let parts = parts.max(1);
+    // Whole map commands, dealt out by size so the parts take about as long.
+    let mut backends = vec![String::new(); parts.min(p.backends.len().max(1))];
+    let mut by_size: Vec<String> = p.backends;
+    by_size.sort_by_key(|c| std::cmp::Reverse(c.len()));
+    for command in by_size {
+        if let Some(smallest) = backends.iter_mut().min_by_key(|b| b.len()) {
+            smallest.push_str(&command);
+        }
+    }
+    backends.retain(|b| !b.is_empty());
+    Staged {
+        setup: format!("create table {f} {TABLE}\n{}{}", p.base, p.decls),
+        chains: p.chains,
+        backends,
+        commit: p.services + &p.hairpin,
+    }
+}
+
+/// The pieces of a whole program, in the order one transaction needs them.
+struct Parts {
+    /// The services map, the hook chains and their rules, the hairpin set.
+    base: String,
+    /// The shared backend maps' declarations.
+    decls: String,
+    /// Every virtual server's chain and rules (and affinity sets).
+    chains: String,
+    /// The services map's elements.
+    services: String,
+    /// One element command per shared backend map.
+    backends: Vec<String>,
+    /// The hairpin set's elements.
+    hairpin: String,
+}
+
+fn render_parts(table: &Table, p: Prog<'_>) -> Parts {
+    let family = p.family;
     let f = family.name();
     let mut s = String::new();
-    // `add` then `delete` makes the delete succeed whether or not the table existed.
-    let _ = writeln!(
-        s,
-        "add table {f} {TABLE}\ndelete table {f} {TABLE}\nadd table {f} {TABLE}"
-    );
     let _ = writeln!(
         s,
         "add map {f} {TABLE} services {{ type {} . inet_proto . inet_service : verdict; }}",
@@ -164,20 +231,25 @@ pub fn render_full_with(table: &Table, family: Family, target: Target<'_>) -> St
         "add set {f} {TABLE} {HAIRPIN} {{ type {t} . {t}; }}\n\
          add rule {f} {TABLE} postrouting ct status dnat {f} saddr . {f} daddr @{HAIRPIN} masquerade"
     );
-    let (mut body, mut e) = (String::new(), Elements::default());
+    let (mut chains, mut e) = (String::new(), Elements::default());
     for vs in table.servers.values().filter(|v| p.supports(v)) {
-        add_server(&mut body, &mut e, p, vs);
+        add_server(&mut chains, &mut e, p, vs);
     }
-    let (decls, adds) = e.finish(family);
-    s.push_str(&decls);
-    s.push_str(&body);
-    s.push_str(&adds);
-    add_hairpin_elements(&mut s, p, &hairpin(table, p));
-    s
+    let (decls, services, backends) = e.finish_parts(family);
+    let mut hairpin = String::new();
+    add_hairpin_elements(&mut hairpin, p, &hairpin_servers(table, p));
+    Parts {
+        base: s,
+        decls,
+        chains,
+        services,
+        backends,
+        hairpin,
+    }
 }
 
 /// The local real servers of the programmed virtual servers (kernel target only).
-fn hairpin(table: &Table, p: Prog<'_>) -> BTreeSet<IpAddr> {
+fn hairpin_servers(table: &Table, p: Prog<'_>) -> BTreeSet<IpAddr> {
     if !matches!(p.target, Target::Kernel) {
         return BTreeSet::new();
     }
@@ -273,7 +345,7 @@ fn render_change_list(
     let (decls, adds) = e.finish(family);
     let mut s = decls + &s + &adds;
     // Shared by every virtual server, so replaced whole when it changes.
-    let (was, is) = (hairpin(old, p), hairpin(new, p));
+    let (was, is) = (hairpin_servers(old, p), hairpin_servers(new, p));
     if was != is {
         let _ = writeln!(s, "flush set {} {TABLE} {HAIRPIN}", family.name());
         add_hairpin_elements(&mut s, p, &is);

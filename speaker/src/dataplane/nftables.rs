@@ -2,7 +2,8 @@
 //! transactions (`nft -f`), changes only where the table changed.
 //!
 //! On start the whole program replaces whatever FerroLB table is there (a stale one from a
-//! crash included). On a clean stop the table is deleted; on a crash it stays, so traffic
+//! crash included), in one transaction; where there is none, it is sent in parts that
+//! several `nft` processes parse at once, steering traffic only in the last one. On a clean stop the table is deleted; on a crash it stays, so traffic
 //! keeps flowing until the next speaker takes over.
 
 use ferrolb_shared::ipvs::model::{Table, VirtualServer, VsKey};
@@ -136,6 +137,7 @@ impl NftablesDataplane {
                 },
                 None => false,
             };
+            let done = done || self.programmed.is_none() && run_staged(table, family, target).await;
             if !done {
                 run_nft(&nft::render_full_with(table, family, target), name).await?;
             }
@@ -154,6 +156,47 @@ impl NftablesDataplane {
         }
         self.programmed = None;
         Ok(())
+    }
+}
+
+/// The whole program for a family without a FerroLB table yet, parsed by several `nft`
+/// processes at once (see [`nft::Staged`]: nothing is steered until the last step). False
+/// when a table exists already (a stale one, to be replaced in one transaction) or a part
+/// failed: the caller then sends the whole program in one transaction, which replaces
+/// whatever was built.
+async fn run_staged(table: &Table, family: Family, target: Target<'_>) -> bool {
+    let name = if family == Family::Ip { "ip" } else { "ip6" };
+    let parts = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let staged = nft::render_staged(table, family, target, parts);
+    if let Err(e) = run_nft(&staged.setup, name).await {
+        tracing::debug!("{name}: not programming from nothing ({e}); replacing the table");
+        return false;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for script in std::iter::once(staged.chains).chain(staged.backends) {
+        if !script.is_empty() {
+            tasks.spawn(async move { run_nft(&script, name).await });
+        }
+    }
+    let mut ok = true;
+    while let Some(result) = tasks.join_next().await {
+        if let Err(e) = result
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+        {
+            tracing::warn!("{name}: a part of the first program failed ({e}); sending it whole");
+            ok = false;
+        }
+    }
+    if staged.commit.is_empty() {
+        return ok;
+    }
+    ok && match run_nft(&staged.commit, name).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("{name}: the first program's last step failed ({e}); sending it whole");
+            false
+        }
     }
 }
 

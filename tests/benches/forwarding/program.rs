@@ -68,8 +68,11 @@ async fn program(
     let mut programmer = Programmer::new(&Settings::new(mode));
     let t = Instant::now();
     let snapshot = snapshots.publish().ok_or("no snapshot")?;
+    emit_time(&format!("{prefix}_full_publish"), t.elapsed());
     let outcome = programmer.on_snapshot(&snapshot).await;
     emit_time(&format!("{prefix}_full"), t.elapsed());
+    emit_time(&format!("{prefix}_full_build"), outcome.build);
+    emit_time(&format!("{prefix}_full_apply"), outcome.apply);
     if let Some(e) = outcome.failed {
         return Err(format!("{mode}: {e}"));
     }
@@ -232,6 +235,17 @@ pub fn measure(lab: &Lab, rep: &mut Report, n: usize, per_service: usize) -> any
             time(&format!("{prefix}_full")),
             full,
         );
+        for (part, what) in [
+            ("publish", "snapshot published"),
+            ("build", "table built"),
+            ("apply", "data path programmed"),
+        ] {
+            info(
+                rep,
+                &format!("{name}: of which {what}"),
+                time(&format!("{prefix}_full_{part}")),
+            );
+        }
         let what = format!(
             "{name}: snapshot → programmed, one endpoint change (median of {CHANGES}; {} virtual servers touched)",
             count(&format!("{prefix}_touched"))

@@ -98,6 +98,9 @@ pub(super) fn rule(family: Family, vs: &VirtualServer, owners: &[usize], mark: &
 pub(super) struct Elements {
     services: String,
     backends: BTreeMap<String, String>,
+    /// Maps known to exist in the kernel already: no declaration needed (nft resolves one
+    /// declaration against the whole cached ruleset, a few ms in a large table).
+    existing: std::collections::BTreeSet<String>,
 }
 
 impl Elements {
@@ -120,9 +123,16 @@ impl Elements {
     /// The declarations of the shared maps used (before any rule that reads them; `add` of an
     /// existing map is a no-op), and the element additions (after everything else).
     pub fn finish(self, family: Family) -> (String, String) {
+        let (decls, services, backends) = self.finish_parts(family);
+        (decls, services + &backends.concat())
+    }
+
+    /// [`Self::finish`] with the additions apart: those of the services map, and one command
+    /// per shared backend map.
+    pub fn finish_parts(self, family: Family) -> (String, String, Vec<String>) {
         let f = family.name();
-        let (mut decls, mut adds) = (String::new(), String::new());
-        for map in self.backends.keys() {
+        let (mut decls, mut services) = (String::new(), String::new());
+        for map in self.backends.keys().filter(|m| !self.existing.contains(*m)) {
             // `be-<proto>-XX`
             let p = map.split('-').nth(1).unwrap_or("tcp");
             let _ = writeln!(
@@ -132,15 +142,17 @@ impl Elements {
         }
         if !self.services.is_empty() {
             let _ = writeln!(
-                adds,
+                services,
                 "add element {f} {TABLE} services {{ {} }}",
                 self.services
             );
         }
-        for (map, list) in &self.backends {
-            let _ = writeln!(adds, "add element {f} {TABLE} {map} {{ {list} }}");
-        }
-        (decls, adds)
+        let backends = self
+            .backends
+            .iter()
+            .map(|(map, list)| format!("add element {f} {TABLE} {map} {{ {list} }}\n"))
+            .collect();
+        (decls, services, backends)
     }
 }
 
@@ -189,6 +201,8 @@ pub(super) fn update_in_place(
         family.name(),
         keys.join(", ")
     );
+    // `was` is programmed, so its map exists.
+    e.existing.insert(map.clone());
     let list = e.backends.entry(map).or_default();
     for n in changed {
         push_entry(list, &vs.key, n, &vs.real_servers[after[n]]);

@@ -276,15 +276,15 @@ fn changes_touch_only_the_changed_server() {
     );
     assert!(s.ends_with(&format!("add element ip ferrolb {map} {{ 10.96.0.2 . 80 . 0 : 10.244.1.20 . 80, 10.96.0.2 . 80 . 1 : 10.244.1.21 . 80 }}\n")), "{s}");
     assert!(render_changes(&old, &old, Family::Ip).is_empty());
-    // A real server replaced by another: only its element, no rule.
+    // A real server replaced by another: only its element, no rule, and no declaration of
+    // the map its old element was in.
     let mut b3 = b.clone();
     b3.real_servers[0] = rs("10.244.1.22", 80);
     let s = render_changes(&old, &table(vec![a.clone(), b3]), Family::Ip);
     assert_eq!(
         s,
         format!(
-            "add map ip ferrolb {map} {{ typeof ip daddr . tcp dport . numgen inc mod 2 : ip daddr . tcp dport; }}\n\
-             delete element ip ferrolb {map} {{ 10.96.0.2 . 80 . 0 }}\n\
+            "delete element ip ferrolb {map} {{ 10.96.0.2 . 80 . 0 }}\n\
              add element ip ferrolb {map} {{ 10.96.0.2 . 80 . 0 : 10.244.1.22 . 80 }}\n"
         )
     );
@@ -382,4 +382,65 @@ fn hairpin_pairs_are_the_local_real_servers() {
     let ports: BTreeMap<VsKey, u16> = [(a.key, 40001)].into();
     let s = render_full_with(&table(vec![a]), Family::Ip, Target::Proxy(&ports));
     assert!(!s.contains("add element ip ferrolb hairpin"), "{s}");
+}
+
+#[test]
+fn a_staged_program_is_the_full_program_cut_in_order() {
+    let mut servers: Vec<VirtualServer> = (0..40)
+        .map(|i| {
+            let backends = (0..3)
+                .map(|b| rs(&format!("10.244.{b}.{i}"), 8080))
+                .collect();
+            vs(&format!("10.96.0.{i}"), 80, SchedulerKind::Rr, backends)
+        })
+        .collect();
+    let mut sticky = vs(
+        "10.96.1.1",
+        443,
+        SchedulerKind::Mh,
+        vec![rs("10.244.9.1", 8443), rs("10.244.9.2", 8443)],
+    );
+    sticky.affinity = Some(Duration::from_secs(60));
+    servers.push(sticky);
+    let mut local = rs("10.244.9.9", 8080);
+    local.local = true;
+    servers.push(vs("10.96.1.2", 80, SchedulerKind::Rr, vec![local]));
+    let t = table(servers);
+    let full = render_full(&t, Family::Ip);
+    let staged = render_staged(&t, Family::Ip, Target::Kernel, 3);
+    assert_eq!(staged.backends.len(), 3, "{staged:?}");
+    assert!(staged.setup.starts_with("create table ip ferrolb\n"));
+    // Steering comes last, and only there: the services map's elements and the hairpin pairs.
+    assert!(staged.commit.contains("add element ip ferrolb services"));
+    assert!(staged.commit.contains("add element ip ferrolb hairpin"));
+    for part in [&staged.setup, &staged.chains]
+        .into_iter()
+        .chain(&staged.backends)
+    {
+        assert!(!part.contains("add element ip ferrolb services"), "{part}");
+    }
+    // Every backend map is declared in setup, before the chains and elements that use it.
+    for part in &staged.backends {
+        for line in part.lines() {
+            let map = line.split_whitespace().nth(4).unwrap();
+            assert!(
+                staged.setup.contains(&format!("add map ip ferrolb {map} ")),
+                "{map}"
+            );
+        }
+    }
+    // The same commands as the one-transaction program, which replaces the table instead.
+    let mut cut: Vec<&str> = [&staged.setup, &staged.chains, &staged.commit]
+        .into_iter()
+        .chain(&staged.backends)
+        .flat_map(|s| s.lines())
+        .filter(|l| !l.starts_with("create table"))
+        .collect();
+    let mut whole: Vec<&str> = full
+        .lines()
+        .filter(|l| !l.ends_with("table ip ferrolb"))
+        .collect();
+    cut.sort_unstable();
+    whole.sort_unstable();
+    assert_eq!(cut, whole);
 }
