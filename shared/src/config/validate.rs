@@ -482,6 +482,13 @@ impl Validator {
                 "set both password and passwordSecret: give at most one",
             ));
         }
+        // The kernel's TCP-MD5 key (struct tcp_md5sig) holds at most 80 bytes.
+        if let Some(p) = spec.password.as_deref().filter(|p| p.len() > 80) {
+            errs.push(r.error(
+                "spec.password",
+                format!("{} bytes long: TCP-MD5 keys are at most 80 bytes", p.len()),
+            ));
+        }
         if spec
             .password_secret
             .as_ref()

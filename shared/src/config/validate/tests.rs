@@ -226,6 +226,23 @@ fn password_with_secret() {
 }
 
 #[test]
+fn password_longer_than_a_tcp_md5_key() {
+    let long = "k".repeat(81);
+    assert_error(
+        &peer(&format!(
+            "{{myASN: 1, peerASN: 2, peerAddress: 10.1.0.1, password: {long}}}"
+        )),
+        "spec.password",
+        "at most 80 bytes",
+    );
+    let fits = "k".repeat(80);
+    let config = peer(&format!(
+        "{{myASN: 1, peerASN: 2, peerAddress: 10.1.0.1, password: {fits}}}"
+    ));
+    assert!(check(&config).is_ok(), "{:?}", check(&config).err());
+}
+
+#[test]
 fn missing_bfd_profile() {
     assert_error(
         &peer("{myASN: 1, peerASN: 2, peerAddress: 10.1.0.1, bfdProfile: fast}"),
