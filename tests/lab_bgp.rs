@@ -2,6 +2,9 @@
 //! real BGP daemon, which receives each LoadBalancer IP from every eligible node (read from
 //! the daemon's own CLI), installs ECMP routes, and carries an external client's traffic to
 //! the pods; deleting the Service, or its last local endpoint, withdraws the route.
+//! Sessions signed with TCP-MD5 (`lab_bgp/md5.rs`), a speaker restart with and without
+//! graceful restart (`lab_bgp/restart.rs`), and a peer that misbehaves beside the real router
+//! (`lab_bgp/misbehaving.rs`).
 //!
 //! Needs root (namespaces) and the Debian packages of the router daemons (bird2, frr,
 //! gobgpd) besides the lab's usual tools (tests/install-deps.sh).
@@ -72,12 +75,21 @@ fn up_with(
         bfd,
         ..LabSpec::default().router(Some(kind))
     })?;
-    lab.write_manifest("bgp.yaml", &config(node_asn, adv, peer))?;
+    start(&lab, &config(node_asn, adv, peer))?;
+    Ok(lab)
+}
+
+/// The speakers' flags: nftables data path, layer 2 off so only BGP attracts traffic.
+const SPEAKER_FLAGS: [&str; 4] = ["--dataplane", "nftables", "--layer2", "false"];
+
+/// Writes the BGP manifest `yaml`, starts the controller and a speaker on every node.
+fn start(lab: &Lab, yaml: &str) -> anyhow::Result<()> {
+    lab.write_manifest("bgp.yaml", yaml)?;
     lab.start_controller()?;
     for node in NODES {
-        lab.start_speaker_with(node, &["--dataplane", "nftables", "--layer2", "false"])?;
+        lab.start_speaker_with(node, &SPEAKER_FLAGS)?;
     }
-    Ok(lab)
+    Ok(())
 }
 
 fn node_addr(i: u8, v6: bool) -> IpAddr {
@@ -302,3 +314,11 @@ per_router!(hung_node_is_withdrawn_after_the_hold_time:
     bird_withdraws_a_hung_node, frr_withdraws_a_hung_node, gobgp_withdraws_a_hung_node);
 per_router!(ibgp_carries_local_pref:
     bird_ibgp_carries_local_pref, frr_ibgp_carries_local_pref, gobgp_ibgp_carries_local_pref);
+
+// After `per_router!`: the scenarios in these files use it.
+#[path = "lab_bgp/md5.rs"]
+mod md5;
+#[path = "lab_bgp/misbehaving.rs"]
+mod misbehaving;
+#[path = "lab_bgp/restart.rs"]
+mod restart;

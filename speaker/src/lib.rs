@@ -129,14 +129,16 @@ async fn run(
     // leaves the kernel programmed, so traffic keeps flowing, and the announcements stop).
     let layer2 = options.layer2.clone().map(|mut settings| {
         if settings.status.is_none() {
-            settings.status = status;
+            settings.status = status.clone();
         }
         layer2::spawn(settings, layer2_rx, events.clone(), metrics.clone())
     });
-    let bgp = options
-        .bgp
-        .clone()
-        .map(|settings| bgp::spawn(settings, bgp_rx, metrics.clone()));
+    let bgp = options.bgp.clone().map(|mut settings| {
+        if settings.status.is_none() {
+            settings.status = status;
+        }
+        bgp::spawn(settings, bgp_rx, metrics.clone())
+    });
     let dataplane = dataplane::spawn(options.dataplane, dataplane_rx, events);
     let mut stop = stop;
     tokio::select! {

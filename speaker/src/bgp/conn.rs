@@ -4,10 +4,12 @@
 //! The peer's task never awaits a socket itself, so a slow or silent peer cannot stall its
 //! timers: writes are queued to the writer task, reads arrive as [`Io::Bytes`].
 
+use super::md5;
 use ferrolb_cluster::task::AbortOnDrop;
 use ferrolb_shared::bgp::session::ConnId;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -43,6 +45,8 @@ pub struct Dial {
     pub timeout: Duration,
     /// eBGP multi-hop: a TTL of 255 instead of the default.
     pub multihop: bool,
+    /// Sign the connection with TCP-MD5 (`BGPPeer.password`).
+    pub md5: Option<md5::Key>,
 }
 
 /// Starts outbound attempt `attempt`; its outcome arrives on `io`.
@@ -71,6 +75,13 @@ async fn open(dial: &Dial) -> std::io::Result<TcpStream> {
     )?;
     if dial.multihop {
         set_ttl(&socket, dial.peer.is_ipv6())?;
+    }
+    if let Some(key) = &dial.md5 {
+        // Before connect: the SYN itself must be signed, or the peer drops it.
+        md5::set(socket.as_fd(), dial.peer.ip(), Some(key)).map_err(|e| {
+            tracing::warn!("cannot set the TCP-MD5 key: {e}");
+            std::io::Error::new(e.kind(), format!("setting the TCP-MD5 key: {e}"))
+        })?;
     }
     if let Some(source) = dial.source {
         socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;

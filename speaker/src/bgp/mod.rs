@@ -13,6 +13,10 @@
 //! With a `bfdProfile`, a peer's task also runs a BFD session from its first connection on;
 //! when BFD goes from Up to Down the BGP session is torn down at once (Cease, BFD Down).
 //!
+//! With a `password` (or `passwordSecret`), a peer's connections are signed with TCP-MD5
+//! (`md5.rs`): the outbound socket gets the key before it connects, every listener gets it
+//! for the peer's address.
+//!
 //! A peer's task is restarted when its `BGPPeer` changes (a new session: the router sees a
 //! Cease and a fresh OPEN); only the routes change otherwise. Nothing listens on port 179 and
 //! nothing connects while no `BGPPeer` selects this node, so a speaker without BGP
@@ -20,9 +24,12 @@
 
 mod bfd;
 mod conn;
+mod md5;
 pub mod peer;
 mod routes;
+pub mod status;
 
+use crate::layer2::status::StatusTarget;
 use crate::metrics::Metrics;
 use crate::snapshots::SnapshotReceiver;
 use ferrolb_cluster::task::AbortOnDrop;
@@ -49,6 +56,8 @@ pub struct BgpSettings {
     pub lb_class: Option<String>,
     /// The port to listen on for peers that connect to us.
     pub listen_port: u16,
+    /// Where the BGP status goes ([`status`]; standalone mode only so far).
+    pub status: StatusTarget,
 }
 
 impl BgpSettings {
@@ -57,6 +66,7 @@ impl BgpSettings {
             node: node.into(),
             lb_class: None,
             listen_port: BGP_PORT,
+            status: StatusTarget::None,
         }
     }
 }
@@ -95,10 +105,13 @@ struct State {
     peers: BTreeMap<String, PeerHandle>,
     /// BFD's shared receive port, bound once a peer asks for BFD.
     bfd_hub: bfd::Hub,
-    listeners: BTreeMap<SocketAddr, AbortOnDrop<()>>,
+    listeners: BTreeMap<SocketAddr, Listener>,
     /// Bind failures already reported, so each is said once.
     listen_errors: BTreeSet<SocketAddr>,
+    /// Unusable passwords already reported (peer, message), so each is said once.
+    key_errors: BTreeMap<String, String>,
     accepted: mpsc::Sender<(TcpStream, SocketAddr)>,
+    status: status::StatusSink,
 }
 
 async fn run(
@@ -109,12 +122,14 @@ async fn run(
 ) {
     let (accepted, mut incoming) = mpsc::channel(16);
     let mut state = State {
+        status: status::StatusSink::start(&settings.status, &settings.node),
         settings,
         metrics,
         peers: BTreeMap::new(),
         bfd_hub: bfd::Hub::default(),
         listeners: BTreeMap::new(),
         listen_errors: BTreeSet::new(),
+        key_errors: BTreeMap::new(),
         accepted,
     };
     loop {
@@ -151,14 +166,20 @@ impl State {
             self.settings.lb_class.as_deref(),
         );
         let node_addresses = snapshot.node_view().addresses;
-        // Peers gone, or whose settings changed: a new session for those.
+        let keys: BTreeMap<&String, Result<Option<md5::Key>, md5::KeyError>> = plans
+            .iter()
+            .map(|(name, p)| (name, md5::key_of(snapshot, &p.peer)))
+            .collect();
+        // Peers gone, or whose settings changed (a Secret's password too): a new session.
         let stale: Vec<String> = self
             .peers
             .iter()
             .filter(|(name, h)| {
-                plans
-                    .get(*name)
-                    .is_none_or(|p| p.peer != h.peer || bfd_config(snapshot, p) != h.bfd)
+                plans.get(*name).is_none_or(|p| {
+                    p.peer != h.peer
+                        || bfd_config(snapshot, p) != h.bfd
+                        || keys.get(name).is_none_or(|k| *k != Ok(h.md5.clone()))
+                })
             })
             .map(|(name, _)| name.clone())
             .collect();
@@ -168,8 +189,23 @@ impl State {
                 tokio::spawn(stop_peer(handle));
             }
         }
+        self.key_errors
+            .retain(|name, _| keys.get(name).is_some_and(Result::is_err));
         for (name, plan) in &plans {
             if !self.peers.contains_key(name) {
+                let md5 = match keys.get(name) {
+                    Some(Ok(k)) => k.clone(),
+                    Some(Err(e)) => {
+                        // Connecting unsigned would only be refused: wait for a usable one.
+                        let msg = e.to_string();
+                        if self.key_errors.get(name) != Some(&msg) {
+                            tracing::error!(peer = name, "not connecting: {msg}");
+                            self.key_errors.insert(name.clone(), msg);
+                        }
+                        continue;
+                    }
+                    None => None,
+                };
                 let Some(router_id) = router_id(plan, &node_addresses) else {
                     tracing::error!(
                         peer = name,
@@ -181,6 +217,7 @@ impl State {
                     plan.peer.clone(),
                     router_id,
                     bfd_config(snapshot, plan),
+                    md5,
                     self.bfd_hub.clone(),
                     self.metrics.clone(),
                 ) else {
@@ -202,6 +239,8 @@ impl State {
             }
         }
         self.listen(&plans, &node_addresses);
+        // After the routes went out: the status must never delay them.
+        self.status.report(snapshot, &plans);
     }
 
     /// Listens on port 179 of the Node's addresses and the peers' source addresses while
@@ -218,18 +257,25 @@ impl State {
                     .map(|a| SocketAddr::new(a, port)),
             );
         }
+        // The TCP-MD5 keys of the peers with a password, for every listener: a peer may
+        // connect to any of our addresses.
+        let keys: BTreeMap<IpAddr, md5::Key> = self
+            .peers
+            .values()
+            .filter_map(|h| Some((h.peer.peer_address?.to_canonical(), h.md5.clone()?)))
+            .collect();
         self.listeners.retain(|addr, _| want.contains(addr));
         for addr in want {
-            if self.listeners.contains_key(&addr) {
+            if let Some(l) = self.listeners.get_mut(&addr) {
+                md5::sync(&*l.socket, addr.is_ipv4(), &mut l.keys, &keys);
                 continue;
             }
-            match bind(addr) {
+            match bind(addr, &keys) {
                 Ok(listener) => {
                     tracing::info!(%addr, "listening for BGP peers");
                     self.listen_errors.remove(&addr);
-                    let tx = self.accepted.clone();
-                    let task = tokio::spawn(accept_loop(listener, tx).in_current_span());
-                    self.listeners.insert(addr, AbortOnDrop(task));
+                    self.listeners
+                        .insert(addr, listener.spawn(self.accepted.clone()));
                 }
                 Err(e) => {
                     if self.listen_errors.insert(addr) {
@@ -256,7 +302,25 @@ impl State {
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// A listening socket on port 179, the TCP-MD5 keys it carries, and its accept loop.
+struct Listener {
+    socket: Arc<TcpListener>,
+    keys: BTreeMap<IpAddr, md5::Key>,
+    /// Aborted with the listener.
+    _task: Option<AbortOnDrop<()>>,
+}
+
+impl Listener {
+    fn spawn(mut self, tx: mpsc::Sender<(TcpStream, SocketAddr)>) -> Listener {
+        let task = tokio::spawn(accept_loop(self.socket.clone(), tx).in_current_span());
+        self._task = Some(AbortOnDrop(task));
+        self
+    }
+}
+
+/// Binds `addr` with the `keys` set before `listen`, so no unsigned connection from a peer
+/// with a password slips in between.
+fn bind(addr: SocketAddr, keys: &BTreeMap<IpAddr, md5::Key>) -> std::io::Result<Listener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -264,10 +328,16 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(16)
+    let mut have = BTreeMap::new();
+    md5::sync(&socket, addr.is_ipv4(), &mut have, keys);
+    Ok(Listener {
+        socket: Arc::new(socket.listen(16)?),
+        keys: have,
+        _task: None,
+    })
 }
 
-async fn accept_loop(listener: TcpListener, tx: mpsc::Sender<(TcpStream, SocketAddr)>) {
+async fn accept_loop(listener: Arc<TcpListener>, tx: mpsc::Sender<(TcpStream, SocketAddr)>) {
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {

@@ -14,6 +14,7 @@
 
 use super::bfd::{Hub, Link};
 use super::conn::{self, Conn, Dial, Io};
+use super::md5::Key;
 use super::routes::{OurAddresses, diff, with_next_hops};
 use super::take_due;
 use crate::metrics::Metrics;
@@ -73,6 +74,16 @@ pub fn session_config(peer: &Peer, router_id: Ipv4Addr) -> SessionConfig {
         c.graceful_restart = Some(GracefulRestart {
             restart_time: RESTART_TIME,
         });
+        // The first session of a peer's task says "restarted" (R) and "forwarding kept" (F per
+        // family), always. The task cannot tell a process restart from a first start without
+        // state on disk, and need not: if the router holds our routes as stale (we were killed
+        // or crashed, and a crash leaves the kernel's forwarding programmed), F is what lets it
+        // keep them until our End-of-RIB instead of dropping them at our new OPEN (RFC 4724
+        // §4.2); if it holds none (first start, or the old task ceased the session on a config
+        // change or SIGTERM), R and F change nothing, R only tells it not to wait for our
+        // End-of-RIB before sending its own routes, and we import none. The session clears R
+        // once Established, so later reconnects of the same process do not claim a restart.
+        c.restarting = true;
     }
     // A session carries its own address family, as MetalLB's do, unless the peer asks for
     // both (`dualStackAddressFamily`, multiprotocol): routers configure one family per
@@ -91,16 +102,20 @@ pub struct PeerHandle {
     pub peer: Peer,
     /// Its BFD settings (from its `bfdProfile`); a change restarts the task.
     pub bfd: Option<BfdConfig>,
+    /// Its TCP-MD5 key (from `password` or the Secret); a change restarts the task, and the
+    /// listeners carry it for the peer's address.
+    pub md5: Option<Key>,
     pub tx: mpsc::UnboundedSender<PeerCmd>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the task of `peer`, with BFD when `bfd` is given (packets through `hub`); `None`
-/// (logged) if its settings cannot drive a session.
+/// Starts the task of `peer`, with BFD when `bfd` is given (packets through `hub`) and its
+/// connections signed with `md5`; `None` (logged) if its settings cannot drive a session.
 pub fn spawn(
     peer: Peer,
     router_id: Ipv4Addr,
     bfd: Option<BfdConfig>,
+    md5: Option<Key>,
     hub: Hub,
     metrics: Arc<Metrics>,
 ) -> Option<PeerHandle> {
@@ -120,19 +135,12 @@ pub fn spawn(
             return None;
         }
     };
-    if peer.spec.password.is_some() || peer.spec.password_secret.is_some() {
-        // TCP-MD5 needs setsockopt(TCP_MD5SIG), which no safe wrapper offers yet; the peer
-        // will refuse the connection, and this says why.
-        tracing::warn!(
-            peer = peer.name,
-            "TCP-MD5 passwords are not supported yet; connecting without one"
-        );
-    }
     let dial = Dial {
         peer: SocketAddr::new(address, peer.spec.peer_port()),
         source: peer.source_address,
         timeout: peer.connect_time,
         multihop: peer.spec.ebgp_multi_hop == Some(true),
+        md5: md5.clone(),
     };
     let (tx, rx) = mpsc::unbounded_channel();
     let (io_tx, io_rx) = mpsc::unbounded_channel();
@@ -160,6 +168,7 @@ pub fn spawn(
     Some(PeerHandle {
         peer,
         bfd,
+        md5,
         tx,
         task,
     })

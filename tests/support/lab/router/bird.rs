@@ -70,9 +70,20 @@ pub fn config(c: &BgpConfig) -> String {
     // Short timers: a session comes up within a second of both sides being there, and a
     // refused connection is retried after a second instead of BIRD's default minutes.
     let bfd = if c.bfd { " bfd on;" } else { "" };
+    let password = c
+        .password
+        .as_ref()
+        .map(|p| format!(" password \"{p}\";"))
+        .unwrap_or_default();
+    // `aware` (BIRD's default) already keeps a restarting neighbor's routes; `on` says so.
+    let gr = if c.graceful_restart {
+        " graceful restart on;"
+    } else {
+        ""
+    };
     let _ = writeln!(
         s,
-        "template bgp peers {{ local as {}; connect delay time 1; connect retry time 1; error wait time 1, 5;{bfd} }}",
+        "template bgp peers {{ local as {}; connect delay time 1; connect retry time 1; error wait time 1, 5;{bfd}{password}{gr} }}",
         c.asn
     );
     for n in &c.neighbors {

@@ -50,6 +50,9 @@ pub fn bgpd_config(c: &BgpConfig, hostname: &str) -> String {
          no bgp network import-check\n bgp bestpath as-path multipath-relax",
         c.asn, c.router_id
     );
+    if c.graceful_restart {
+        s.push_str(" bgp graceful-restart\n");
+    }
     for n in &c.neighbors {
         let _ = writeln!(
             s,
@@ -58,6 +61,9 @@ pub fn bgpd_config(c: &BgpConfig, hostname: &str) -> String {
         );
         if c.bfd {
             let _ = writeln!(s, " neighbor {} bfd", n.addr);
+        }
+        if let Some(p) = &c.password {
+            let _ = writeln!(s, " neighbor {} password {p}", n.addr);
         }
     }
     for (v6, fam) in [(false, "ipv4"), (true, "ipv6")] {

@@ -41,11 +41,27 @@ pub fn config(c: &BgpConfig) -> String {
         };
         let _ = writeln!(
             s,
-            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}\n  \
-             [neighbors.timers.config]\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n  \
-             [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{fam}\"",
+            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {}",
             n.addr, n.asn
         );
+        if let Some(p) = &c.password {
+            let _ = writeln!(s, "    auth-password = \"{p}\"");
+        }
+        s.push_str(
+            "  [neighbors.timers.config]\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n",
+        );
+        if c.graceful_restart {
+            s.push_str("  [neighbors.graceful-restart.config]\n    enabled = true\n");
+        }
+        let _ = writeln!(
+            s,
+            "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{fam}\""
+        );
+        if c.graceful_restart {
+            s.push_str(
+                "    [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n",
+            );
+        }
     }
     s
 }

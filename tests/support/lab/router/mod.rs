@@ -79,6 +79,11 @@ pub struct BgpConfig {
     pub install_routes: bool,
     /// Enable BFD on every session (BIRD and FRR).
     pub bfd: bool,
+    /// TCP-MD5 password of every session.
+    pub password: Option<String>,
+    /// Graceful restart (RFC 4724) on every session: the router keeps a restarting
+    /// neighbor's routes as stale until it is back and has sent End-of-RIB.
+    pub graceful_restart: bool,
 }
 
 /// A BGP daemon running in a lab host.
@@ -217,11 +222,35 @@ pub(crate) fn start_router(lab: &Lab, kind: RouterKind) -> Result<BgpDaemon> {
         announce: Vec::new(),
         install_routes: true,
         bfd: lab.spec().bfd,
+        password: None,
+        graceful_restart: false,
     };
     start(lab, "router", kind, config)
 }
 
 impl Lab {
+    /// Restart the router's daemon with its configuration changed by `change` (a password,
+    /// graceful restart). Meant for before the speakers start: the routes it had are lost.
+    pub fn reconfigure_router(&mut self, change: impl FnOnce(&mut BgpConfig)) -> Result<()> {
+        let old = self.router.take().ok_or_else(|| LabError::Unknown {
+            kind: "router daemon",
+            name: "router".into(),
+            known: "none: the spec has router: None".into(),
+        })?;
+        for p in old.processes.iter().rev() {
+            self.kill_process(p)?;
+            self.forget_process(p)?;
+        }
+        // Sockets of the killed daemons: FRR waits for a new zserv.api to know zebra is up.
+        for sock in ["zserv.api", "bird.ctl"] {
+            let _ = std::fs::remove_file(old.dir.join(sock));
+        }
+        let mut config = old.config;
+        change(&mut config);
+        self.router = Some(start(self, "router", old.kind, config)?);
+        Ok(())
+    }
+
     /// Start a BGP daemon of `kind` in node `node` (`node1`, ...), peering with the router
     /// over each family (sessions `router_v4`, `router_v6`) and advertising `announce`. Its
     /// ASN is the spec's node ASN. Used to prove the router before the speaker speaks BGP.
@@ -258,6 +287,8 @@ impl Lab {
             announce,
             install_routes: false,
             bfd: false,
+            password: None,
+            graceful_restart: false,
         };
         start(self, node, kind, config)
     }
