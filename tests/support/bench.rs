@@ -85,3 +85,104 @@ pub fn load_average() -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Seconds since the benchmark started (its first call), for stamping progress lines.
+pub fn elapsed() -> f64 {
+    STARTED
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs_f64()
+}
+
+/// Binaries of this workspace the lab benchmarks run.
+const BINARIES: &[&str] = &["ferrolb-speaker", "ferrolb-controller", "ferrolb-lab-echo"];
+
+/// How long building the binaries may take (a cold release build of the speaker on two cores
+/// takes a few minutes).
+const BUILD_LIMIT: std::time::Duration = std::time::Duration::from_secs(1800);
+
+/// Before anything runs: root, `tools` (each with its Debian package), and the workspace
+/// binaries the labs start, built here in the profile of the bench target `bench` so the
+/// speaker measured is the one in the tree; unless `FERROLB_BIN_DIR` or the variable
+/// `no_build` is set.
+pub fn preflight(bench: &str, tools: &[(&str, &str)], no_build: &str) -> anyhow::Result<()> {
+    crate::lab::cmd::require_root()?;
+    for (tool, package) in tools {
+        crate::lab::cmd::require_tool(tool, package)?;
+    }
+    if std::env::var_os("FERROLB_BIN_DIR").is_none() && std::env::var_os(no_build).is_none() {
+        build_binaries(bench)?;
+    }
+    for name in BINARIES {
+        crate::lab::binary(name)?;
+    }
+    Ok(())
+}
+
+fn build_binaries(bench: &str) -> anyhow::Result<()> {
+    use crate::lab::cmd;
+    let cargo = std::env::var("CARGO")
+        .ok()
+        .or_else(|| option_env!("CARGO").map(String::from))
+        .unwrap_or_else(|| "cargo".into());
+    let dir = crate::lab::bin_dir();
+    let profile = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let manifest = crate::workspace_root().join("Cargo.toml");
+    // The bench's own profile and its own feature resolution (the bench target is named, so
+    // dev-dependencies count as they did for `cargo bench`): the libraries it just built are
+    // reused and only the binaries are compiled and linked.
+    let mut c = std::process::Command::new(&cargo);
+    c.arg("build")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["-p", "ferrolb-speaker", "-p", "ferrolb-controller", "-p"])
+        .args(["ferrolb-e2e", "--bins", "--bench", bench, "--profile"])
+        .arg(match profile.as_str() {
+            // target/release holds the bench profile's output, target/debug the test profile's.
+            "release" => "bench",
+            "debug" => "test",
+            other => other,
+        });
+    // Into the directory the bench runs from (`target/<profile>`), whatever CARGO_TARGET_DIR.
+    if let Some(target) = dir.parent() {
+        c.arg("--target-dir").arg(target);
+    }
+    eprintln!("{bench} bench [{:6.1} s]: {}", elapsed(), cmd::describe(&c));
+    let out = cmd::output("the bench host (cargo build)", c, BUILD_LIMIT)?;
+    anyhow::ensure!(
+        out.status.success(),
+        "building the binaries failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// A setting from the environment, or `default` when unset or unparsable.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// Median and worst (largest) of some measurements; `None` without any.
+pub fn median_worst(v: &[f64]) -> Option<(f64, f64)> {
+    let mut v = v.to_vec();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some((median, v[n - 1]))
+}

@@ -64,15 +64,7 @@ use ferrolb_e2e::bench::{load_average, machine};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-
-/// Seconds since the benchmark started.
-pub fn elapsed() -> f64 {
-    STARTED
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_secs_f64()
-}
+pub use ferrolb_e2e::bench::elapsed;
 
 /// Wall-clock seconds: comparable with file modification times.
 pub fn now() -> f64 {
@@ -158,12 +150,7 @@ impl Settings {
     }
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
+use ferrolb_e2e::bench::env_or;
 
 fn run() -> anyhow::Result<bool> {
     let settings = Settings::from_env()?;

@@ -13,18 +13,8 @@ pub struct Results {
 }
 
 /// Median and worst of some seconds.
-fn stats(mut v: Vec<f64>) -> Option<(f64, f64)> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let median = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    Some((median, v[n - 1]))
+fn stats(v: Vec<f64>) -> Option<(f64, f64)> {
+    ferrolb_e2e::bench::median_worst(&v)
 }
 
 /// `1.23 s`, `45.6 ms`, `7.8 ms`.
