@@ -3,8 +3,9 @@
 //! the daemon's own CLI), installs ECMP routes, and carries an external client's traffic to
 //! the pods; deleting the Service, or its last local endpoint, withdraws the route.
 //! Sessions signed with TCP-MD5 (`lab_bgp/md5.rs`), a speaker restart with and without
-//! graceful restart (`lab_bgp/restart.rs`), and a peer that misbehaves beside the real router
-//! (`lab_bgp/misbehaving.rs`).
+//! graceful restart (`lab_bgp/restart.rs`), a peer that misbehaves beside the real router
+//! (`lab_bgp/misbehaving.rs`), and multi-hop sessions to the router's loopback
+//! (`lab_bgp/multihop.rs`).
 //!
 //! Needs root (namespaces) and the Debian packages of the router daemons (bird2, frr,
 //! gobgpd) besides the lab's usual tools (tests/install-deps.sh).
@@ -320,5 +321,7 @@ per_router!(ibgp_carries_local_pref:
 mod md5;
 #[path = "lab_bgp/misbehaving.rs"]
 mod misbehaving;
+#[path = "lab_bgp/multihop.rs"]
+mod multihop;
 #[path = "lab_bgp/restart.rs"]
 mod restart;

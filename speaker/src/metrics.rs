@@ -37,6 +37,12 @@ pub struct Metrics {
     /// BGP, per peer (`BGPPeer` name): 1 while the session is Established.
     pub bgp_session_up: IntGaugeVec,
     pub bgp_updates_sent: IntCounterVec,
+    pub bgp_updates_received: IntCounterVec,
+    /// 1 for the peer's last error (one series per peer; the previous error's is removed).
+    /// An info-style gauge rather than a counter of downs by reason: the issue asks for the
+    /// last error, which is state ("why is this peer not up now?"), and it includes failures
+    /// that never were a session (connection refused), which a count of downs would miss.
+    pub bgp_last_error: IntGaugeVec,
     pub bgp_prefixes_advertised: IntGaugeVec,
     /// 1 while the BFD session with this BGP peer is Up.
     pub bfd_session_up: IntGaugeVec,
@@ -164,6 +170,19 @@ impl Metrics {
                 "BGP UPDATE messages sent to this peer (End-of-RIB markers included)",
                 "peer",
             ),
+            bgp_updates_received: counter_vec(
+                "ferrolb_bgp_updates_received_total",
+                "BGP UPDATE messages received from this peer (never installed)",
+                "peer",
+            ),
+            bgp_last_error: IntGaugeVec::new(
+                Opts::new(
+                    "ferrolb_bgp_last_error_info",
+                    "1 for the last error of the BGP session with this peer (ours or the peer's NOTIFICATION, connection closed or refused)",
+                ),
+                &["peer", "error"],
+            )
+            .expect("valid metric"),
             bgp_prefixes_advertised: gauge_vec(
                 "ferrolb_bgp_announced_prefixes",
                 "Prefixes this peer has from this node",
@@ -199,6 +218,8 @@ impl Metrics {
             Box::new(m.gossip_datagrams.clone()),
             Box::new(m.bgp_session_up.clone()),
             Box::new(m.bgp_updates_sent.clone()),
+            Box::new(m.bgp_updates_received.clone()),
+            Box::new(m.bgp_last_error.clone()),
             Box::new(m.bgp_prefixes_advertised.clone()),
             Box::new(m.bfd_session_up.clone()),
         ] {

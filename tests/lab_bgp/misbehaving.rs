@@ -171,6 +171,23 @@ fn log_lines(lab: &Lab, node: &str, peer: &str, what: &str) -> anyhow::Result<us
         .count())
 }
 
+/// The `error` labels of `peer`'s `ferrolb_bgp_last_error_info` series set to 1 on `node`.
+fn last_errors(lab: &Lab, node: &str, peer: &str) -> anyhow::Result<Vec<String>> {
+    let localhost = IpAddr::from([127, 0, 0, 1]);
+    let (_, body) = lab.http_request(node, localhost, 7473, "/metrics")?;
+    let peer_label = format!("peer=\"{peer}\"");
+    Ok(body
+        .lines()
+        .filter_map(|l| l.strip_prefix("ferrolb_bgp_last_error_info{"))
+        .filter(|l| l.contains(&peer_label) && l.ends_with("} 1"))
+        .filter_map(|l| {
+            let from = l.find("error=\"")? + "error=\"".len();
+            let len = l[from..].find('"')?;
+            Some(l[from..from + len].to_string())
+        })
+        .collect())
+}
+
 #[test]
 fn a_misbehaving_peer_is_retried_with_backoff_and_the_router_session_is_untouched()
 -> anyhow::Result<()> {
@@ -263,6 +280,18 @@ fn a_misbehaving_peer_is_retried_with_backoff_and_the_router_session_is_untouche
             log_lines(&lab, node, "router-v4", "session down")?,
             0,
             "{node}"
+        );
+        // The fake peer's last error is exported as one info series, one of the three it
+        // provoked (whichever came last).
+        let errors = last_errors(&lab, node, "fake")?;
+        let expected = [
+            "sent Connection Not Synchronized (1/1)",
+            "connection closed",
+            "received Administrative Shutdown (6/2)",
+        ];
+        assert!(
+            matches!(errors.as_slice(), [e] if expected.contains(&e.as_str())),
+            "{node}: {errors:?}"
         );
         let log = lab.log(&format!("speaker@{node}"))?;
         assert!(

@@ -11,8 +11,10 @@
 //! A SIGTERM is a clean stop: the speaker removes its forwarding and ceases its sessions, so
 //! the routes must go; `every_node_advertises` covers that.
 
-use super::{LIMIT, SPEAKER_FLAGS, config, host_route, node_addr, service, start, wait_sessions};
-use ferrolb_e2e::lab::{Lab, LabSpec, Proto, RouterKind, plan, wait_until};
+use super::{
+    LIMIT, SPEAKER_FLAGS, config, host_route, metric, node_addr, service, start, wait_sessions,
+};
+use ferrolb_e2e::lab::{Lab, LabSpec, Proto, RouterKind, plan, wait_for, wait_until};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -83,6 +85,12 @@ fn restart(kind: RouterKind, graceful: bool) -> anyhow::Result<()> {
     lab.start_speaker_with("node1", &SPEAKER_FLAGS)?;
     router.wait_established(&["node1_v4", "node1_v6"], LIMIT)?;
     if graceful {
+        // With graceful restart negotiated the router sends its End-of-RIB (RFC 4724), an
+        // UPDATE: the new speaker counts it, although it never installs anything.
+        wait_for("the router's End-of-RIB counted on node1", LIMIT, || {
+            let series = "ferrolb_bgp_updates_received_total{peer=\"router-v4\"}";
+            (metric(&lab, "node1", series).ok()?? >= 1.0).then_some(())
+        })?;
         // ...and through the new session, its re-advertisement and End-of-RIB.
         let until = Instant::now() + SETTLE;
         while Instant::now() < until {

@@ -20,12 +20,14 @@ use super::take_due;
 use crate::metrics::Metrics;
 use ferrolb_cluster::task::AbortOnDrop;
 use ferrolb_shared::bfd::session::{Input as BfdInput, SessionConfig as BfdConfig};
-use ferrolb_shared::bgp::codec::{Afi, Attributes};
+use ferrolb_shared::bgp::codec::{Afi, Attributes, Notification};
 use ferrolb_shared::bgp::session::{
-    Action, ConnId, GracefulRestart, Input, PeerAs, Session, SessionConfig, State, TimerKind,
+    Action, ConnId, DownReason, GracefulRestart, Input, PeerAs, Session, SessionConfig, State,
+    TimerKind,
 };
 use ferrolb_shared::config::validate::Peer;
 use ipnet::IpNet;
+use prometheus::IntGaugeVec;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -202,6 +204,24 @@ struct PeerTask {
 #[derive(Default)]
 struct Exported {
     updates_sent: u64,
+    updates_received: u64,
+    /// The `error` label last set to 1, removed when another error replaces it.
+    last_error: Option<String>,
+}
+
+/// The `error` label of a [`DownReason`]: names and numbers only, never a NOTIFICATION's data
+/// (a shutdown communication is free text), so the label takes a bounded set of values.
+fn error_label(reason: &DownReason) -> String {
+    let notification = |dir: &str, n: &Notification| {
+        let name = n.subcode_name().unwrap_or_else(|| n.code_name());
+        format!("{dir} {name} ({}/{})", n.code, n.subcode)
+    };
+    match reason {
+        DownReason::NotificationSent(n) => notification("sent", n),
+        DownReason::NotificationReceived(n) => notification("received", n),
+        DownReason::ConnectionClosed => "connection closed".to_string(),
+        DownReason::ConnectFailed => "connect failed".to_string(),
+    }
 }
 
 impl PeerTask {
@@ -414,5 +434,81 @@ impl PeerTask {
             .with_label_values(&label)
             .inc_by(sent.saturating_sub(self.exported.updates_sent));
         self.exported.updates_sent = sent;
+        let received = self.session.counters().updates_received;
+        m.bgp_updates_received
+            .with_label_values(&label)
+            .inc_by(received.saturating_sub(self.exported.updates_received));
+        self.exported.updates_received = received;
+        let error = self.session.counters().last_error.as_ref().map(error_label);
+        export_last_error(
+            &m.bgp_last_error,
+            &self.name,
+            &mut self.exported.last_error,
+            error,
+        );
+    }
+}
+
+/// Sets `error` (the label of the peer's last error) to 1 and removes the previous error's
+/// series, so a peer has at most one and `== 1` queries need no `max by`.
+fn export_last_error(
+    gauge: &IntGaugeVec,
+    peer: &str,
+    exported: &mut Option<String>,
+    error: Option<String>,
+) {
+    if error == *exported {
+        return;
+    }
+    if let Some(old) = exported.as_deref() {
+        // Fails only when the series is absent, which leaves nothing to remove.
+        let _ = gauge.remove_label_values(&[peer, old]);
+    }
+    if let Some(new) = error.as_deref() {
+        gauge.with_label_values(&[peer, new]).set(1);
+    }
+    *exported = error;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_labels_name_the_error_and_drop_free_text() {
+        // A shutdown communication's text must not reach the label (unbounded values).
+        let shutdown = Notification::new(6, 2, b"\x0bmaintenance".to_vec());
+        assert_eq!(
+            error_label(&DownReason::NotificationReceived(shutdown)),
+            "received Administrative Shutdown (6/2)"
+        );
+        let hold = Notification::new(4, 0, Vec::new());
+        assert_eq!(
+            error_label(&DownReason::NotificationSent(hold)),
+            "sent Hold Timer Expired (4/0)"
+        );
+        assert_eq!(error_label(&DownReason::ConnectFailed), "connect failed");
+    }
+
+    #[test]
+    fn export_keeps_one_last_error_series_per_peer() {
+        let metrics = Metrics::new();
+        let m = &metrics.bgp_last_error;
+        let mut exported = None;
+        for reason in [DownReason::ConnectFailed, DownReason::ConnectionClosed] {
+            export_last_error(m, "p", &mut exported, Some(error_label(&reason)));
+        }
+        // Unchanged: nothing to do, the series stays.
+        let same = Some(error_label(&DownReason::ConnectionClosed));
+        export_last_error(m, "p", &mut exported, same);
+        let text = metrics.render();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ferrolb_bgp_last_error_info{"))
+            .collect();
+        assert_eq!(
+            series,
+            ["ferrolb_bgp_last_error_info{error=\"connection closed\",peer=\"p\"} 1"]
+        );
     }
 }

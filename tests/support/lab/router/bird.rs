@@ -31,6 +31,11 @@ pub fn config(c: &BgpConfig) -> String {
     if c.bfd {
         s.push_str("protocol bfd { }\n");
     }
+    if c.multihop_source.is_some() {
+        // Multi-hop sessions resolve their next hops recursively, through the connected
+        // networks this puts in the tables (only BGP routes go to the kernel).
+        s.push_str("protocol direct { ipv4; ipv6; }\n");
+    }
     let v4: Vec<_> = c
         .announce
         .iter()
@@ -89,15 +94,30 @@ pub fn config(c: &BgpConfig) -> String {
     for n in &c.neighbors {
         let fam = if n.addr.is_ipv4() { "ipv4" } else { "ipv6" };
         let ibgp = n.asn == c.asn;
+        let multihop = c
+            .multihop_source
+            .filter(|src| src.is_ipv4() == n.addr.is_ipv4());
         let channel = if c.install_routes {
-            "import all; export none; gateway direct;".to_string()
+            // BIRD refuses `gateway direct` on a multi-hop session.
+            let gateway = if multihop.is_some() {
+                "recursive"
+            } else {
+                "direct"
+            };
+            format!("import all; export none; gateway {gateway};")
         } else {
             let nh = if ibgp { " next hop self;" } else { "" };
             format!("import none; export filter announce;{nh}")
         };
+        // `direct` makes BIRD insist the neighbor is on a connected network; a multi-hop
+        // session instead comes from the source address, over the routing table.
+        let hops = match multihop {
+            Some(src) => format!("multihop; source address {src};"),
+            None => "direct;".to_string(),
+        };
         let _ = writeln!(
             s,
-            "protocol bgp {} from peers {{ neighbor {} as {}; direct; {fam} {{ {channel} }}; }}",
+            "protocol bgp {} from peers {{ neighbor {} as {}; {hops} {fam} {{ {channel} }}; }}",
             n.name, n.addr, n.asn
         );
     }

@@ -65,6 +65,18 @@ pub fn bgpd_config(c: &BgpConfig, hostname: &str) -> String {
         if let Some(p) = &c.password {
             let _ = writeln!(s, " neighbor {} password {p}", n.addr);
         }
+        // Multi-hop: FRR otherwise refuses an eBGP neighbor that is not on a connected
+        // network, and the sessions must come from the address not on the nodes' link.
+        if let Some(src) = c
+            .multihop_source
+            .filter(|a| a.is_ipv4() == n.addr.is_ipv4())
+        {
+            let _ = writeln!(
+                s,
+                " neighbor {} ebgp-multihop\n neighbor {} update-source {src}",
+                n.addr, n.addr
+            );
+        }
     }
     for (v6, fam) in [(false, "ipv4"), (true, "ipv6")] {
         let _ = writeln!(s, " address-family {fam} unicast");

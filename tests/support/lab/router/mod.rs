@@ -84,6 +84,9 @@ pub struct BgpConfig {
     /// Graceful restart (RFC 4724) on every session: the router keeps a restarting
     /// neighbor's routes as stale until it is back and has sent End-of-RIB.
     pub graceful_restart: bool,
+    /// Multi-hop sessions from this address (one not on the nodes' link, such as a loopback)
+    /// to the neighbors of its family (BIRD and FRR); the others stay single-hop.
+    pub multihop_source: Option<IpAddr>,
 }
 
 /// A BGP daemon running in a lab host.
@@ -224,6 +227,7 @@ pub(crate) fn start_router(lab: &Lab, kind: RouterKind) -> Result<BgpDaemon> {
         bfd: lab.spec().bfd,
         password: None,
         graceful_restart: false,
+        multihop_source: None,
     };
     start(lab, "router", kind, config)
 }
@@ -289,6 +293,7 @@ impl Lab {
             bfd: false,
             password: None,
             graceful_restart: false,
+            multihop_source: None,
         };
         start(self, node, kind, config)
     }
