@@ -3,7 +3,7 @@
 
 use ferrolb_shared::config::{
     BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-    ServiceL2Status,
+    ServiceBGPStatus, ServiceL2Status,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -19,6 +19,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("communities.yaml", Community::crd()),
         // Status the speakers write, not configuration.
         ("servicel2statuses.yaml", ServiceL2Status::crd()),
+        ("servicebgpstatuses.yaml", ServiceBGPStatus::crd()),
     ]
 }
 

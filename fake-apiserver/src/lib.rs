@@ -7,7 +7,8 @@
 //! ADDED/MODIFIED/DELETED/BOOKMARK events from a resourceVersion), POST, PUT (409 on a stale
 //! `metadata.resourceVersion`), PATCH (JSON merge patch; strategic-merge and apply patches are
 //! applied as merge patches, and an apply patch creates a missing object), DELETE, and the
-//! `/status` subresource of Services, Namespaces, Nodes, IPAddressPools and ServiceL2Statuses.
+//! `/status` subresource of Services, Namespaces, Nodes, IPAddressPools, ServiceL2Statuses and
+//! ServiceBGPStatuses.
 //! One resourceVersion counter for everything. Resources: see [`store::RESOURCES`].
 //!
 //! Knobs: [`FakeApiServer::inject_conflicts`] (409 on the next N writes to matching paths),

@@ -72,6 +72,13 @@ pub const RESOURCES: &[ResourceDef] = &[
         true,
         true,
     ),
+    def(
+        "ferrolb.io",
+        "servicebgpstatuses",
+        "ServiceBGPStatus",
+        true,
+        true,
+    ),
 ];
 
 const fn def(

@@ -475,6 +475,53 @@ pub struct ServiceL2StatusStatus {
     pub ips: Vec<String>,
 }
 
+/// Which peers a node advertises a Service to over BGP: one object per (Service, advertising
+/// node), in the Service's namespace, owned by the Service, written by that node's speaker
+/// (server-side apply, field manager `ferrolb-speaker`) and deleted when it stops advertising.
+/// The spec is empty; everything is in the status (MetalLB's `ServiceBGPStatus` shape, with the
+/// addresses added). Labelled like a [`ServiceL2Status`].
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "ferrolb.io",
+    version = "v1beta1",
+    kind = "ServiceBGPStatus",
+    namespaced,
+    status = "ServiceBGPStatusStatus",
+    shortname = "bgpstatus",
+    category = "ferrolb",
+    crates(kube_core = "::kube_core"),
+    derive = "PartialEq",
+    printcolumn(name = "Node", type_ = "string", json_path = ".status.node"),
+    printcolumn(name = "Service", type_ = "string", json_path = ".status.serviceName"),
+    printcolumn(name = "IPs", type_ = "string", json_path = ".status.ips"),
+    printcolumn(name = "Peers", type_ = "string", json_path = ".status.peers"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+pub struct ServiceBGPStatusSpec {}
+
+/// What one node advertises for one Service over BGP, and to which peers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceBGPStatusStatus {
+    /// The advertising node.
+    #[serde(default)]
+    pub node: String,
+    #[serde(default)]
+    pub service_name: String,
+    #[serde(default)]
+    pub service_namespace: String,
+    /// The `BGPPeer`s this node hands a route of the Service to.
+    #[serde(default)]
+    pub peers: Vec<String>,
+    /// The Service's addresses this node advertises.
+    #[serde(default)]
+    pub ips: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

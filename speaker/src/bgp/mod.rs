@@ -56,7 +56,7 @@ pub struct BgpSettings {
     pub lb_class: Option<String>,
     /// The port to listen on for peers that connect to us.
     pub listen_port: u16,
-    /// Where the BGP status goes ([`status`]; standalone mode only so far).
+    /// Where the BGP status goes ([`status`]): `ServiceBGPStatus` objects or `bgp.yaml`.
     pub status: StatusTarget,
 }
 

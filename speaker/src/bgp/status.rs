@@ -3,8 +3,10 @@
 //!
 //! - Standalone mode: `<status-dir>.speakers/<node>/bgp.yaml`, beside layer 2's
 //!   `announcements.yaml`.
-//! - Kubernetes mode: nothing yet (a `ServiceBGPStatus` kind, MetalLB's shape, would be
-//!   written by a writer like layer 2's; not built yet).
+//! - Kubernetes mode: one `ServiceBGPStatus` (`kubectl get bgpstatus -A`, MetalLB's shape
+//!   with the addresses added) per (Service, advertising node), named `<service>.<node>` in
+//!   the Service's namespace, owned by the Service and labelled like the layer 2 ones; written
+//!   by layer 2's [`Writer`] (server-side apply, stale ones deleted).
 //!
 //! "Receives" means what this speaker hands each peer's session (the advertisement plan), as
 //! MetalLB's `ServiceBGPStatus.status.peers` does; whether a session is up is in the metrics
@@ -13,15 +15,17 @@
 //! ```text
 //!  BGP loop ── report(snapshot, plans) ──▶ watch<Desired> ──▶ writer task ──▶ bgp.yaml
 //!  (never waits; pure: desired())                             (blocking pool, latest only)
+//!                                     └──▶ objects() ──▶ Writer ──▶ API server
 //! ```
 //!
 //! The loop never writes itself: with 10,000 Services the file is ~1 MB and the routes must
 //! not wait for it. The writer skips to the newest set when several arrive during a write.
 
-use crate::layer2::status::StatusTarget;
+use crate::layer2::status::{Objects, StatusTarget, Timing, Writer, object_meta};
 use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::bgp::advertise::PeerPlan;
 use ferrolb_shared::bgp::codec::Afi;
+use ferrolb_shared::config::{ServiceBGPStatus, ServiceBGPStatusSpec, ServiceBGPStatusStatus};
 use ferrolb_shared::service::status_ips;
 use ferrolb_shared::snapshot::Snapshot;
 use ipnet::IpNet;
@@ -102,6 +106,34 @@ pub fn render(node: &str, desired: &Desired) -> String {
     text
 }
 
+/// The `ServiceBGPStatus` objects of `node` for `desired`; each owned by its Service when
+/// `uid` knows it.
+pub fn objects(
+    node: &str,
+    desired: &Desired,
+    uid: impl Fn(&ServiceKey) -> Option<String>,
+) -> Objects<ServiceBGPStatus> {
+    desired
+        .iter()
+        .map(|(service, a)| {
+            let metadata = object_meta(node, service, uid(service));
+            let name = metadata.name.clone().unwrap_or_default();
+            let object = ServiceBGPStatus {
+                metadata,
+                spec: ServiceBGPStatusSpec {},
+                status: Some(ServiceBGPStatusStatus {
+                    node: node.to_string(),
+                    service_name: service.name.clone(),
+                    service_namespace: service.namespace.clone(),
+                    peers: a.peers.iter().cloned().collect(),
+                    ips: a.ips.iter().map(ToString::to_string).collect(),
+                }),
+            };
+            ((service.namespace.clone(), name), object)
+        })
+        .collect()
+}
+
 /// Writes `<dir>/bgp.yaml` atomically (readers never see half a file).
 pub fn write_report(dir: &Path, node: &str, desired: &Desired) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -110,36 +142,53 @@ pub fn write_report(dir: &Path, node: &str, desired: &Desired) -> std::io::Resul
     std::fs::rename(tmp, dir.join("bgp.yaml"))
 }
 
-/// Where the BGP loop reports to.
-pub struct StatusSink {
-    tx: Option<watch::Sender<Desired>>,
+/// Where the BGP loop reports to. Dropping it (the BGP loop ended) stops the writer; in
+/// Kubernetes mode that deletes this node's objects first.
+pub enum StatusSink {
+    None,
+    File(watch::Sender<Desired>),
+    Kubernetes {
+        node: String,
+        writer: Writer<ServiceBGPStatus>,
+    },
 }
 
 impl StatusSink {
-    /// Starts the writer of `node` for `target` (a task in standalone mode).
+    /// Starts the writer of `node` for `target` (a task in either mode).
     pub fn start(target: &StatusTarget, node: &str) -> StatusSink {
-        let StatusTarget::File(dir) = target else {
-            if matches!(target, StatusTarget::Kubernetes(_)) {
-                tracing::debug!("ServiceBGPStatus objects are not written yet");
+        match target {
+            StatusTarget::None => StatusSink::None,
+            StatusTarget::File(dir) => {
+                // Starts as "nothing advertised", so the file exists (and says so) from the
+                // start.
+                let (tx, rx) = watch::channel(Desired::new());
+                let span = tracing::info_span!("bgpstatus");
+                tokio::spawn(write_loop(dir.clone(), node.to_string(), rx).instrument(span));
+                StatusSink::File(tx)
             }
-            return StatusSink { tx: None };
-        };
-        // Starts as "nothing advertised", so the file exists (and says so) from the start.
-        let (tx, rx) = watch::channel(Desired::new());
-        let span = tracing::info_span!("bgpstatus");
-        tokio::spawn(write_loop(dir.clone(), node.to_string(), rx).instrument(span));
-        StatusSink { tx: Some(tx) }
+            StatusTarget::Kubernetes(client) => StatusSink::Kubernetes {
+                node: node.to_string(),
+                writer: Writer::spawn(client.clone(), node.to_string(), Timing::default()),
+            },
+        }
     }
 
     /// The plans changed: say what this node advertises now. Never waits.
     pub fn report(&self, snapshot: &Snapshot, plans: &BTreeMap<String, PeerPlan>) {
-        if let Some(tx) = &self.tx {
-            let want = desired(snapshot, plans);
-            tx.send_if_modified(|d| {
-                let changed = *d != want;
-                *d = want;
-                changed
-            });
+        match self {
+            StatusSink::None => {}
+            StatusSink::File(tx) => {
+                let want = desired(snapshot, plans);
+                tx.send_if_modified(|d| {
+                    let changed = *d != want;
+                    *d = want;
+                    changed
+                });
+            }
+            StatusSink::Kubernetes { node, writer } => {
+                let uid = |s: &ServiceKey| snapshot.services.get(s)?.metadata.uid.clone();
+                writer.set(objects(node, &desired(snapshot, plans), uid));
+            }
         }
     }
 }
@@ -277,5 +326,85 @@ mod tests {
         assert_eq!(d[&key("b")].ips, ips(&["10.0.0.2", "fd00::2"]));
         assert_eq!(d[&key("b")].peers, peers(&["r1", "r2"]));
         assert!(desired(&snapshot, &BTreeMap::new()).is_empty());
+    }
+
+    const RESOURCE: &str = "ferrolb.io/servicebgpstatuses";
+
+    async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kubernetes mode, against the fake API server: the peers this node would advertise each
+    /// Service to (no session needed), one object per Service, deleted when it is no longer
+    /// advertised; a stale object of this node is deleted, another node's is left alone.
+    #[tokio::test]
+    async fn kubernetes_mode_writes_one_service_bgp_status_per_advertised_service() {
+        use ferrolb_fake_apiserver::FakeApiServer;
+        use serde_json::json;
+        let fake = FakeApiServer::start().await;
+        fake.create(
+            "namespaces",
+            json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "default" } }),
+        );
+        let stale = objects(
+            "node1",
+            &Desired::from([(key("old"), Advertised::default())]),
+            |_| None,
+        );
+        let theirs = objects(
+            "node2",
+            &Desired::from([(key("a"), Advertised::default())]),
+            |_| None,
+        );
+        for o in stale.values().chain(theirs.values()) {
+            fake.create(RESOURCE, serde_json::to_value(o).unwrap());
+        }
+
+        let mut snapshot = Snapshot::default();
+        let mut a = (*service("a", &["10.0.0.1"])).clone();
+        a.metadata.uid = Some("uid-a".into());
+        snapshot.services.insert(key("a"), Arc::new(a));
+        let routes: &[(&str, &[&str], &[&str])] = &[("10.0.0.1/32", &["10.0.0.1"], &["a"])];
+        let plans = BTreeMap::from([
+            ("r1".to_string(), plan("r1", "192.0.2.1", routes)),
+            ("r2".to_string(), plan("r2", "192.0.2.2", routes)),
+        ]);
+        let target = StatusTarget::Kubernetes(fake.client("speaker"));
+        let sink = StatusSink::start(&target, "node1");
+        sink.report(&snapshot, &plans);
+        let get = || fake.get(RESOURCE, "default", "a.node1");
+        eventually("the object is written", || {
+            get().is_some_and(|o| o["status"]["peers"] == json!(["r1", "r2"]))
+        })
+        .await;
+        let o = get().unwrap();
+        assert_eq!(o["kind"], "ServiceBGPStatus");
+        assert_eq!(o["status"]["node"], "node1");
+        assert_eq!(o["status"]["serviceName"], "a");
+        assert_eq!(o["status"]["serviceNamespace"], "default");
+        assert_eq!(o["status"]["ips"], json!(["10.0.0.1"]));
+        assert_eq!(o["metadata"]["labels"]["ferrolb.io/node"], "node1");
+        assert_eq!(o["metadata"]["labels"]["ferrolb.io/service-name"], "a");
+        assert_eq!(o["metadata"]["ownerReferences"][0]["uid"], "uid-a");
+        eventually("the stale object is deleted", || {
+            fake.get(RESOURCE, "default", "old.node1").is_none()
+        })
+        .await;
+
+        // One peer left: the list follows. None: the object goes; another node's stays.
+        let one = BTreeMap::from([("r2".to_string(), plan("r2", "192.0.2.2", routes))]);
+        sink.report(&snapshot, &one);
+        eventually("the peers follow the plans", || {
+            get().is_some_and(|o| o["status"]["peers"] == json!(["r2"]))
+        })
+        .await;
+        sink.report(&snapshot, &BTreeMap::new());
+        eventually("the object is deleted", || get().is_none()).await;
+        assert!(fake.get(RESOURCE, "default", "a.node2").is_some());
+        drop(sink);
     }
 }

@@ -9,6 +9,8 @@
 //!
 //! The layer 2 loop never waits for the API server: it publishes the desired set and a writer
 //! task catches up.
+//! The writer is generic over the kind ([`StatusKind`]): the BGP status
+//! (`ServiceBGPStatus`, `crate::bgp::status`) uses it too, with the same names and labels.
 //!
 //! ```text
 //!  layer 2 loop ── StatusSink::report ──▶ watch<Desired> ──▶ writer task ──▶ API server
@@ -21,7 +23,8 @@ use super::driver::describe;
 use ferrolb_cluster::backoff::delay;
 use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::config::{
-    LABEL_NODE, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ServiceL2Status, ServiceL2StatusSpec,
+    LABEL_NODE, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE, ServiceBGPStatus,
+    ServiceBGPStatusSpec, ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusSpec,
     ServiceL2StatusStatus,
 };
 use ferrolb_shared::l2::election::{Election, Interfaces};
@@ -82,9 +85,57 @@ impl StatusTarget {
     }
 }
 
-/// The objects a speaker wants to exist, by (namespace, name). Only the fields the speaker
-/// owns are set: name, namespace, the labels, the owner reference, the status.
-pub type Desired = BTreeMap<(String, String), ServiceL2Status>;
+/// The objects of kind `K` a speaker wants to exist, by (namespace, name). Only the fields the
+/// speaker owns are set: name, namespace, the labels, the owner reference, the status.
+pub type Objects<K> = BTreeMap<(String, String), K>;
+/// The `ServiceL2Status` objects a speaker wants.
+pub type Desired = Objects<ServiceL2Status>;
+
+/// A per-(Service, node) status kind the [`Writer`] keeps in line: an empty spec, everything
+/// in the status.
+pub trait StatusKind:
+    kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + PartialEq
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The status type.
+    type Status: Clone + PartialEq + serde::Serialize + Send + Sync;
+    fn status(&self) -> Option<&Self::Status>;
+    /// An object with `metadata` and `status` (and the empty spec).
+    fn assemble(metadata: ObjectMeta, status: Option<Self::Status>) -> Self;
+}
+
+/// `impl StatusKind` for a kind with an empty spec `$spec` and status `$status`.
+macro_rules! status_kind {
+    ($kind:ident, $spec:ident, $status:ident) => {
+        impl StatusKind for $kind {
+            type Status = $status;
+            fn status(&self) -> Option<&Self::Status> {
+                self.status.as_ref()
+            }
+            fn assemble(metadata: ObjectMeta, status: Option<Self::Status>) -> Self {
+                $kind {
+                    metadata,
+                    spec: $spec {},
+                    status,
+                }
+            }
+        }
+    };
+}
+
+status_kind!(ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus);
+status_kind!(
+    ServiceBGPStatus,
+    ServiceBGPStatusSpec,
+    ServiceBGPStatusStatus
+);
 
 /// What [`StatusSink::report`] writes to.
 pub enum StatusSink {
@@ -224,15 +275,9 @@ pub fn node_selector(node: &str) -> String {
     format!("{LABEL_NODE}={}", label_value(node))
 }
 
-/// The `ServiceL2Status` saying that `node` announces `ips` of `service` on `interfaces`;
-/// owned by the Service when its uid is known.
-pub fn build(
-    node: &str,
-    service: &ServiceKey,
-    uid: Option<String>,
-    ips: &[IpAddr],
-    interfaces: &Interfaces,
-) -> ServiceL2Status {
+/// The metadata of the status object of `service` written by `node`: its name, namespace,
+/// labels, and the Service as owner when its uid is known.
+pub fn object_meta(node: &str, service: &ServiceKey, uid: Option<String>) -> ObjectMeta {
     let labels = BTreeMap::from([
         (LABEL_NODE.to_string(), label_value(node)),
         (LABEL_SERVICE_NAME.to_string(), label_value(&service.name)),
@@ -248,18 +293,30 @@ pub fn build(
         uid,
         ..Default::default()
     });
+    ObjectMeta {
+        name: Some(object_name(&service.name, node)),
+        namespace: Some(service.namespace.clone()),
+        labels: Some(labels),
+        owner_references: owner.map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+/// The `ServiceL2Status` saying that `node` announces `ips` of `service` on `interfaces`;
+/// owned by the Service when its uid is known.
+pub fn build(
+    node: &str,
+    service: &ServiceKey,
+    uid: Option<String>,
+    ips: &[IpAddr],
+    interfaces: &Interfaces,
+) -> ServiceL2Status {
     let interfaces = match interfaces {
         Interfaces::All => Vec::new(),
         Interfaces::Named(names) => names.iter().cloned().collect(),
     };
     ServiceL2Status {
-        metadata: ObjectMeta {
-            name: Some(object_name(&service.name, node)),
-            namespace: Some(service.namespace.clone()),
-            labels: Some(labels),
-            owner_references: owner.map(|o| vec![o]),
-            ..Default::default()
-        },
+        metadata: object_meta(node, service, uid),
         spec: ServiceL2StatusSpec {},
         status: Some(ServiceL2StatusStatus {
             node: node.to_string(),
@@ -315,8 +372,8 @@ pub fn desired(
         .collect()
 }
 
-fn object_key_name(o: &ServiceL2Status) -> String {
-    o.metadata.name.clone().unwrap_or_default()
+fn object_key_name<K: StatusKind>(o: &K) -> String {
+    o.meta().name.clone().unwrap_or_default()
 }
 
 /// The writer task's timers.
@@ -342,52 +399,56 @@ impl Default for Timing {
 /// Why a pass of the writer failed (it is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
-    /// The API server does not serve the kind: its CRD is not installed.
+    /// The API server does not serve the kind (its plural): its CRD is not installed.
     #[error(
-        "the API server does not serve servicel2statuses.ferrolb.io: apply \
-         config/crds/servicel2statuses.yaml (and the speaker's RBAC in config/rbac)"
+        "the API server does not serve {0}.ferrolb.io: apply \
+         config/crds/{0}.yaml (and the speaker's RBAC in config/rbac)"
     )]
-    NotInstalled,
+    NotInstalled(String),
     /// Listing this node's objects (by label selector) failed.
-    #[error("cannot list the ServiceL2Status objects with {selector}: {source}")]
+    #[error("cannot list the {kind} objects with {selector}: {source}")]
     List {
+        kind: String,
         selector: String,
         source: kube::Error,
     },
     /// Creating or updating one object failed.
-    #[error("cannot apply ServiceL2Status {namespace}/{name}: {source}")]
+    #[error("cannot apply {kind} {namespace}/{name}: {source}")]
     Apply {
+        kind: String,
         namespace: String,
         name: String,
         source: kube::Error,
     },
     /// Deleting one object failed.
-    #[error("cannot delete ServiceL2Status {namespace}/{name}: {source}")]
+    #[error("cannot delete {kind} {namespace}/{name}: {source}")]
     Delete {
+        kind: String,
         namespace: String,
         name: String,
         source: kube::Error,
     },
 }
 
-/// The Kubernetes writer: a task fed with the desired set.
-pub struct Writer {
-    tx: watch::Sender<Desired>,
+/// The Kubernetes writer of one status kind (`ServiceL2Status` unless said otherwise): a task
+/// fed with the desired set.
+pub struct Writer<K: StatusKind = ServiceL2Status> {
+    tx: watch::Sender<Objects<K>>,
     task: JoinHandle<()>,
 }
 
-impl Writer {
+impl<K: StatusKind> Writer<K> {
     /// Start writing the objects of `node`. The first pass lists them and deletes the stale
     /// ones (left by an earlier run), even before anything is desired.
-    pub fn spawn(client: kube::Client, node: String, timing: Timing) -> Writer {
-        let (tx, rx) = watch::channel(Desired::new());
-        let span = tracing::info_span!("l2status");
+    pub fn spawn(client: kube::Client, node: String, timing: Timing) -> Writer<K> {
+        let (tx, rx) = watch::channel(Objects::<K>::new());
+        let span = tracing::info_span!("status", kind = %K::kind(&()));
         let task = tokio::spawn(write_loop(client, node, rx, timing).instrument(span));
         Writer { tx, task }
     }
 
     /// Replace the desired set (a no-op when it is the same).
-    pub fn set(&self, desired: Desired) {
+    pub fn set(&self, desired: Objects<K>) {
         self.tx.send_if_modified(|d| {
             let changed = *d != desired;
             *d = desired;
@@ -401,21 +462,22 @@ impl Writer {
         let Writer { tx, mut task } = self;
         drop(tx);
         if tokio::time::timeout(limit, &mut task).await.is_err() {
-            tracing::warn!("the layer 2 status was not cleaned up within {limit:?}");
+            let kind = K::kind(&());
+            tracing::warn!("the {kind} objects were not cleaned up within {limit:?}");
             task.abort();
         }
     }
 }
 
-async fn write_loop(
+async fn write_loop<K: StatusKind>(
     client: kube::Client,
     node: String,
-    mut rx: watch::Receiver<Desired>,
+    mut rx: watch::Receiver<Objects<K>>,
     timing: Timing,
 ) {
     let selector = node_selector(&node);
     // What the API server holds (the fields this speaker owns); `None`: list it first.
-    let mut written: Option<Desired> = None;
+    let mut written: Option<Objects<K>> = None;
     let mut failures = 0u32;
     let mut retry: Option<Instant> = None;
     let mut due = true;
@@ -424,16 +486,17 @@ async fn write_loop(
     resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if due && (closing || retry.is_none_or(|t| t <= Instant::now())) {
-            // The sender is gone once the layer 2 loop has ended: nothing is announced.
+            // The sender is gone once the loop feeding it has ended: nothing is announced.
             let want = if closing {
-                Desired::new()
+                Objects::new()
             } else {
                 rx.borrow_and_update().clone()
             };
             match pass(&client, &selector, &want, &mut written).await {
                 Ok(()) => {
                     if failures > 0 {
-                        tracing::info!("layer 2 status written after {failures} failed attempts");
+                        let kind = K::kind(&());
+                        tracing::info!("{kind} objects written after {failures} failed attempts");
                     }
                     failures = 0;
                     retry = None;
@@ -470,23 +533,27 @@ async fn write_loop(
 
 /// One pass: list this node's objects if needed, apply what differs, delete what is not
 /// wanted. Carries on past failures (reported together); `written` follows what succeeded.
-async fn pass(
+async fn pass<K: StatusKind>(
     client: &kube::Client,
     selector: &str,
-    want: &Desired,
-    written: &mut Option<Desired>,
+    want: &Objects<K>,
+    written: &mut Option<Objects<K>>,
 ) -> Result<(), Vec<StatusError>> {
+    let kind = K::kind(&()).to_string();
     let have = match written {
         Some(have) => have,
         None => {
-            let api: Api<ServiceL2Status> = Api::all(client.clone());
+            let api: Api<K> = Api::all(client.clone());
             let listed = api
                 .list(&ListParams::default().labels(selector))
                 .await
                 .map_err(|source| {
                     vec![match source {
-                        kube::Error::Api(s) if s.is_not_found() => StatusError::NotInstalled,
+                        kube::Error::Api(s) if s.is_not_found() => {
+                            StatusError::NotInstalled(K::plural(&()).to_string())
+                        }
                         source => StatusError::List {
+                            kind: kind.clone(),
                             selector: selector.to_string(),
                             source,
                         },
@@ -499,40 +566,38 @@ async fn pass(
     let mut errors = Vec::new();
     for (key, object) in want {
         let (namespace, name) = key;
-        let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), namespace);
+        let api: Api<K> = Api::namespaced(client.clone(), namespace);
         let old = have.get(key);
-        let same_meta = old.is_some_and(|o| o.metadata == object.metadata);
-        let same_status = same_meta && old.is_some_and(|o| o.status == object.status);
+        let same_meta = old.is_some_and(|o| o.meta() == object.meta());
+        let same_status = same_meta && old.is_some_and(|o| o.status() == object.status());
         if same_status {
             continue;
         }
         let failed = |source| StatusError::Apply {
+            kind: kind.clone(),
             namespace: namespace.clone(),
             name: name.clone(),
             source,
         };
         if !same_meta {
-            let body = ServiceL2Status {
-                status: None,
-                ..object.clone()
-            };
+            let body = K::assemble(object.meta().clone(), None);
             if let Err(e) = api.patch(name, &params, &Patch::Apply(&body)).await {
                 errors.push(failed(e));
                 continue;
             }
             have.insert(key.clone(), body);
-            tracing::debug!(namespace, name, "ServiceL2Status applied");
+            tracing::debug!(namespace, name, kind, "applied");
         }
         let body = serde_json::json!({
-            "apiVersion": "ferrolb.io/v1beta1",
-            "kind": "ServiceL2Status",
+            "apiVersion": K::api_version(&()),
+            "kind": kind,
             "metadata": { "name": name, "namespace": namespace },
-            "status": object.status,
+            "status": object.status(),
         });
         match api.patch_status(name, &params, &Patch::Apply(&body)).await {
             Ok(_) => {
                 have.insert(key.clone(), object.clone());
-                tracing::debug!(namespace, name, "ServiceL2Status status applied");
+                tracing::debug!(namespace, name, kind, "status applied");
             }
             Err(e) => errors.push(failed(e)),
         }
@@ -544,16 +609,17 @@ async fn pass(
         .collect();
     for key in stale {
         let (namespace, name) = &key;
-        let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), namespace);
+        let api: Api<K> = Api::namespaced(client.clone(), namespace);
         match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => {
-                tracing::debug!(namespace, name, "ServiceL2Status deleted");
+                tracing::debug!(namespace, name, kind, "deleted");
                 have.remove(&key);
             }
             Err(kube::Error::Api(s)) if s.is_not_found() => {
                 have.remove(&key);
             }
             Err(source) => errors.push(StatusError::Delete {
+                kind: kind.clone(),
                 namespace: namespace.clone(),
                 name: name.clone(),
                 source,
@@ -569,10 +635,10 @@ async fn pass(
 
 /// A listed object reduced to the fields this speaker owns (as [`build`] sets them), so it
 /// compares equal to the desired object when nothing needs writing.
-fn owned_fields(o: &ServiceL2Status) -> Option<((String, String), ServiceL2Status)> {
-    let name = o.metadata.name.clone()?;
-    let namespace = o.metadata.namespace.clone()?;
-    let labels = o.metadata.labels.as_ref().map(|l| {
+fn owned_fields<K: StatusKind>(o: &K) -> Option<((String, String), K)> {
+    let name = o.meta().name.clone()?;
+    let namespace = o.meta().namespace.clone()?;
+    let labels = o.meta().labels.as_ref().map(|l| {
         l.iter()
             .filter(|(k, _)| {
                 [LABEL_NODE, LABEL_SERVICE_NAME, LABEL_SERVICE_NAMESPACE].contains(&k.as_str())
@@ -581,24 +647,21 @@ fn owned_fields(o: &ServiceL2Status) -> Option<((String, String), ServiceL2Statu
             .collect()
     });
     let owners: Vec<OwnerReference> = o
-        .metadata
+        .meta()
         .owner_references
         .iter()
         .flatten()
         .filter(|r| r.api_version == "v1" && r.kind == "Service")
         .cloned()
         .collect();
-    let object = ServiceL2Status {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(namespace.clone()),
-            labels,
-            owner_references: (!owners.is_empty()).then_some(owners),
-            ..Default::default()
-        },
-        spec: ServiceL2StatusSpec {},
-        status: o.status.clone(),
+    let metadata = ObjectMeta {
+        name: Some(name.clone()),
+        namespace: Some(namespace.clone()),
+        labels,
+        owner_references: (!owners.is_empty()).then_some(owners),
+        ..Default::default()
     };
+    let object = K::assemble(metadata, o.status().cloned());
     Some(((namespace, name), object))
 }
 
