@@ -39,12 +39,7 @@ fn config(node_asn: u32, adv: &str, peer: &str) -> String {
         )
     };
     [
-        format!(
-            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bgp}}\n\
-             spec: {{addresses: ['{}', '{}']}}\n",
-            plan::BGP_POOL_V4,
-            plan::BGP_POOL_V6
-        ),
+        pool(),
         FAST_BFD.to_string(),
         peer("router-v4", r4.to_string()),
         peer("router-v6", r6.to_string()),
@@ -54,6 +49,16 @@ fn config(node_asn: u32, adv: &str, peer: &str) -> String {
         ),
     ]
     .join("---\n")
+}
+
+/// The BGP pool of the lab's address plan (both families), named `bgp`.
+fn pool() -> String {
+    format!(
+        "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bgp}}\n\
+         spec: {{addresses: ['{}', '{}']}}\n",
+        plan::BGP_POOL_V4,
+        plan::BGP_POOL_V6
+    )
 }
 
 /// A lab with `kind` in the router, the config, the controller and a speaker on every node

@@ -32,12 +32,7 @@ fn manifest(node3_password: &str) -> String {
     };
     let field = |p: &str| format!("password: '{p}'");
     [
-        format!(
-            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bgp}}\n\
-             spec: {{addresses: ['{}', '{}']}}\n",
-            plan::BGP_POOL_V4,
-            plan::BGP_POOL_V6
-        ),
+        super::pool(),
         format!(
             "apiVersion: v1\nkind: Secret\nmetadata: {{name: bgp-md5, namespace: ferrolb-system}}\n\
              type: kubernetes.io/basic-auth\ndata: {{password: {PASSWORD_B64}}}\n"

@@ -17,12 +17,7 @@ const LOOPBACK: Ipv4Addr = Ipv4Addr::new(10, 255, 255, 1);
 /// The pool, one multi-hop IPv4 peer (the router's loopback) and an advertisement.
 fn manifest() -> String {
     [
-        format!(
-            "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {{name: bgp}}\n\
-             spec: {{addresses: ['{}', '{}']}}\n",
-            plan::BGP_POOL_V4,
-            plan::BGP_POOL_V6
-        ),
+        super::pool(),
         format!(
             "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: router-mh}}\n\
              spec: {{myASN: {}, peerASN: {}, peerAddress: '{LOOPBACK}', holdTime: 9s, \
