@@ -4,8 +4,8 @@
 //! the pods; deleting the Service, or its last local endpoint, withdraws the route.
 //! Sessions signed with TCP-MD5 (`lab_bgp/md5.rs`), a speaker restart with and without
 //! graceful restart (`lab_bgp/restart.rs`), a peer that misbehaves beside the real router
-//! (`lab_bgp/misbehaving.rs`), and multi-hop sessions to the router's loopback
-//! (`lab_bgp/multihop.rs`).
+//! (`lab_bgp/misbehaving.rs`), multi-hop sessions to the router's loopback
+//! (`lab_bgp/multihop.rs`), and BFD packets forged from off the link (`lab_bgp/bfd_ttl.rs`).
 //!
 //! Needs root (namespaces) and the Debian packages of the router daemons (bird2, frr,
 //! gobgpd) besides the lab's usual tools (tests/install-deps.sh).
@@ -121,6 +121,26 @@ fn service(lab: &Lab, name: &str, local: bool, pods: &[&str]) -> anyhow::Result<
     lab.write_manifest(&format!("{name}.yaml"), &yaml)?;
     forwarding::endpoints(lab, name, pods)?;
     Ok(lab.wait_service_ips("default", name, LIMIT)?)
+}
+
+/// Opens a socket inside the lab namespace `netns`: a thread enters it (setns), runs `open`
+/// and ends; the socket stays in that namespace wherever it is used from.
+fn in_netns<T: Send + 'static>(
+    netns: &str,
+    open: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    use std::os::fd::AsFd;
+    let path = format!("/run/netns/{netns}");
+    std::thread::spawn(move || -> anyhow::Result<T> {
+        let ns = std::fs::File::open(&path)?;
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )?;
+        Ok(open()?)
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("the namespace thread panicked"))?
 }
 
 /// Waits until the router has a session with every node over both families.
@@ -322,6 +342,8 @@ per_router!(ibgp_carries_local_pref:
     bird_ibgp_carries_local_pref, frr_ibgp_carries_local_pref, gobgp_ibgp_carries_local_pref);
 
 // After `per_router!`: the scenarios in these files use it.
+#[path = "lab_bgp/bfd_ttl.rs"]
+mod bfd_ttl;
 #[path = "lab_bgp/md5.rs"]
 mod md5;
 #[path = "lab_bgp/misbehaving.rs"]

@@ -15,8 +15,10 @@
 //! ```
 //!
 //! Nothing here reads a clock or touches a socket: time is an input, jitter comes from an RNG
-//! seeded by the caller, and the driver in the speaker owns the socket (TTL 255, minimum TTL
-//! check), the timers and the demultiplexing of packets to sessions.
+//! seeded by the caller, and the driver in the speaker owns the socket (TTL 255 out; the
+//! received TTL goes to [`single_hop::accept`]), the timers and the demultiplexing of
+//! packets to sessions.
 
 pub mod packet;
 pub mod session;
+pub mod single_hop;

@@ -46,6 +46,9 @@ pub struct Metrics {
     pub bgp_prefixes_advertised: IntGaugeVec,
     /// 1 while the BFD session with this BGP peer is Up.
     pub bfd_session_up: IntGaugeVec,
+    /// BFD datagrams dropped before reaching a session, by reason (ttl, malformed,
+    /// unknown_peer).
+    pub bfd_discarded: IntCounterVec,
     /// Set once the first snapshot is published.
     pub ready: AtomicBool,
 }
@@ -193,6 +196,11 @@ impl Metrics {
                 "1 while the BFD session with this BGP peer is Up",
                 "peer",
             ),
+            bfd_discarded: counter_vec(
+                "ferrolb_bfd_packets_discarded_total",
+                "BFD datagrams dropped before reaching a session: ttl (not 255, so not from the link: RFC 5881), malformed, unknown_peer",
+                "reason",
+            ),
             ready: AtomicBool::new(false),
             registry,
         };
@@ -222,6 +230,7 @@ impl Metrics {
             Box::new(m.bgp_last_error.clone()),
             Box::new(m.bgp_prefixes_advertised.clone()),
             Box::new(m.bfd_session_up.clone()),
+            Box::new(m.bfd_discarded.clone()),
         ] {
             m.registry.register(c).expect("metric registered once");
         }

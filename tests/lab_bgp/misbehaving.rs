@@ -5,12 +5,11 @@
 //! proper NOTIFICATION, reconnect with a growing backoff, never crash, and keep their session
 //! with the real router Established, its routes in place, the whole time.
 
-use super::{LIMIT, NODES, config, host_route, node_addr, service, start, wait_sessions};
+use super::{LIMIT, NODES, config, host_route, in_netns, node_addr, service, start, wait_sessions};
 use ferrolb_e2e::lab::{Lab, LabSpec, RouterKind, plan};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -59,22 +58,6 @@ impl Drop for FakePeer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// Binds `addr` inside the lab namespace `netns`: a thread enters it (setns), opens the
-/// socket and ends; the socket stays in that namespace wherever it is used from.
-fn listen_in(netns: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    let path = format!("/run/netns/{netns}");
-    std::thread::spawn(move || -> anyhow::Result<TcpListener> {
-        let ns = std::fs::File::open(&path)?;
-        rustix::thread::move_into_link_name_space(
-            ns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )?;
-        Ok(TcpListener::bind(addr)?)
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("the namespace thread panicked"))?
 }
 
 impl FakePeer {
@@ -196,10 +179,9 @@ fn a_misbehaving_peer_is_retried_with_backoff_and_the_router_session_is_untouche
         ..LabSpec::default().router(Some(RouterKind::Bird))
     })?;
     let fake_addr = plan::lan_client(1).0;
-    let listener = listen_in(
-        &lab.host("client1")?.netns,
-        SocketAddr::new(fake_addr.into(), 179),
-    )?;
+    let listener = in_netns(&lab.host("client1")?.netns, move || {
+        TcpListener::bind(SocketAddr::new(fake_addr.into(), 179))
+    })?;
     let fake = FakePeer::start(listener)?;
     let fake_peer = format!(
         "---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: fake}}\n\

@@ -8,19 +8,28 @@
 //! ```
 //!
 //! The receive port is shared by every peer, so one [`Hub`] owns it and hands each packet to
-//! the peer it came from; it is bound only once a peer asks for BFD. Not done: the GTSM
-//! check of the received TTL (RFC 5881 §5; it needs `IP_RECVTTL` ancillary data), echo mode,
-//! authentication.
+//! the peer it came from; it is bound only once a peer asks for BFD. Each datagram comes with
+//! the TTL / Hop Limit it arrived with (`IP_RECVTTL`, `IPV6_RECVHOPLIMIT`: the kernel's
+//! `IP_MINTTL` filters TCP only), and anything but 255 is dropped before a session sees it
+//! (RFC 5881 §5, [`single_hop::accept`]), counted in `ferrolb_bfd_packets_discarded_total`.
+//! Not done: echo mode, authentication, multi-hop BFD (RFC 5883).
 
 use super::conn::Io;
 use ferrolb_cluster::task::AbortOnDrop;
-use ferrolb_shared::bfd::packet::{ControlPacket, State};
+use ferrolb_shared::bfd::packet::State;
 use ferrolb_shared::bfd::session::{Action, Input, Session, SessionConfig, TimerKind};
+use ferrolb_shared::bfd::single_hop;
+use nix::sys::socket::{
+    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+};
+use prometheus::IntCounterVec;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::io::IoSliceMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::net::UdpSocket;
@@ -37,9 +46,11 @@ const TTL: u32 = 255;
 type Peers = HashMap<IpAddr, (u64, mpsc::UnboundedSender<Io>)>;
 
 /// The shared receive side: port 3784, packets handed out by source address.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Hub {
     inner: Arc<Mutex<HubInner>>,
+    /// `ferrolb_bfd_packets_discarded_total`, by reason.
+    discarded: IntCounterVec,
 }
 
 #[derive(Default)]
@@ -53,6 +64,14 @@ struct HubInner {
 }
 
 impl Hub {
+    /// A hub counting the datagrams it drops in `discarded` (label: reason).
+    pub fn new(discarded: IntCounterVec) -> Hub {
+        Hub {
+            inner: Arc::default(),
+            discarded,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HubInner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -83,19 +102,64 @@ impl Hub {
 
     async fn receive(self, socket: UdpSocket) {
         let mut buf = [0u8; 512];
+        // Room for one `int` control message: IP_TTL and IPV6_HOPLIMIT both carry an int.
+        let mut control = nix::cmsg_space!(libc::c_int);
         loop {
-            let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            let fd = socket.as_raw_fd();
+            let received = socket
+                .async_io(tokio::io::Interest::READABLE, || {
+                    receive_one(fd, &mut buf, &mut control)
+                })
+                .await;
+            let Ok((n, from, ttl)) = received else {
                 continue; // ICMP errors surface here on some kernels; keep receiving
             };
-            let Ok(packet) = ControlPacket::parse(buf.get(..n).unwrap_or_default()) else {
-                continue; // malformed: RFC 5880 §6.8.6 says discard
+            let packet = match single_hop::accept(buf.get(..n).unwrap_or_default(), ttl) {
+                Ok(packet) => packet,
+                Err(discard) => {
+                    // Both malformed packets (RFC 5880 §6.8.6) and off-link ones (RFC 5881
+                    // §5) are dropped without an answer; the counter says it happens.
+                    tracing::debug!(%from, "BFD packet discarded: {discard}");
+                    self.discarded.with_label_values(&[discard.reason()]).inc();
+                    continue;
+                }
             };
             let ip = from.ip().to_canonical();
             if let Some((_, tx)) = self.lock().peers.get(&ip) {
                 let _ = tx.send(Io::Bfd(packet));
+            } else {
+                self.discarded.with_label_values(&["unknown_peer"]).inc();
             }
         }
     }
+}
+
+/// Reads one datagram without blocking: its length, its source and the TTL / Hop Limit it
+/// arrived with (`None` if the kernel attached none).
+fn receive_one(
+    fd: RawFd,
+    buf: &mut [u8],
+    control: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr, Option<u8>)> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(control), MsgFlags::MSG_DONTWAIT)?;
+    let ttl = msg.cmsgs().ok().and_then(|mut cmsgs| {
+        cmsgs.find_map(|c| match c {
+            ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) => {
+                u8::try_from(t).ok()
+            }
+            _ => None,
+        })
+    });
+    let from = msg
+        .address
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::V4((*v4).into()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into())))
+        })
+        .ok_or_else(|| std::io::Error::other("BFD datagram without a source address"))?;
+    Ok((msg.bytes, from, ttl))
 }
 
 /// Keeps a peer's packets coming; unregisters on drop.
@@ -129,6 +193,12 @@ fn bind_receive(v4: bool) -> std::io::Result<UdpSocket> {
         socket.set_only_v6(true)?; // the IPv4 socket takes IPv4
     }
     socket.set_reuse_address(true)?;
+    // Each datagram's TTL / Hop Limit as a control message, for RFC 5881's check.
+    if v4 {
+        setsockopt(&socket, sockopt::Ipv4RecvTtl, &true)?;
+    } else {
+        setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)?;
+    }
     socket.bind(&SockAddr::from(SocketAddr::new(any, BFD_PORT)))?;
     socket.set_nonblocking(true)?;
     UdpSocket::from_std(socket.into())

@@ -124,9 +124,9 @@ async fn run(
     let mut state = State {
         status: status::StatusSink::start(&settings.status, &settings.node),
         settings,
+        bfd_hub: bfd::Hub::new(metrics.bfd_discarded.clone()),
         metrics,
         peers: BTreeMap::new(),
-        bfd_hub: bfd::Hub::default(),
         listeners: BTreeMap::new(),
         listen_errors: BTreeSet::new(),
         key_errors: BTreeMap::new(),
