@@ -29,7 +29,8 @@
 //!   family's table.
 //! - **Graceful restart** (RFC 4724), restarting-speaker side: the capability is sent when
 //!   enabled, with the R bit when [`SessionConfig::restarting`] says this process restarted
-//!   (until the first Established).
+//!   (until the first Established) and the F bit of every family always (the node's data
+//!   path keeps forwarding through a session flap and a speaker restart alike).
 //! - **Errors** (`fsm.rs`): header and OPEN errors as the codec reports them (1/x, 2/1,
 //!   2/2 also for a peer AS other than the configured one, 2/3 for an iBGP peer with our
 //!   identifier, 2/6, 2/7 when [`SessionConfig::require_four_octet_as`] and the peer lacks

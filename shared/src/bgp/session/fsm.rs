@@ -297,7 +297,13 @@ impl Session {
                     .config
                     .families
                     .iter()
-                    .map(|(afi, safi)| (*afi, *safi, self.restarting))
+                    // F: forwarding for our routes survived, always true here. The routes
+                    // lead to the node's data path (nftables, the userspace proxy, or
+                    // kube-proxy), which neither a session flap nor a speaker restart touches;
+                    // with F clear a router holding our routes as stale drops them at our OPEN
+                    // instead of at our End-of-RIB (RFC 4724 §4.2), and traffic stops for the
+                    // time it takes to re-advertise them.
+                    .map(|(afi, safi)| (*afi, *safi, true))
                     .collect(),
             });
         }

@@ -685,20 +685,26 @@ fn route_refresh_resends_the_table() {
 }
 
 #[test]
-fn graceful_restart_sets_the_r_bit_after_a_marked_restart() {
+fn graceful_restart_sets_r_after_a_marked_restart_and_f_always() {
     let gr = |restarting| SessionConfig {
         graceful_restart: Some(GracefulRestart { restart_time: 120 }),
         restarting,
         ..config_a()
     };
+    // (R, restart time, F of every family) of the first OPEN node 0 sent since `from`.
     let r_bit = |sim: &Sim, from: usize| {
         sim.sent(0, from).iter().find_map(|m| match m {
             Message::Open(o) => o.capabilities.iter().find_map(|c| match c {
                 Capability::GracefulRestart {
                     restart_state,
                     restart_time,
+                    families,
                     ..
-                } => Some((*restart_state, *restart_time)),
+                } => {
+                    assert!(!families.is_empty(), "GR without families: {families:?}");
+                    let f = families.iter().all(|(_, _, f)| *f);
+                    Some((*restart_state, *restart_time, f))
+                }
                 _ => None,
             }),
             _ => None,
@@ -709,16 +715,16 @@ fn graceful_restart_sets_the_r_bit_after_a_marked_restart() {
         ..config_b()
     };
     let mut sim = Sim::started(gr(true), b.clone(), secs(1));
-    assert_eq!(r_bit(&sim, 0), Some((true, 120)));
+    assert_eq!(r_bit(&sim, 0), Some((true, 120, true)));
     assert!(sim.nodes[0].negotiated().expect("neg").graceful_restart);
-    // A later reconnect is no restart.
+    // A later reconnect is no restart, and forwarding still survived it (F).
     let from = sim.log.len();
     sim.inject(0, Ev::BfdDown);
     sim.run_for(secs(10));
     assert_eq!(sim.state(0), State::Established);
-    assert_eq!(r_bit(&sim, from), Some((false, 120)));
+    assert_eq!(r_bit(&sim, from), Some((false, 120, true)));
     let sim = Sim::started(gr(false), b, secs(1));
-    assert_eq!(r_bit(&sim, 0), Some((false, 120)));
+    assert_eq!(r_bit(&sim, 0), Some((false, 120, true)));
 }
 
 #[test]
