@@ -1,27 +1,61 @@
 //! Multi-hop eBGP (`ebgpMultiHop: true`): the speakers peer with an address of the router
 //! that is not on their link, a loopback address the nodes reach through a static route via
 //! the router's LAN address, the way a router's loopback is peered with across a fabric.
-//! The router's daemon peers multi-hop from that address. The sessions establish and the
-//! route arrives with each node's LAN address as next hop: the connection's local address,
-//! not the loopback's network, is what the speaker advertises.
+//! The router's daemon peers multi-hop from that address with GTSM (RFC 5082: it accepts
+//! only segments with a TTL of at least 254), so the test proves the speakers' TTL:
+//!
+//! - Without `ebgpMultiHop` the speakers send single-hop eBGP's TTL 1 (captured on the
+//!   router's side: every segment of the connections they open to the loopback has TTL 1),
+//!   which still reaches the router's loopback (local delivery takes nothing off), but GTSM
+//!   drops it: the router never has the session established. This is the negative control:
+//!   the router really refuses a low TTL, and nothing but the TTL differs from what follows.
+//! - With `ebgpMultiHop: true` (the same manifest file rewritten; the speakers restart the
+//!   session) they send TTL 255 (their SYNs are captured with it, and GTSM vouches for the
+//!   rest): the sessions establish and the route arrives with each node's LAN address as
+//!   next hop: the connection's local address, not the loopback's network, is what the
+//!   speaker advertises.
+//! - Multi-hop BFD (RFC 5883, port 4784) runs beside it with the router's BFD (the peer names
+//!   a profile): it comes up on every node, and a hung node's route goes within the BFD
+//!   detection time (100 ms x 3), long before the 9 s hold timer.
 //!
 //! Everything added here (the address, the routes) is inside the lab's namespaces.
 
-use super::{LIMIT, NODES, host_route, metric, node_addr, service, start};
-use ferrolb_e2e::lab::{Lab, LabSpec, RouterKind, plan, wait_for};
+use super::{LIMIT, NODES, host_route, metric, node_addr, node2_hangs, service, start};
+use ferrolb_e2e::lab::{BgpDaemon, Capture, Lab, LabSpec, RouterKind, plan, wait_for};
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
 
 /// The router's loopback address: outside every network of the lab plan.
 const LOOPBACK: Ipv4Addr = Ipv4Addr::new(10, 255, 255, 1);
+/// The manifest file `start` writes; written again with `ebgpMultiHop`.
+const MANIFEST: &str = "bgp.yaml";
+/// The router's sessions with the speakers (IPv4 only: the peer is an IPv4 loopback).
+const SESSIONS: [&str; 3] = ["node1_v4", "node2_v4", "node3_v4"];
+/// How long the sessions must stay down while the speakers send TTL 1: the speakers dial at
+/// once and the router's connect retry is 1 s, so both sides try several times within it.
+const REFUSED_FOR: Duration = Duration::from_secs(10);
+/// The speakers' series of the session's state.
+const SESSION_UP: &str = "ferrolb_bgp_session_up{peer=\"router-mh\"}";
 
-/// The pool, one multi-hop IPv4 peer (the router's loopback) and an advertisement.
-fn manifest() -> String {
+/// The BFD profile of the multi-hop peer: 100 ms x 3, and a minimum received TTL of 60. RFC
+/// 5883 leaves the TTL of multi-hop BFD to the sender: FRR sends 255, BIRD its system
+/// default (64), so MetalLB's default minimum of 254 would refuse BIRD's packets; 60 still
+/// refuses anything from further than a few routers away.
+const MULTIHOP_BFD: &str = "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\n\
+                            metadata: {name: multihop}\nspec: {receiveInterval: 100, \
+                            transmitInterval: 100, detectMultiplier: 3, minimumTtl: 60}\n";
+
+/// The pool, a BFD profile, one IPv4 peer (the router's loopback) with BFD, multi-hop if
+/// `multihop`, and an advertisement.
+fn manifest(multihop: bool) -> String {
+    let multihop = if multihop { ", ebgpMultiHop: true" } else { "" };
     [
         super::pool(),
+        MULTIHOP_BFD.to_string(),
         format!(
             "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: router-mh}}\n\
              spec: {{myASN: {}, peerASN: {}, peerAddress: '{LOOPBACK}', holdTime: 9s, \
-             ebgpMultiHop: true}}\n",
+             bfdProfile: multihop{multihop}}}\n",
             plan::NODE_ASN,
             plan::ROUTER_ASN
         ),
@@ -35,6 +69,7 @@ fn manifest() -> String {
 fn multihop(kind: RouterKind) -> anyhow::Result<()> {
     let mut lab = Lab::up(LabSpec {
         lan_clients: 0,
+        bfd: true,
         ..LabSpec::default().router(Some(kind))
     })?;
     // The address first: the daemon binds its sessions' source to it when it starts.
@@ -57,9 +92,27 @@ fn multihop(kind: RouterKind) -> anyhow::Result<()> {
         )?;
     }
     lab.reconfigure_router(|c| c.multihop_source = Some(LOOPBACK.into()))?;
-    start(&lab, &manifest())?;
+    // What the speakers' connections to the loopback carry on the wire, seen by the router:
+    // TTL 1 and nothing else.
+    let ttl_1 = capture(&lab, "ip[8] = 1")?;
+    let not_1 = capture(&lab, "ip[8] != 1")?;
+    start(&lab, &manifest(false))?;
     let router = lab.router()?;
-    router.wait_established(&["node1_v4", "node2_v4", "node3_v4"], LIMIT)?;
+    stays_down(&lab, router)?;
+    let (ttl_1, not_1) = (lab.stop_capture(ttl_1)?, lab.stop_capture(not_1)?);
+    anyhow::ensure!(!ttl_1.is_empty(), "no segment to {LOOPBACK}:179 seen");
+    anyhow::ensure!(
+        not_1.is_empty(),
+        "single-hop segments without TTL 1: {not_1:?}"
+    );
+
+    // Their SYNs now carry 255 (the router's GTSM vouches for the later segments). Only SYNs:
+    // a retransmission of the old connections may still cross before the speakers reload.
+    let syn_255 = capture(&lab, "tcp[tcpflags] & tcp-syn != 0 and ip[8] = 255")?;
+    lab.write_manifest(MANIFEST, &manifest(true))?;
+    router.wait_established(&SESSIONS, LIMIT)?;
+    let syn_255 = lab.stop_capture(syn_255)?;
+    anyhow::ensure!(!syn_255.is_empty(), "no SYN with TTL 255 to {LOOPBACK}:179");
 
     let ips = service(&lab, "web", false, &["node1-pod1"])?;
     let v4 = ips
@@ -73,11 +126,57 @@ fn multihop(kind: RouterKind) -> anyhow::Result<()> {
     }
     for node in NODES {
         wait_for(&format!("{node}'s multi-hop session up"), LIMIT, || {
-            let series = "ferrolb_bgp_session_up{peer=\"router-mh\"}";
+            (metric(&lab, node, SESSION_UP).ok()? == Some(1.0)).then_some(())
+        })?;
+        wait_for(&format!("{node}'s multi-hop BFD up"), LIMIT, || {
+            let series = "ferrolb_bfd_session_up{peer=\"router-mh\"}";
             (metric(&lab, node, series).ok()? == Some(1.0)).then_some(())
         })?;
     }
+    node2_hangs(&lab, Duration::from_secs(3))?;
     lab.down()?;
+    Ok(())
+}
+
+/// Captures, on the router's LAN side, the segments of connections the speakers open to the
+/// loopback's BGP port that also match `also` (pcap syntax).
+fn capture(lab: &Lab, also: &str) -> anyhow::Result<Capture> {
+    let filter = format!("tcp and dst host {LOOPBACK} and dst port 179 and {also}");
+    Ok(lab.capture("router", "eth0", &filter)?)
+}
+
+/// The negative control: the speakers run the session to the loopback without
+/// `ebgpMultiHop`, so they send TTL 1, and for [`REFUSED_FOR`] the router never has it
+/// established.
+///
+/// The router's view is the proof, not the speakers': BIRD and FRR apply GTSM to a
+/// connection only once they have accepted it, so the OPEN a speaker sends right after the
+/// handshake may already be queued, and gets read. The router then answers with its OPEN and
+/// KEEPALIVE (TTL 255, which the speaker takes), and the speaker's side can reach Established
+/// alone while its own KEEPALIVE never gets through, until the router gives up.
+fn stays_down(lab: &Lab, router: &BgpDaemon) -> anyhow::Result<()> {
+    // First every speaker runs the session (its series exists): the control is not vacuous.
+    for node in NODES {
+        wait_for(
+            &format!("{node}'s session to the loopback started"),
+            LIMIT,
+            || metric(lab, node, SESSION_UP).ok()?.map(drop),
+        )?;
+    }
+    let until = Instant::now() + REFUSED_FOR;
+    while Instant::now() < until {
+        let up: Vec<_> = router
+            .sessions()?
+            .into_iter()
+            .filter(|s| s.established && SESSIONS.contains(&s.name.as_str()))
+            .collect();
+        anyhow::ensure!(
+            up.is_empty(),
+            "{} established sessions with speakers sending TTL 1, despite GTSM: {up:?}",
+            router.kind
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     Ok(())
 }
 

@@ -12,10 +12,9 @@
 //!   49152–65535, TTL 255 on send), parses datagrams with
 //!   [`ControlPacket::parse`](super::packet::ControlPacket::parse) and picks the session:
 //!   by Your Discriminator when it is not zero, else by source address and interface.
-//! - **Minimum TTL** (`BFDProfile.minimumTtl`) is the driver's: it is a socket option
-//!   (`IP_MINTTL` / `IPV6_MINHOPCOUNT`) or a check of the received TTL, never seen here. For
-//!   single hop, RFC 5881 §5 wants received TTL (hop limit) 255; [`minimum_ttl`] gives the
-//!   profile's value for multihop peers.
+//! - **Minimum TTL** is checked before a packet gets here, by the driver with
+//!   [`reception::accept`](super::reception::accept): 255 for single hop (RFC 5881 §5), the
+//!   profile's [`minimum_ttl`] for multi-hop peers (RFC 5883).
 //! - One deadline per [`TimerKind`]: `Schedule` replaces the previous one of that kind,
 //!   `Cancel` removes it. A timer that fires early is re-armed with its deadline, one that
 //!   the session no longer wants is ignored, so a sloppy driver costs a wake-up, never a

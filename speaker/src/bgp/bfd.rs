@@ -1,24 +1,27 @@
-//! BFD for BGP peers (RFC 5880 asynchronous mode, RFC 5881 single hop): the sockets around
-//! the sans-IO [`ferrolb_shared::bfd::session::Session`] that each peer's task runs when its
+//! BFD for BGP peers (RFC 5880 asynchronous mode; RFC 5881 single hop, RFC 5883 multi-hop
+//! for `ebgpMultiHop` peers): the sockets around the sans-IO
+//! [`ferrolb_shared::bfd::session::Session`] that each peer's task runs when its
 //! `BGPPeer.bfdProfile` names a profile.
 //!
 //! ```text
-//!  UDP :3784 (one socket per family, the Hub) ──parse, by source address──▶ peer task's Link
-//!  peer task's Link ── its own socket, source port 49152-65535, TTL 255 ──▶ peer :3784
+//!  UDP :3784 / :4784 (a socket per family and hop kind, the Hub)
+//!        ──TTL check, parse, by source address──▶ peer task's Link
+//!  peer task's Link ── its own socket, source port 49152-65535, TTL 255 ──▶ peer :3784 / :4784
 //! ```
 //!
-//! The receive port is shared by every peer, so one [`Hub`] owns it and hands each packet to
-//! the peer it came from; it is bound only once a peer asks for BFD. Each datagram comes with
-//! the TTL / Hop Limit it arrived with (`IP_RECVTTL`, `IPV6_RECVHOPLIMIT`: the kernel's
-//! `IP_MINTTL` filters TCP only), and anything but 255 is dropped before a session sees it
-//! (RFC 5881 §5, [`single_hop::accept`]), counted in `ferrolb_bfd_packets_discarded_total`.
-//! Not done: echo mode, authentication, multi-hop BFD (RFC 5883).
+//! The receive ports are shared by every peer, so one [`Hub`] owns them and hands each packet
+//! to the peer it came from (if that peer's session is of the port's hop kind); a port is
+//! bound only once a peer asks for it. Each datagram comes with the TTL / Hop Limit it
+//! arrived with (`IP_RECVTTL`, `IPV6_RECVHOPLIMIT`: the kernel's `IP_MINTTL` filters TCP
+//! only), and on the single-hop port anything but 255 is dropped before a session sees it
+//! (RFC 5881 §5, [`reception::accept`]); drops are counted in
+//! `ferrolb_bfd_packets_discarded_total`. Not done: echo mode, authentication.
 
 use super::conn::Io;
 use ferrolb_cluster::task::AbortOnDrop;
 use ferrolb_shared::bfd::packet::State;
+use ferrolb_shared::bfd::reception::{self, Hops};
 use ferrolb_shared::bfd::session::{Action, Input, Session, SessionConfig, TimerKind};
-use ferrolb_shared::bfd::single_hop;
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
 };
@@ -35,17 +38,28 @@ use std::time::Instant;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// The single-hop control port (RFC 5881 §4).
-pub const BFD_PORT: u16 = 3784;
-/// Where our source port comes from (RFC 5881 §4).
+/// Where our source port comes from (RFC 5881 §4, RFC 5883 §4).
 const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
-/// Single hop: sent with TTL 255 so the receiver can tell it came from the link.
-const TTL: u32 = 255;
+/// Sent with TTL 255, single hop so the receiver can tell it came from the link (and
+/// multi-hop too: RFC 5883 §5 lets the receiver check a minimum).
+const TTL: u32 = reception::REQUIRED_TTL as u32;
 
-/// By peer address: the registration's number and where its packets go.
-type Peers = HashMap<IpAddr, (u64, mpsc::UnboundedSender<Io>)>;
+/// A peer's BFD, from its `bfdProfile` and `ebgpMultiHop`: the session's timers and whether
+/// it is single- or multi-hop.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    pub session: SessionConfig,
+    pub hops: Hops,
+}
 
-/// The shared receive side: port 3784, packets handed out by source address.
+/// A peer's registration: its number, its session's hop kind, where its packets go.
+struct Registered {
+    id: u64,
+    hops: Hops,
+    io: mpsc::UnboundedSender<Io>,
+}
+
+/// The shared receive side: ports 3784 and 4784, packets handed out by source address.
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Mutex<HubInner>>,
@@ -55,12 +69,13 @@ pub struct Hub {
 
 #[derive(Default)]
 struct HubInner {
-    peers: Peers,
+    /// By peer address.
+    peers: HashMap<IpAddr, Registered>,
     /// Numbers registrations, so a stopping peer task's late drop cannot remove the entry of
     /// the task that replaced it.
     registrations: u64,
-    /// The receive task of each family, once started.
-    receivers: HashMap<bool, AbortOnDrop<()>>,
+    /// The receive task of each family (true: IPv4) and port, once started.
+    receivers: HashMap<(bool, u16), AbortOnDrop<()>>,
 }
 
 impl Hub {
@@ -81,18 +96,20 @@ impl Hub {
     fn register(
         &self,
         peer: IpAddr,
+        hops: Hops,
         io: mpsc::UnboundedSender<Io>,
     ) -> std::io::Result<Registration> {
         let v4 = peer.is_ipv4();
         let mut inner = self.lock();
-        if let Entry::Vacant(slot) = inner.receivers.entry(v4) {
-            let socket = bind_receive(v4)?;
+        let port = hops.port();
+        if let Entry::Vacant(slot) = inner.receivers.entry((v4, port)) {
+            let socket = bind_receive(v4, port)?;
             let peers = self.clone();
-            slot.insert(AbortOnDrop(tokio::spawn(peers.receive(socket))));
+            slot.insert(AbortOnDrop(tokio::spawn(peers.receive(socket, port))));
         }
         inner.registrations += 1;
         let id = inner.registrations;
-        inner.peers.insert(peer, (id, io));
+        inner.peers.insert(peer, Registered { id, hops, io });
         Ok(Registration {
             hub: self.clone(),
             peer,
@@ -100,7 +117,8 @@ impl Hub {
         })
     }
 
-    async fn receive(self, socket: UdpSocket) {
+    /// Receives on `port` until aborted.
+    async fn receive(self, socket: UdpSocket, port: u16) {
         let mut buf = [0u8; 512];
         // Room for one `int` control message: IP_TTL and IPV6_HOPLIMIT both carry an int.
         let mut control = nix::cmsg_space!(libc::c_int);
@@ -114,21 +132,31 @@ impl Hub {
             let Ok((n, from, ttl)) = received else {
                 continue; // ICMP errors surface here on some kernels; keep receiving
             };
-            let packet = match single_hop::accept(buf.get(..n).unwrap_or_default(), ttl) {
-                Ok(packet) => packet,
+            // The peer first: its session's hop kind says which TTL is acceptable. A packet
+            // for a single-hop peer on the multi-hop port would skip the strict check, so
+            // each peer's packets count on its own port only.
+            let ip = from.ip().to_canonical();
+            let Some((hops, io)) = self
+                .lock()
+                .peers
+                .get(&ip)
+                .filter(|r| r.hops.port() == port)
+                .map(|r| (r.hops, r.io.clone()))
+            else {
+                self.discarded.with_label_values(&["unknown_peer"]).inc();
+                continue;
+            };
+            match reception::accept(buf.get(..n).unwrap_or_default(), ttl, hops) {
+                Ok(packet) => {
+                    let _ = io.send(Io::Bfd(packet));
+                }
                 Err(discard) => {
-                    // Both malformed packets (RFC 5880 §6.8.6) and off-link ones (RFC 5881
-                    // §5) are dropped without an answer; the counter says it happens.
+                    // Both malformed packets (RFC 5880 §6.8.6) and ones from too far away
+                    // (RFC 5881 §5, RFC 5883 §5) are dropped without an answer; the counter
+                    // says it happens.
                     tracing::debug!(%from, "BFD packet discarded: {discard}");
                     self.discarded.with_label_values(&[discard.reason()]).inc();
-                    continue;
                 }
-            };
-            let ip = from.ip().to_canonical();
-            if let Some((_, tx)) = self.lock().peers.get(&ip) {
-                let _ = tx.send(Io::Bfd(packet));
-            } else {
-                self.discarded.with_label_values(&["unknown_peer"]).inc();
             }
         }
     }
@@ -172,17 +200,13 @@ pub struct Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let mut inner = self.hub.lock();
-        if inner
-            .peers
-            .get(&self.peer)
-            .is_some_and(|(id, _)| *id == self.id)
-        {
+        if inner.peers.get(&self.peer).is_some_and(|r| r.id == self.id) {
             inner.peers.remove(&self.peer);
         }
     }
 }
 
-fn bind_receive(v4: bool) -> std::io::Result<UdpSocket> {
+fn bind_receive(v4: bool, port: u16) -> std::io::Result<UdpSocket> {
     let (domain, any) = if v4 {
         (Domain::IPV4, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     } else {
@@ -199,13 +223,14 @@ fn bind_receive(v4: bool) -> std::io::Result<UdpSocket> {
     } else {
         setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true)?;
     }
-    socket.bind(&SockAddr::from(SocketAddr::new(any, BFD_PORT)))?;
+    socket.bind(&SockAddr::from(SocketAddr::new(any, port)))?;
     socket.set_nonblocking(true)?;
     UdpSocket::from_std(socket.into())
 }
 
-/// A socket from `local` with a source port in the RFC range, TTL 255, sending to the peer.
-fn bind_send(local: IpAddr, peer: IpAddr, seed: u64) -> std::io::Result<UdpSocket> {
+/// A socket from `local` with a source port in the RFC range, TTL 255, sending to the peer's
+/// port for `hops`.
+fn bind_send(local: IpAddr, peer: IpAddr, hops: Hops, seed: u64) -> std::io::Result<UdpSocket> {
     let socket = Socket::new(
         Domain::for_address(SocketAddr::new(local, 0)),
         Type::DGRAM,
@@ -224,7 +249,7 @@ fn bind_send(local: IpAddr, peer: IpAddr, seed: u64) -> std::io::Result<UdpSocke
         let port = SOURCE_PORTS.start().saturating_add(offset);
         match socket.bind(&SockAddr::from(SocketAddr::new(local, port))) {
             Ok(()) => {
-                socket.connect(&SockAddr::from(SocketAddr::new(peer, BFD_PORT)))?;
+                socket.connect(&SockAddr::from(SocketAddr::new(peer, hops.port())))?;
                 socket.set_nonblocking(true)?;
                 return UdpSocket::from_std(socket.into());
             }
@@ -248,16 +273,17 @@ impl Link {
         hub: &Hub,
         peer: IpAddr,
         local: IpAddr,
-        config: SessionConfig,
+        settings: Settings,
         io: mpsc::UnboundedSender<Io>,
     ) -> std::io::Result<Link> {
         let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), (peer, local));
-        let socket = bind_send(local, peer, seed)?;
-        let registration = hub.register(peer.to_canonical(), io)?;
+        let Settings { session, hops } = settings;
+        let socket = bind_send(local, peer, hops, seed)?;
+        let registration = hub.register(peer.to_canonical(), hops, io)?;
         // Any non-zero discriminator unique on this node; a random one is, with high odds.
         let discriminator = NonZeroU32::new((seed >> 32) as u32).unwrap_or(NonZeroU32::MIN);
         let mut link = Link {
-            session: Session::new(discriminator, config, seed),
+            session: Session::new(discriminator, session, seed),
             socket,
             timers: HashMap::new(),
             _registration: registration,

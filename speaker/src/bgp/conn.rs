@@ -15,8 +15,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 
-/// The TTL of eBGP multi-hop sessions (RFC 4271 leaves it to the operator; routers use 255).
-const MULTIHOP_TTL: u32 = 255;
+/// The TTL of single-hop eBGP: the peer must be on our link, so nothing we send survives a
+/// router (what FRR and GoBGP send without multi-hop).
+const SINGLE_HOP_TTL: u32 = 1;
+/// The TTL of iBGP and eBGP multi-hop: RFC 4271 leaves it to the operator; routers send 255,
+/// which is also what a peer enforcing GTSM (RFC 5082) requires.
+pub const MAX_TTL: u32 = 255;
 /// Bytes read per system call.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -43,8 +47,8 @@ pub struct Dial {
     pub source: Option<IpAddr>,
     /// Give up after this long (`BGPPeer.connectTime`).
     pub timeout: Duration,
-    /// eBGP multi-hop: a TTL of 255 instead of the default.
-    pub multihop: bool,
+    /// The TTL (IPv4) or hop limit (IPv6) of every segment we send ([`ttl`]).
+    pub ttl: u32,
     /// Sign the connection with TCP-MD5 (`BGPPeer.password`).
     pub md5: Option<md5::Key>,
 }
@@ -73,9 +77,9 @@ async fn open(dial: &Dial) -> std::io::Result<TcpStream> {
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
-    if dial.multihop {
-        set_ttl(&socket, dial.peer.is_ipv6())?;
-    }
+    // Before connect, so the SYN already carries it: a peer enforcing GTSM drops one that
+    // does not.
+    set_ttl((&socket).into(), dial.peer.is_ipv6(), dial.ttl)?;
     if let Some(key) = &dial.md5 {
         // Before connect: the SYN itself must be signed, or the peer drops it.
         md5::set(socket.as_fd(), dial.peer.ip(), Some(key)).map_err(|e| {
@@ -93,11 +97,23 @@ async fn open(dial: &Dial) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
-fn set_ttl(socket: &Socket, v6: bool) -> std::io::Result<()> {
-    if v6 {
-        socket.set_unicast_hops_v6(MULTIHOP_TTL)
+/// The TTL of a peer's connections, as FRR and GoBGP choose it: 1 for single-hop eBGP, so
+/// a session can only form with a neighbor on our link; 255 for eBGP multi-hop and for iBGP,
+/// whose peers are routinely several hops away (a route reflector, a loopback).
+pub fn ttl(ibgp: bool, ebgp_multihop: bool) -> u32 {
+    if ibgp || ebgp_multihop {
+        MAX_TTL
     } else {
-        socket.set_ttl_v4(MULTIHOP_TTL)
+        SINGLE_HOP_TTL
+    }
+}
+
+/// Sets the TTL (IPv4) or the unicast hop limit (IPv6) of `socket`.
+pub fn set_ttl(socket: socket2::SockRef<'_>, v6: bool, ttl: u32) -> std::io::Result<()> {
+    if v6 {
+        socket.set_unicast_hops_v6(ttl)
+    } else {
+        socket.set_ttl_v4(ttl)
     }
 }
 
@@ -155,5 +171,36 @@ impl Conn {
     /// Queues bytes for the peer.
     pub fn send(&self, bytes: Vec<u8>) {
         let _ = self.writer.send(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_one_for_single_hop_ebgp_and_255_otherwise() {
+        assert_eq!(ttl(false, false), 1, "single-hop eBGP");
+        assert_eq!(ttl(false, true), 255, "eBGP multi-hop");
+        assert_eq!(ttl(true, false), 255, "iBGP");
+        // Validation rejects ebgpMultiHop on iBGP; should one get through, still 255.
+        assert_eq!(ttl(true, true), 255);
+    }
+
+    #[test]
+    fn set_ttl_sets_the_option_of_the_socket_family() {
+        // Sockets that are never connected or bound: nothing leaves the process.
+        for (domain, v6) in [(Domain::IPV4, false), (Domain::IPV6, true)] {
+            let s = Socket::new(domain, Type::STREAM, None).unwrap();
+            for want in [1, 255] {
+                set_ttl((&s).into(), v6, want).unwrap();
+                let got = if v6 {
+                    s.unicast_hops_v6().unwrap()
+                } else {
+                    s.ttl_v4().unwrap()
+                };
+                assert_eq!(got, want, "v6: {v6}");
+            }
+        }
     }
 }

@@ -33,7 +33,8 @@ use crate::layer2::status::StatusTarget;
 use crate::metrics::Metrics;
 use crate::snapshots::SnapshotReceiver;
 use ferrolb_cluster::task::AbortOnDrop;
-use ferrolb_shared::bfd::session::SessionConfig as BfdConfig;
+use ferrolb_shared::bfd::reception::Hops;
+use ferrolb_shared::bfd::session::{SessionConfig as BfdConfig, minimum_ttl};
 use ferrolb_shared::bgp::advertise::{PeerPlan, advertise};
 use ferrolb_shared::snapshot::Snapshot;
 use peer::{PeerCmd, PeerHandle, Routes};
@@ -327,6 +328,14 @@ fn bind(addr: SocketAddr, keys: &BTreeMap<IpAddr, md5::Key>) -> std::io::Result<
         tokio::net::TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    // The SYN-ACK leaves before any peer task sees the connection, with the listener's TTL:
+    // 255, so a router enforcing GTSM on a multi-hop session accepts it. The peer's task then
+    // sets the connection's own TTL (1 for single-hop eBGP).
+    conn::set_ttl(
+        socket2::SockRef::from(&socket),
+        addr.is_ipv6(),
+        conn::MAX_TTL,
+    )?;
     socket.bind(addr)?;
     let mut have = BTreeMap::new();
     md5::sync(&socket, addr.is_ipv4(), &mut have, keys);
@@ -369,11 +378,20 @@ fn take_due<T: Copy + Eq + std::hash::Hash>(timers: &mut HashMap<T, Instant>) ->
 }
 
 /// The BFD settings of a peer's `bfdProfile`, if it names one that can drive a session.
-fn bfd_config(snapshot: &Snapshot, plan: &PeerPlan) -> Option<BfdConfig> {
+fn bfd_config(snapshot: &Snapshot, plan: &PeerPlan) -> Option<bfd::Settings> {
     let name = plan.peer.spec.bfd_profile.as_ref()?;
     let profile = snapshot.config.as_ref()?.bfd_profiles.get(name)?;
+    // Multi-hop BFD (RFC 5883) goes with multi-hop eBGP: a peer off the link cannot send
+    // single-hop packets we would accept (TTL 255 on arrival).
+    let hops = if plan.peer.spec.ebgp_multi_hop == Some(true) {
+        Hops::Multi {
+            min_ttl: minimum_ttl(profile),
+        }
+    } else {
+        Hops::Single
+    };
     match BfdConfig::from_profile(profile) {
-        Ok(c) => Some(c),
+        Ok(session) => Some(bfd::Settings { session, hops }),
         Err(e) => {
             tracing::error!(peer = plan.peer.name, profile = name, "BFD is off: {e}");
             None

@@ -12,14 +12,15 @@
 //! is filled in here from each new connection's local address before the connection can
 //! reach Established (and from the Node's addresses for the other family).
 
-use super::bfd::{Hub, Link};
+use super::bfd::{Hub, Link, Settings as BfdSettings};
 use super::conn::{self, Conn, Dial, Io};
 use super::md5::Key;
 use super::routes::{OurAddresses, diff, with_next_hops};
 use super::take_due;
 use crate::metrics::Metrics;
 use ferrolb_cluster::task::AbortOnDrop;
-use ferrolb_shared::bfd::session::{Input as BfdInput, SessionConfig as BfdConfig};
+use ferrolb_shared::bfd::session::Input as BfdInput;
+use ferrolb_shared::bgp::advertise::is_ibgp;
 use ferrolb_shared::bgp::codec::{Afi, Attributes, Notification};
 use ferrolb_shared::bgp::session::{
     Action, ConnId, DownReason, GracefulRestart, Input, PeerAs, Session, SessionConfig, State,
@@ -76,15 +77,16 @@ pub fn session_config(peer: &Peer, router_id: Ipv4Addr) -> SessionConfig {
         c.graceful_restart = Some(GracefulRestart {
             restart_time: RESTART_TIME,
         });
-        // The first session of a peer's task says "restarted" (R) and "forwarding kept" (F per
-        // family), always. The task cannot tell a process restart from a first start without
-        // state on disk, and need not: if the router holds our routes as stale (we were killed
-        // or crashed, and a crash leaves the kernel's forwarding programmed), F is what lets it
-        // keep them until our End-of-RIB instead of dropping them at our new OPEN (RFC 4724
-        // §4.2); if it holds none (first start, or the old task ceased the session on a config
-        // change or SIGTERM), R and F change nothing, R only tells it not to wait for our
-        // End-of-RIB before sending its own routes, and we import none. The session clears R
-        // once Established, so later reconnects of the same process do not claim a restart.
+        // The first session of a peer's task says "restarted" (R); every session says
+        // "forwarding kept" (F per family, see the session's OPEN). The task cannot tell a
+        // process restart from a first start without state on disk, and need not: if the
+        // router holds our routes as stale (we were killed or crashed, and a crash leaves the
+        // kernel's forwarding programmed), F is what lets it keep them until our End-of-RIB
+        // instead of dropping them at our new OPEN (RFC 4724 §4.2); if it holds none (first
+        // start, or the old task ceased the session on a config change or SIGTERM), R and F
+        // change nothing, R only tells it not to wait for our End-of-RIB before sending its
+        // own routes, and we import none. The session clears R once Established, so later
+        // reconnects of the same process do not claim a restart.
         c.restarting = true;
     }
     // A session carries its own address family, as MetalLB's do, unless the peer asks for
@@ -103,7 +105,7 @@ pub fn session_config(peer: &Peer, router_id: Ipv4Addr) -> SessionConfig {
 pub struct PeerHandle {
     pub peer: Peer,
     /// Its BFD settings (from its `bfdProfile`); a change restarts the task.
-    pub bfd: Option<BfdConfig>,
+    pub bfd: Option<BfdSettings>,
     /// Its TCP-MD5 key (from `password` or the Secret); a change restarts the task, and the
     /// listeners carry it for the peer's address.
     pub md5: Option<Key>,
@@ -116,7 +118,7 @@ pub struct PeerHandle {
 pub fn spawn(
     peer: Peer,
     router_id: Ipv4Addr,
-    bfd: Option<BfdConfig>,
+    bfd: Option<BfdSettings>,
     md5: Option<Key>,
     hub: Hub,
     metrics: Arc<Metrics>,
@@ -137,11 +139,14 @@ pub fn spawn(
             return None;
         }
     };
+    // iBGP by `peerASN == myASN` or `dynamicASN: internal`; `dynamicASN: external` is eBGP
+    // and gets TTL 1 unless multi-hop: the peer's AS is unknown until its OPEN, but the
+    // operator has already said which kind it is, and the socket needs its TTL before that.
     let dial = Dial {
         peer: SocketAddr::new(address, peer.spec.peer_port()),
         source: peer.source_address,
         timeout: peer.connect_time,
-        multihop: peer.spec.ebgp_multi_hop == Some(true),
+        ttl: conn::ttl(is_ibgp(&peer), peer.spec.ebgp_multi_hop == Some(true)),
         md5: md5.clone(),
     };
     let (tx, rx) = mpsc::unbounded_channel();
@@ -194,7 +199,7 @@ struct PeerTask {
     given: BTreeMap<IpNet, Attributes>,
     metrics: Arc<Metrics>,
     exported: Exported,
-    bfd_config: Option<BfdConfig>,
+    bfd_config: Option<BfdSettings>,
     hub: Hub,
     /// Started with the first connection, when our address is known; runs until the end.
     bfd: Option<Link>,
@@ -351,6 +356,20 @@ impl PeerTask {
     fn accepted(&mut self, stream: TcpStream) {
         if self.session.state() == State::Idle {
             return; // stopping; dropping the stream refuses it
+        }
+        // The SYN-ACK went out with the listener's TTL (255: one listener serves every peer);
+        // every segment from here on carries this peer's, as on the connections we open. The
+        // socket's own family decides which option applies.
+        let v6 = stream
+            .local_addr()
+            .map_or(self.dial.peer.is_ipv6(), |a| a.is_ipv6());
+        if let Err(e) = conn::set_ttl((&stream).into(), v6, self.dial.ttl) {
+            // A session sent with the wrong TTL could cross routers it must not: refuse it.
+            tracing::warn!(
+                ttl = self.dial.ttl,
+                "cannot set the TTL of an accepted connection: {e}"
+            );
+            return;
         }
         if let Some(id) = self.adopt(stream) {
             self.input(Input::TcpAccepted(id));

@@ -2,7 +2,7 @@
 //! the daemon's directory, read through `birdc -s <socket>`.
 
 use super::view::{Community, LargeCommunity, RoutePath, Session};
-use super::{BgpConfig, BgpDaemon};
+use super::{BgpConfig, BgpDaemon, MULTIHOP_HOPS};
 use crate::lab::cmd;
 use crate::lab::error::{LabError, Result};
 use crate::lab::instance::Lab;
@@ -73,7 +73,10 @@ pub fn config(c: &BgpConfig) -> String {
     }
     s.push_str("  accept;\n}\n");
     // Short timers: a session comes up within a second of both sides being there, and a
-    // refused connection is retried after a second instead of BIRD's default minutes.
+    // refused connection is retried after a second instead of BIRD's default minutes. A
+    // connection whose OPEN never comes (a neighbor sending a TTL that GTSM drops) is given
+    // up after 5 s instead of 4 minutes, during which BIRD would refuse the neighbor's
+    // every new connection.
     let bfd = if c.bfd { " bfd on;" } else { "" };
     let password = c
         .password
@@ -88,7 +91,7 @@ pub fn config(c: &BgpConfig) -> String {
     };
     let _ = writeln!(
         s,
-        "template bgp peers {{ local as {}; connect delay time 1; connect retry time 1; error wait time 1, 5;{bfd}{password}{gr} }}",
+        "template bgp peers {{ local as {}; connect delay time 1; connect retry time 1; error wait time 1, 5; startup hold time 5;{bfd}{password}{gr} }}",
         c.asn
     );
     for n in &c.neighbors {
@@ -110,9 +113,14 @@ pub fn config(c: &BgpConfig) -> String {
             format!("import none; export filter announce;{nh}")
         };
         // `direct` makes BIRD insist the neighbor is on a connected network; a multi-hop
-        // session instead comes from the source address, over the routing table.
+        // session instead comes from the source address, over the routing table. GTSM (RFC
+        // 5082) on it: BIRD sends TTL 255 and drops segments with less than 256 - 2 = 254,
+        // so the session only forms if the neighbor sends 255 itself, which is what proves
+        // the speaker's multi-hop TTL (the kernel's default 64, or 1, is refused).
         let hops = match multihop {
-            Some(src) => format!("multihop; source address {src};"),
+            Some(src) => {
+                format!("multihop {MULTIHOP_HOPS}; ttl security yes; source address {src};")
+            }
             None => "direct;".to_string(),
         };
         let _ = writeln!(

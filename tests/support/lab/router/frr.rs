@@ -5,7 +5,7 @@
 //! the directory; `vtysh --vty_socket <dir>` reads them.
 
 use super::view::{Community, LargeCommunity, RoutePath, Session, session_name};
-use super::{BgpConfig, BgpDaemon};
+use super::{BgpConfig, BgpDaemon, MULTIHOP_HOPS};
 use crate::lab::cmd;
 use crate::lab::error::{LabError, Result, io};
 use crate::lab::instance::Lab;
@@ -67,13 +67,17 @@ pub fn bgpd_config(c: &BgpConfig, hostname: &str) -> String {
         }
         // Multi-hop: FRR otherwise refuses an eBGP neighbor that is not on a connected
         // network, and the sessions must come from the address not on the nodes' link.
+        // `ttl-security hops` (GTSM, RFC 5082) allows it like `ebgp-multihop` (FRR refuses
+        // both together), sends TTL 255 and drops segments with less than 255 - hops + 1:
+        // the session only forms if the neighbor sends 255 itself, which is what proves the
+        // speaker's multi-hop TTL.
         if let Some(src) = c
             .multihop_source
             .filter(|a| a.is_ipv4() == n.addr.is_ipv4())
         {
             let _ = writeln!(
                 s,
-                " neighbor {} ebgp-multihop\n neighbor {} update-source {src}",
+                " neighbor {} ttl-security hops {MULTIHOP_HOPS}\n neighbor {} update-source {src}",
                 n.addr, n.addr
             );
         }

@@ -30,6 +30,10 @@ use std::time::Duration;
 /// The gRPC port gobgpd listens on, on its host's own loopback.
 pub const GOBGP_API_PORT: u16 = 50051;
 
+/// The hops a multi-hop session may span (BIRD and FRR enforce GTSM on it): the router
+/// accepts segments whose TTL is at least 255 - 2 + 1 = 254, so the peer must send 255.
+pub const MULTIHOP_HOPS: u8 = 2;
+
 /// A BGP neighbor in a daemon's configuration.
 #[derive(Clone, Debug)]
 pub struct Neighbor {
@@ -85,7 +89,8 @@ pub struct BgpConfig {
     /// neighbor's routes as stale until it is back and has sent End-of-RIB.
     pub graceful_restart: bool,
     /// Multi-hop sessions from this address (one not on the nodes' link, such as a loopback)
-    /// to the neighbors of its family (BIRD and FRR); the others stay single-hop.
+    /// to the neighbors of its family (BIRD and FRR), with GTSM ([`MULTIHOP_HOPS`]): they
+    /// only come up when the neighbor sends TTL 255. The others stay single-hop.
     pub multihop_source: Option<IpAddr>,
 }
 
