@@ -21,5 +21,5 @@
 //! packets to sessions.
 
 pub mod packet;
-pub mod session;
 pub mod reception;
+pub mod session;
