@@ -7,7 +7,8 @@
 //! Needs root and the Debian packages bird2, frr and gobgpd (tests/run.sh installs them).
 
 use ferrolb_e2e::lab::{
-    Announce, Community, Lab, LabSpec, LargeCommunity, Proto, RouterKind, plan, wait_until,
+    Announce, Community, Lab, LabSpec, LargeCommunity, Proto, RouterKind, plan, wait_for,
+    wait_until,
 };
 use std::net::IpAddr;
 use std::time::Duration;
@@ -160,10 +161,16 @@ fn ibgp_carries_local_pref(kind: RouterKind) -> anyhow::Result<()> {
     peer.wait_established(&["router_v4", "router_v6"], LIMIT)?;
     let (n4, n6) = plan::node(1);
     for (prefix, hop) in [(V4, ip(n4)), (V6, ip(n6))] {
-        let paths = router.wait_route(prefix, &[hop], LIMIT)?;
+        router.wait_route(prefix, &[hop], LIMIT)?;
+        // Best once the router has resolved the iBGP next hop: FRR lists the path a moment
+        // before its nexthop tracking marks it valid, so wait for that rather than read once.
+        let paths = wait_for(&format!("{prefix} best at {kind:?}"), LIMIT, || {
+            let paths = router.routes_for(prefix).ok()?;
+            paths.first().is_some_and(|p| p.best).then_some(paths)
+        })?;
         assert_eq!(paths[0].local_pref, Some(150), "{paths:?}");
         assert!(paths[0].as_path.is_empty(), "iBGP adds no AS: {paths:?}");
-        assert!(paths[0].best, "{paths:?}");
+        assert_eq!(paths[0].next_hop, Some(hop), "{paths:?}");
     }
     lab.down()?;
     Ok(())
