@@ -17,6 +17,8 @@
 //! - Multi-hop BFD (RFC 5883, port 4784) runs beside it with the router's BFD (the peer names
 //!   a profile): it comes up on every node, and a hung node's route goes within the BFD
 //!   detection time (100 ms x 3), long before the 9 s hold timer.
+//! - iBGP to the same loopback (BIRD): multi-hop BFD without `ebgpMultiHop`, because the
+//!   speaker sees the peer is on none of the node's networks.
 //!
 //! Everything added here (the address, the routes) is inside the lab's namespaces.
 
@@ -45,9 +47,9 @@ const MULTIHOP_BFD: &str = "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\n\
                             metadata: {name: multihop}\nspec: {receiveInterval: 100, \
                             transmitInterval: 100, detectMultiplier: 3, minimumTtl: 60}\n";
 
-/// The pool, a BFD profile, one IPv4 peer (the router's loopback) with BFD, multi-hop if
-/// `multihop`, and an advertisement.
-fn manifest(multihop: bool) -> String {
+/// The pool, a BFD profile, one IPv4 peer (the router's loopback) with BFD from `my_asn`,
+/// multi-hop if `multihop`, and an advertisement.
+fn manifest(my_asn: u32, multihop: bool) -> String {
     let multihop = if multihop { ", ebgpMultiHop: true" } else { "" };
     [
         super::pool(),
@@ -56,7 +58,7 @@ fn manifest(multihop: bool) -> String {
             "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {{name: router-mh}}\n\
              spec: {{myASN: {}, peerASN: {}, peerAddress: '{LOOPBACK}', holdTime: 9s, \
              bfdProfile: multihop{multihop}}}\n",
-            plan::NODE_ASN,
+            my_asn,
             plan::ROUTER_ASN
         ),
         "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: bgp}\n\
@@ -66,10 +68,13 @@ fn manifest(multihop: bool) -> String {
     .join("---\n")
 }
 
-fn multihop(kind: RouterKind) -> anyhow::Result<()> {
+/// A lab whose router has [`LOOPBACK`] on its loopback, reached by every node through the
+/// router's LAN address, and its daemon peering from it with GTSM; the nodes in `node_asn`.
+fn loopback_lab(kind: RouterKind, node_asn: u32) -> anyhow::Result<Lab> {
     let mut lab = Lab::up(LabSpec {
         lan_clients: 0,
         bfd: true,
+        node_asn,
         ..LabSpec::default().router(Some(kind))
     })?;
     // The address first: the daemon binds its sessions' source to it when it starts.
@@ -92,11 +97,16 @@ fn multihop(kind: RouterKind) -> anyhow::Result<()> {
         )?;
     }
     lab.reconfigure_router(|c| c.multihop_source = Some(LOOPBACK.into()))?;
+    Ok(lab)
+}
+
+fn multihop(kind: RouterKind) -> anyhow::Result<()> {
+    let lab = loopback_lab(kind, plan::NODE_ASN)?;
     // What the speakers' connections to the loopback carry on the wire, seen by the router:
     // TTL 1 and nothing else.
     let ttl_1 = capture(&lab, "ip[8] = 1")?;
     let not_1 = capture(&lab, "ip[8] != 1")?;
-    start(&lab, &manifest(false))?;
+    start(&lab, &manifest(plan::NODE_ASN, false))?;
     let router = lab.router()?;
     stays_down(&lab, router)?;
     let (ttl_1, not_1) = (lab.stop_capture(ttl_1)?, lab.stop_capture(not_1)?);
@@ -109,12 +119,21 @@ fn multihop(kind: RouterKind) -> anyhow::Result<()> {
     // Their SYNs now carry 255 (the router's GTSM vouches for the later segments). Only SYNs:
     // a retransmission of the old connections may still cross before the speakers reload.
     let syn_255 = capture(&lab, "tcp[tcpflags] & tcp-syn != 0 and ip[8] = 255")?;
-    lab.write_manifest(MANIFEST, &manifest(true))?;
+    lab.write_manifest(MANIFEST, &manifest(plan::NODE_ASN, true))?;
     router.wait_established(&SESSIONS, LIMIT)?;
     let syn_255 = lab.stop_capture(syn_255)?;
     anyhow::ensure!(!syn_255.is_empty(), "no SYN with TTL 255 to {LOOPBACK}:179");
 
-    let ips = service(&lab, "web", false, &["node1-pod1"])?;
+    routes_and_bfd(&lab, router, false)?;
+    lab.down()?;
+    Ok(())
+}
+
+/// The route from every node with the nodes' LAN addresses as next hops, the speakers'
+/// sessions and multi-hop BFD up, and a hung node's route gone within the BFD detection time.
+/// `ibgp`: the nodes are in the router's AS, so the path has no AS.
+fn routes_and_bfd(lab: &Lab, router: &BgpDaemon, ibgp: bool) -> anyhow::Result<()> {
+    let ips = service(lab, "web", false, &["node1-pod1"])?;
     let v4 = ips
         .iter()
         .copied()
@@ -122,20 +141,43 @@ fn multihop(kind: RouterKind) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no IPv4 address in {ips:?}"))?;
     let hops: Vec<IpAddr> = (1..=3).map(|i| node_addr(i, false)).collect();
     for p in router.wait_route(&host_route(v4), &hops, LIMIT)? {
-        assert_eq!(p.as_path, [plan::NODE_ASN], "{p:?}");
+        let path: &[u32] = if ibgp { &[] } else { &[plan::NODE_ASN] };
+        assert_eq!(p.as_path, path, "{p:?}");
     }
     for node in NODES {
         wait_for(&format!("{node}'s multi-hop session up"), LIMIT, || {
-            (metric(&lab, node, SESSION_UP).ok()? == Some(1.0)).then_some(())
+            (metric(lab, node, SESSION_UP).ok()? == Some(1.0)).then_some(())
         })?;
         wait_for(&format!("{node}'s multi-hop BFD up"), LIMIT, || {
             let series = "ferrolb_bfd_session_up{peer=\"router-mh\"}";
-            (metric(&lab, node, series).ok()? == Some(1.0)).then_some(())
+            (metric(lab, node, series).ok()? == Some(1.0)).then_some(())
         })?;
     }
-    node2_hangs(&lab, Duration::from_secs(3))?;
+    node2_hangs(lab, Duration::from_secs(3))
+}
+
+/// iBGP to the router's loopback: no `ebgpMultiHop` (validation refuses it on iBGP), yet the
+/// peer is not on any network the node has, so BFD is multi-hop (as FRR decides it): it only
+/// comes up if the speaker finds that out, since the router runs multi-hop BFD with it.
+///
+/// BIRD only: BIRD runs multi-hop BFD on every multi-hop session, iBGP's included. FRR decides
+/// by its own view of the peer, and in this lab that view differs from ours: the nodes'
+/// addresses are on the router's LAN, so FRR calls them directly connected and runs single
+/// hop BFD from its loopback, which ours, seeing a peer off the link, rightly does not match.
+/// Across a real fabric (a route reflector's loopback) both sides see multi-hop.
+fn ibgp_multihop(kind: RouterKind) -> anyhow::Result<()> {
+    let lab = loopback_lab(kind, plan::ROUTER_ASN)?;
+    start(&lab, &manifest(plan::ROUTER_ASN, false))?;
+    let router = lab.router()?;
+    router.wait_established(&SESSIONS, LIMIT)?;
+    routes_and_bfd(&lab, router, true)?;
     lab.down()?;
     Ok(())
+}
+
+#[test]
+fn bird_ibgp_session_to_a_loopback_runs_multihop_bfd() -> anyhow::Result<()> {
+    ibgp_multihop(RouterKind::Bird)
 }
 
 /// Captures, on the router's LAN side, the segments of connections the speakers open to the

@@ -18,6 +18,8 @@
 //! and hands it here with the bytes.
 
 use super::packet::{ControlPacket, PacketError};
+use ipnet::IpNet;
+use std::net::IpAddr;
 
 /// The only TTL / Hop Limit a single-hop packet may arrive with, and what we send with.
 pub const REQUIRED_TTL: u8 = 255;
@@ -47,6 +49,26 @@ impl Hops {
             Hops::Multi { min_ttl } => min_ttl,
         }
     }
+}
+
+/// The kind of BFD session a BGP peer gets, as FRR decides it: multi-hop for an eBGP
+/// multi-hop peer and for an iBGP peer that is not on a network we share (a route reflector,
+/// a loopback), single hop otherwise. `min_ttl` is the profile's `minimumTtl`.
+pub fn hops_for(ebgp_multihop: bool, ibgp: bool, on_link: bool, min_ttl: u8) -> Hops {
+    if ebgp_multihop || (ibgp && !on_link) {
+        Hops::Multi { min_ttl }
+    } else {
+        Hops::Single
+    }
+}
+
+/// Whether `peer` is on a network we share: one of the node's `networks` (its interface
+/// addresses with their prefix lengths) holds both our `local` address and the peer's.
+pub fn on_link(local: IpAddr, peer: IpAddr, networks: &[IpNet]) -> bool {
+    let (local, peer) = (local.to_canonical(), peer.to_canonical());
+    networks
+        .iter()
+        .any(|n| n.contains(&local) && n.contains(&peer))
 }
 
 /// Why a received datagram was dropped before reaching a session.
@@ -130,6 +152,46 @@ mod tests {
         let far = Hops::Multi { min_ttl: 1 };
         assert!(accept(&bytes, Some(1), far).is_ok());
         assert_eq!((Hops::Single.port(), hops.port()), (3784, 4784));
+    }
+
+    #[test]
+    fn multi_hop_for_ebgp_multihop_and_for_ibgp_off_the_link() {
+        let multi = Hops::Multi { min_ttl: 200 };
+        assert_eq!(
+            hops_for(false, false, true, 200),
+            Hops::Single,
+            "eBGP on the link"
+        );
+        // Single-hop eBGP off the link cannot form a session at all (TTL 1): single hop
+        // BFD says so rather than guessing.
+        assert_eq!(hops_for(false, false, false, 200), Hops::Single);
+        assert_eq!(hops_for(true, false, true, 200), multi, "eBGP multi-hop");
+        assert_eq!(
+            hops_for(false, true, true, 200),
+            Hops::Single,
+            "iBGP on the link"
+        );
+        assert_eq!(
+            hops_for(false, true, false, 200),
+            multi,
+            "iBGP off the link"
+        );
+    }
+
+    #[test]
+    fn on_link_needs_one_network_holding_both_addresses() {
+        let nets: Vec<IpNet> = ["10.100.0.11/24", "fd00:100::11/64", "127.0.0.1/8"]
+            .iter()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(on_link(ip("10.100.0.11"), ip("10.100.0.1"), &nets));
+        assert!(on_link(ip("fd00:100::11"), ip("fd00:100::1"), &nets));
+        assert!(!on_link(ip("10.100.0.11"), ip("10.255.255.1"), &nets));
+        // Both addresses must be in the same network, not each in one.
+        assert!(!on_link(ip("10.100.0.11"), ip("127.0.0.2"), &nets));
+        // An IPv4-mapped peer address (from a dual-stack socket) is its IPv4 address.
+        assert!(on_link(ip("10.100.0.11"), ip("::ffff:10.100.0.1"), &nets));
     }
 
     #[test]

@@ -44,12 +44,40 @@ const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 /// multi-hop too: RFC 5883 §5 lets the receiver check a minimum).
 const TTL: u32 = reception::REQUIRED_TTL as u32;
 
-/// A peer's BFD, from its `bfdProfile` and `ebgpMultiHop`: the session's timers and whether
-/// it is single- or multi-hop.
+/// A peer's BFD, from its `bfdProfile`, `ebgpMultiHop` and AS numbers: the session's timers
+/// and what decides whether it is single- or multi-hop ([`reception::hops_for`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
     pub session: SessionConfig,
-    pub hops: Hops,
+    pub ebgp_multihop: bool,
+    pub ibgp: bool,
+    /// The profile's `minimumTtl`, for a multi-hop session.
+    pub min_ttl: u8,
+}
+
+impl Settings {
+    /// Single or multi-hop with `peer`, seen from our address `local`. Only an iBGP peer
+    /// needs the node's networks (is it on one we share?), read from its interfaces then.
+    fn hops(&self, local: IpAddr, peer: IpAddr) -> Hops {
+        let on_link = if self.ibgp && !self.ebgp_multihop {
+            on_link(local, peer)
+        } else {
+            true // not looked at
+        };
+        reception::hops_for(self.ebgp_multihop, self.ibgp, on_link, self.min_ttl)
+    }
+}
+
+/// Whether `peer` is on one of this node's networks that also holds `local` (the addresses
+/// of its interfaces, from getifaddrs, which asks the kernel of the calling thread's network
+/// namespace).
+fn on_link(local: IpAddr, peer: IpAddr) -> bool {
+    let networks: Vec<ipnet::IpNet> = pnet_datalink::interfaces()
+        .iter()
+        .flat_map(|i| &i.ips)
+        .filter_map(|n| ipnet::IpNet::new(n.ip(), n.prefix()).ok())
+        .collect();
+    reception::on_link(local, peer, &networks)
 }
 
 /// A peer's registration: its number, its session's hop kind, where its packets go.
@@ -277,13 +305,14 @@ impl Link {
         io: mpsc::UnboundedSender<Io>,
     ) -> std::io::Result<Link> {
         let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), (peer, local));
-        let Settings { session, hops } = settings;
+        let hops = settings.hops(local, peer);
+        tracing::info!(?hops, "BFD session starting");
         let socket = bind_send(local, peer, hops, seed)?;
         let registration = hub.register(peer.to_canonical(), hops, io)?;
         // Any non-zero discriminator unique on this node; a random one is, with high odds.
         let discriminator = NonZeroU32::new((seed >> 32) as u32).unwrap_or(NonZeroU32::MIN);
         let mut link = Link {
-            session: Session::new(discriminator, session, seed),
+            session: Session::new(discriminator, settings.session, seed),
             socket,
             timers: HashMap::new(),
             _registration: registration,

@@ -33,9 +33,8 @@ use crate::layer2::status::StatusTarget;
 use crate::metrics::Metrics;
 use crate::snapshots::SnapshotReceiver;
 use ferrolb_cluster::task::AbortOnDrop;
-use ferrolb_shared::bfd::reception::Hops;
 use ferrolb_shared::bfd::session::{SessionConfig as BfdConfig, minimum_ttl};
-use ferrolb_shared::bgp::advertise::{PeerPlan, advertise};
+use ferrolb_shared::bgp::advertise::{PeerPlan, advertise, is_ibgp};
 use ferrolb_shared::snapshot::Snapshot;
 use peer::{PeerCmd, PeerHandle, Routes};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -381,17 +380,13 @@ fn take_due<T: Copy + Eq + std::hash::Hash>(timers: &mut HashMap<T, Instant>) ->
 fn bfd_config(snapshot: &Snapshot, plan: &PeerPlan) -> Option<bfd::Settings> {
     let name = plan.peer.spec.bfd_profile.as_ref()?;
     let profile = snapshot.config.as_ref()?.bfd_profiles.get(name)?;
-    // Multi-hop BFD (RFC 5883) goes with multi-hop eBGP: a peer off the link cannot send
-    // single-hop packets we would accept (TTL 255 on arrival).
-    let hops = if plan.peer.spec.ebgp_multi_hop == Some(true) {
-        Hops::Multi {
-            min_ttl: minimum_ttl(profile),
-        }
-    } else {
-        Hops::Single
-    };
     match BfdConfig::from_profile(profile) {
-        Ok(session) => Some(bfd::Settings { session, hops }),
+        Ok(session) => Some(bfd::Settings {
+            session,
+            ebgp_multihop: plan.peer.spec.ebgp_multi_hop == Some(true),
+            ibgp: is_ibgp(&plan.peer),
+            min_ttl: minimum_ttl(profile),
+        }),
         Err(e) => {
             tracing::error!(peer = plan.peer.name, profile = name, "BFD is off: {e}");
             None
