@@ -4,6 +4,8 @@
 //! builds its [`Contents`] and sends what changed since the previous scan
 //! ([`ferrolb_shared::cluster::scan::diff`]). Scans run on inotify events (debounced, so an
 //! editor's burst of writes is one scan) and every 2 s regardless, in case an event was lost.
+//! A scan that finds every file as it was (the periodic ones, mostly) stops there: it would
+//! copy and compare every object only to find no difference.
 //!
 //! Service status lives beside the manifests, in the status directory the controller writes
 //! (see [`crate::files`]). How a component uses it is its [`StatusDir`]: the controller reads
@@ -16,12 +18,14 @@ use crate::files::{
     FileCache, RecordedStatus, file_error, manifest_files, read_status, status_path,
 };
 use ferrolb_shared::alloc::ServiceKey;
-use ferrolb_shared::cluster::scan::{Contents, diff};
+use ferrolb_shared::cluster::scan::{Contents, SharedFile, diff};
 use ferrolb_shared::cluster::{ClusterEvent, ClusterObject, Kind, Subscription};
+use ferrolb_shared::config::ConfigError;
 use ferrolb_shared::manifest::{ParsedFile, parse_documents};
 use ferrolb_shared::service;
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -61,10 +65,13 @@ pub struct DirectorySource {
     dir: PathBuf,
     subscription: Subscription,
     status: StatusDir,
-    manifests: FileCache<ParsedFile>,
+    manifests: FileCache<SharedFile>,
     /// Follow mode: each status file's content (`None`: unusable, already warned about).
     statuses: FileCache<Option<RecordedStatus>>,
     last: Contents,
+    /// The manifest files and listing problems `last` was built from.
+    files: Vec<PathBuf>,
+    list_errors: Vec<ConfigError>,
 }
 
 impl DirectorySource {
@@ -76,6 +83,8 @@ impl DirectorySource {
             manifests: FileCache::default(),
             statuses: FileCache::default(),
             last: Contents::default(),
+            files: Vec::new(),
+            list_errors: Vec::new(),
         }
     }
 
@@ -85,10 +94,13 @@ impl DirectorySource {
             return Err(DirError::NotADirectory(self.dir.clone()));
         }
         let (wake_tx, mut wake) = mpsc::unbounded_channel::<()>();
-        let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-            let _ = wake_tx.send(());
-        })
-        .map_err(|source| self.watch_error(&self.dir, source))?;
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if may_change(&event) {
+                    let _ = wake_tx.send(());
+                }
+            })
+            .map_err(|source| self.watch_error(&self.dir, source))?;
         watcher
             .watch(&self.dir, RecursiveMode::Recursive)
             .map_err(|source| self.watch_error(&self.dir, source))?;
@@ -136,13 +148,28 @@ impl DirectorySource {
         let files = manifest_files(&self.dir, &mut list_errors);
         self.manifests
             .retain(|p| files.binary_search_by(|f| f.as_path().cmp(p)).is_ok());
+        // Files (re)read by this scan; `None`: removed since listed (the next scan will not
+        // list it).
+        let fresh: Vec<Option<bool>> = files
+            .iter()
+            .map(|f| self.manifests.get(f, parse_file).map(|(_, fresh)| fresh))
+            .collect();
+        let unchanged = files == self.files
+            && list_errors == self.list_errors
+            && fresh.iter().all(|f| *f == Some(false))
+            && !self.statuses_changed();
+        if unchanged {
+            return Vec::new(); // `next` would equal `last`
+        }
+        self.files.clone_from(&files);
+        self.list_errors.clone_from(&list_errors);
         let mut next = Contents::with_errors(list_errors);
-        for file in &files {
-            let Some((parsed, fresh)) = self.manifests.get(file, parse_file) else {
-                continue; // removed since it was listed; the next scan will not list it
+        for (file, fresh) in files.iter().zip(fresh) {
+            let Some(parsed) = self.manifests.peek(file) else {
+                continue;
             };
             let ignored = next.add_file(parsed, &self.subscription);
-            if fresh {
+            if fresh == Some(true) {
                 // Logged when the file is read, not at every rescan.
                 for e in ignored {
                     tracing::warn!("ignoring a manifest: {e}");
@@ -164,22 +191,35 @@ impl DirectorySource {
         events
     }
 
+    /// Follow mode, with the manifests as they were: whether a status file of a Service of
+    /// `last` appeared, changed or went away. Stops at the first: the scan then reads them all.
+    fn statuses_changed(&mut self) -> bool {
+        let StatusDir::Follow(dir) = &self.status else {
+            return false;
+        };
+        for (key, _) in self.last.of_kind(Kind::Service) {
+            let path = status_path(dir, &ServiceKey::new(&key.namespace, &key.name));
+            let had = self.statuses.contains(&path);
+            let changed = match self.statuses.get(&path, read_followed_status) {
+                Some((_, fresh)) => fresh || !had,
+                None => had,
+            };
+            if changed {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Give every Service of `next` the status recorded for it, if any.
     fn follow_status(&mut self, dir: PathBuf, next: &mut Contents) {
         let mut wanted = Vec::new();
         for (key, obj) in next.of_kind_mut(Kind::Service) {
-            let ClusterObject::Service(svc) = obj else {
-                continue;
-            };
             let path = status_path(&dir, &ServiceKey::new(&key.namespace, &key.name));
-            let read = |p: &Path| match read_status(p) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::warn!(file = %p.display(), "ignoring an unreadable status file: {e}");
-                    None
-                }
-            };
-            if let Some((Some(recorded), _)) = self.statuses.get(&path, read) {
+            if let Some((Some(recorded), _)) = self.statuses.get(&path, read_followed_status)
+                && let ClusterObject::Service(svc) = Arc::make_mut(obj)
+            {
+                // This Service's own copy from now on; the file's stays as it was read.
                 recorded.apply_to(svc);
             }
             wanted.push(path);
@@ -190,13 +230,44 @@ impl DirectorySource {
     }
 }
 
-fn parse_file(file: &Path) -> ParsedFile {
+/// Whether a watcher report may mean that something in the directories changed. notify's
+/// inotify backend also reports opens and read-only closes (`IN_OPEN`, `IN_CLOSE_NOWRITE`), and
+/// every scan opens the directories it lists: waking on those made each scan wake the next
+/// (and every reader of the directory, the other speakers and the controller, wake all the
+/// others), a busy loop of full scans that cost a third of a core with 1,000 Services. A
+/// close after writing still wakes (the write is complete); so does anything else, errors
+/// included (a lost event is a reason to look).
+fn may_change(event: &notify::Result<notify::Event>) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match event {
+        Ok(e) => match e.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+            EventKind::Access(_) => e.need_rescan(),
+            _ => true,
+        },
+        Err(_) => true,
+    }
+}
+
+/// A followed status file's content; `None` (warned about once, when read) if unusable.
+fn read_followed_status(path: &Path) -> Option<RecordedStatus> {
+    match read_status(path) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), "ignoring an unreadable status file: {e}");
+            None
+        }
+    }
+}
+
+fn parse_file(file: &Path) -> SharedFile {
     let name = file.display().to_string();
-    match std::fs::read(file).map(String::from_utf8) {
+    let parsed = match std::fs::read(file).map(String::from_utf8) {
         Ok(Ok(text)) => parse_documents(&name, &text),
         Ok(Err(_)) => bad_file(&name, "not UTF-8 text".into()),
         Err(e) => bad_file(&name, format!("cannot read: {e}")),
-    }
+    };
+    parsed.into()
 }
 
 fn bad_file(name: &str, message: String) -> ParsedFile {

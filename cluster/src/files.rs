@@ -119,6 +119,16 @@ impl<T> FileCache<T> {
         self.entries.get(path).map(|(_, v)| (v, fresh))
     }
 
+    /// The value last read for `path`, without looking at the file again.
+    pub fn peek(&self, path: &Path) -> Option<&T> {
+        self.entries.get(path).map(|(_, v)| v)
+    }
+
+    /// Whether `path` has a value (it existed when last looked at).
+    pub fn contains(&self, path: &Path) -> bool {
+        self.entries.contains_key(path)
+    }
+
     /// Forget every file `keep` says no to.
     pub fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
         self.entries.retain(|p, _| keep(p));

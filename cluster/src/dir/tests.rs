@@ -179,3 +179,81 @@ async fn a_missing_directory_is_an_error() {
     let err = src.run(tx).await.unwrap_err();
     assert!(err.to_string().contains("/nonexistent/ferrolb"), "{err}");
 }
+
+/// Reading the watched directory (as every scan does) must not wake a scan: notify reports
+/// opens and read-only closes too, and waking on them made the scans a busy loop.
+#[test]
+fn reading_the_directory_does_not_wake_a_scan_but_writing_does() {
+    let d = dirs();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+        let _ = tx.send(may_change(&e));
+    })
+    .unwrap();
+    watcher
+        .watch(&d.manifests, RecursiveMode::Recursive)
+        .unwrap();
+    let mut src = speaker_source(&d);
+    src.scan();
+    std::fs::read_to_string(d.manifests.join("svc.yaml")).unwrap();
+    src.scan();
+    let quiet = Duration::from_millis(200);
+    let mut seen = 0;
+    while let Ok(wakes) = rx.recv_timeout(quiet) {
+        assert!(!wakes, "a read woke a scan");
+        seen += 1;
+    }
+    assert!(
+        seen > 0,
+        "notify reported no access at all: the test proves nothing"
+    );
+    std::fs::write(d.manifests.join("more.yaml"), SERVICE).unwrap();
+    let woke = std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(5)).ok()).any(|w| w);
+    assert!(woke, "a write did not wake a scan");
+}
+
+/// A rescan that finds every file as it was stops early; each kind of change still gets
+/// through it.
+#[test]
+fn rescans_see_every_change_and_nothing_else() {
+    let d = dirs();
+    let mut src = speaker_source(&d);
+    assert!(!src.scan().is_empty());
+    assert!(src.scan().is_empty());
+    let names = |events: &[ClusterEvent]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e {
+                ClusterEvent::Upsert(o) => format!("upsert {}", o.key()),
+                ClusterEvent::Delete(_, k) => format!("delete {k}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    };
+    // A new file.
+    let other = SERVICE.replace("name: web", "name: api");
+    std::fs::write(d.manifests.join("api.yaml"), &other).unwrap();
+    assert_eq!(names(&src.scan()), ["upsert default/api"]);
+    assert!(src.scan().is_empty());
+    // The same content written again (a new inode): read again, nothing to say.
+    let tmp = d.manifests.join(".api.tmp");
+    std::fs::write(&tmp, &other).unwrap();
+    std::fs::rename(&tmp, d.manifests.join("api.yaml")).unwrap();
+    assert!(src.scan().is_empty());
+    // A status file for it, then the file gone.
+    let status = status_path(&d.status, &ServiceKey::new("default", "api"));
+    std::fs::create_dir_all(status.parent().unwrap()).unwrap();
+    std::fs::write(
+        &status,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: default}\nstatus: {loadBalancer: {ingress: [{ip: 192.0.2.7}]}}\n",
+    )
+    .unwrap();
+    assert_eq!(
+        upserted_ips(&src.scan()),
+        [vec!["192.0.2.7".parse::<IpAddr>().unwrap()]]
+    );
+    assert!(src.scan().is_empty());
+    std::fs::remove_file(d.manifests.join("api.yaml")).unwrap();
+    assert_eq!(names(&src.scan()), ["delete default/api"]);
+    assert!(src.scan().is_empty());
+}

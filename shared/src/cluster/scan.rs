@@ -3,12 +3,44 @@
 
 use super::{ClusterEvent, ClusterObject, Kind, ObjectKey, Subscription};
 use crate::config::{ConfigError, ConfigObject, Source};
-use crate::manifest::{Manifest, ParsedFile};
+use crate::manifest::{Manifest, Parsed, ParsedFile};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Kinds whose documents are cluster objects, not configuration: a broken one of these does
 /// not reject the configuration (it is only logged).
 pub const CLUSTER_KINDS: [&str; 5] = ["Service", "Namespace", "Node", "EndpointSlice", "Secret"];
+
+/// One file's documents as a scanner keeps them between scans: the cluster objects shared
+/// (`Arc`), so that each scan's [`Contents`] points at them instead of copying every object
+/// (that copy was a quarter of a standalone speaker's heap with 10,000 Services; a Service
+/// given its recorded status still gets its own).
+#[derive(Debug, Default)]
+pub struct SharedFile {
+    /// The config documents (in order) and the problems.
+    pub parsed: ParsedFile,
+    /// The cluster objects, in document order.
+    pub objects: Vec<Arc<ClusterObject>>,
+}
+
+impl From<ParsedFile> for SharedFile {
+    fn from(parsed: ParsedFile) -> Self {
+        let (mut config, mut objects) = (Vec::new(), Vec::new());
+        for p in parsed.objects {
+            match p.manifest {
+                Manifest::Cluster(obj) => objects.push(Arc::new(obj)),
+                manifest => config.push(Parsed { manifest, ..p }),
+            }
+        }
+        SharedFile {
+            parsed: ParsedFile {
+                objects: config,
+                errors: parsed.errors,
+            },
+            objects,
+        }
+    }
+}
 
 /// What a directory held at one scan, restricted to what the consumer subscribed to.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,7 +48,9 @@ pub struct Contents {
     /// Config objects in file and document order, and the problems of unreadable config
     /// documents (and unlistable directories).
     pub config: (Vec<(Source, ConfigObject)>, Vec<ConfigError>),
-    pub objects: BTreeMap<(Kind, ObjectKey), ClusterObject>,
+    /// Shared with the [`SharedFile`]s they came from until changed (a Service given its
+    /// recorded status, say: `Arc::make_mut`).
+    pub objects: BTreeMap<(Kind, ObjectKey), Arc<ClusterObject>>,
 }
 
 impl Contents {
@@ -30,11 +64,8 @@ impl Contents {
 
     /// Add one file's documents. Returns the problems with cluster-kind documents, which
     /// only deserve a warning. A later object with the same key replaces an earlier one.
-    pub fn add_file(
-        &mut self,
-        parsed: &ParsedFile,
-        subscription: &Subscription,
-    ) -> Vec<ConfigError> {
+    pub fn add_file(&mut self, file: &SharedFile, subscription: &Subscription) -> Vec<ConfigError> {
+        let parsed = &file.parsed;
         let mut ignored = Vec::new();
         for e in &parsed.errors {
             if CLUSTER_KINDS.contains(&e.kind.as_str()) {
@@ -44,12 +75,13 @@ impl Contents {
             }
         }
         for p in &parsed.objects {
-            match &p.manifest {
-                Manifest::Config(c) => self.config.0.push((p.source.clone(), (**c).clone())),
-                Manifest::Cluster(obj) if subscription.wants(obj.kind()) => {
-                    self.objects.insert((obj.kind(), obj.key()), obj.clone());
-                }
-                Manifest::Cluster(_) => {}
+            if let Manifest::Config(c) = &p.manifest {
+                self.config.0.push((p.source.clone(), (**c).clone()));
+            }
+        }
+        for obj in &file.objects {
+            if subscription.wants(obj.kind()) {
+                self.objects.insert((obj.kind(), obj.key()), obj.clone());
             }
         }
         ignored
@@ -60,14 +92,14 @@ impl Contents {
         self.objects
             .range((kind, ObjectKey::default())..)
             .take_while(move |((k, _), _)| *k == kind)
-            .map(|((_, key), o)| (key, o))
+            .map(|((_, key), o)| (key, &**o))
     }
 
-    /// The objects of one kind, by key, to change in place.
+    /// The objects of one kind, by key, to change in place (`Arc::make_mut`).
     pub fn of_kind_mut(
         &mut self,
         kind: Kind,
-    ) -> impl Iterator<Item = (&ObjectKey, &mut ClusterObject)> {
+    ) -> impl Iterator<Item = (&ObjectKey, &mut Arc<ClusterObject>)> {
         self.objects
             .range_mut((kind, ObjectKey::default())..)
             .take_while(move |((k, _), _)| *k == kind)
@@ -88,9 +120,15 @@ pub fn diff(last: &Contents, next: &Contents) -> Vec<ClusterEvent> {
                 out.push(ClusterEvent::Delete(kind, key.clone()));
             }
         }
-        for (key, obj) in next.of_kind(kind) {
-            if last.objects.get(&(kind, key.clone())) != Some(obj) {
-                out.push(ClusterEvent::Upsert(obj.clone()));
+        let of_kind = next.objects.range((kind, ObjectKey::default())..);
+        for ((_, key), obj) in of_kind.take_while(|((k, _), _)| *k == kind) {
+            // Unchanged objects are mostly the very same one (shared with the file cache).
+            let same = last
+                .objects
+                .get(&(kind, key.clone()))
+                .is_some_and(|old| Arc::ptr_eq(old, obj) || old == obj);
+            if !same {
+                out.push(ClusterEvent::Upsert((**obj).clone()));
             }
         }
     }
@@ -134,7 +172,7 @@ spec: {ports: 7}
 
     fn scan(text: &str, sub: &Subscription) -> (Contents, Vec<ConfigError>) {
         let mut c = Contents::default();
-        let ignored = c.add_file(&parse_documents("f.yaml", text), sub);
+        let ignored = c.add_file(&parse_documents("f.yaml", text).into(), sub);
         (c, ignored)
     }
 
@@ -189,6 +227,28 @@ spec: {ports: 7}
             names(&diff(&b, &Contents::default())),
             ["delete Node n2", "config 0+0", "delete Service default/web"]
         );
+    }
+
+    #[test]
+    fn contents_share_the_files_objects() {
+        let file: SharedFile = parse_documents("f.yaml", FILE).into();
+        assert_eq!(file.objects.len(), 2, "web and n1 (broken is an error)");
+        assert_eq!(file.parsed.objects.len(), 1, "the pool");
+        let sub = Subscription::new([Kind::Service, Kind::Node]);
+        let (mut a, mut b) = (Contents::default(), Contents::default());
+        a.add_file(&file, &sub);
+        b.add_file(&file, &sub);
+        for (key, obj) in &a.objects {
+            assert!(Arc::ptr_eq(obj, &b.objects[key]), "{key:?} was copied");
+        }
+        assert!(diff(&a, &b).is_empty());
+        // A changed copy is a change.
+        for (_, obj) in b.of_kind_mut(Kind::Service) {
+            if let ClusterObject::Service(svc) = Arc::make_mut(obj) {
+                svc.metadata.uid = Some("u1".into());
+            }
+        }
+        assert_eq!(names(&diff(&a, &b)), ["upsert Service default/web"]);
     }
 
     #[test]
