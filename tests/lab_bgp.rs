@@ -154,13 +154,32 @@ fn wait_sessions(lab: &Lab) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The Prometheus text `node`'s speaker serves.
+fn metrics(lab: &Lab, node: &str) -> anyhow::Result<String> {
+    let localhost = IpAddr::from([127, 0, 0, 1]);
+    Ok(lab.http_request(node, localhost, 7473, "/metrics")?.1)
+}
+
 /// The value of metric `series` (name and labels, as printed) on `node`'s speaker.
 fn metric(lab: &Lab, node: &str, series: &str) -> anyhow::Result<Option<f64>> {
-    let localhost = IpAddr::from([127, 0, 0, 1]);
-    let (_, body) = lab.http_request(node, localhost, 7473, "/metrics")?;
-    Ok(body
+    Ok(metrics(lab, node)?
         .lines()
         .find_map(|l| l.strip_prefix(series)?.trim().parse().ok()))
+}
+
+/// The `error` labels of `peer`'s `ferrolb_bgp_last_error_info` series set to 1 on `node`.
+fn last_errors(lab: &Lab, node: &str, peer: &str) -> anyhow::Result<Vec<String>> {
+    let peer_label = format!("peer=\"{peer}\"");
+    Ok(metrics(lab, node)?
+        .lines()
+        .filter_map(|l| l.strip_prefix("ferrolb_bgp_last_error_info{"))
+        .filter(|l| l.contains(&peer_label) && l.ends_with("} 1"))
+        .filter_map(|l| {
+            let from = l.find("error=\"")? + "error=\"".len();
+            let len = l[from..].find('"')?;
+            Some(l[from..from + len].to_string())
+        })
+        .collect())
 }
 
 fn every_node_advertises(kind: RouterKind) -> anyhow::Result<()> {

@@ -5,7 +5,10 @@
 //! proper NOTIFICATION, reconnect with a growing backoff, never crash, and keep their session
 //! with the real router Established, its routes in place, the whole time.
 
-use super::{LIMIT, NODES, config, host_route, in_netns, node_addr, service, start, wait_sessions};
+use super::{
+    LIMIT, NODES, config, host_route, in_netns, last_errors, node_addr, service, start,
+    wait_sessions,
+};
 use ferrolb_e2e::lab::{Lab, LabSpec, RouterKind, plan};
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -152,23 +155,6 @@ fn log_lines(lab: &Lab, node: &str, peer: &str, what: &str) -> anyhow::Result<us
         .lines()
         .filter(|l| l.contains(&tag) && l.contains(what))
         .count())
-}
-
-/// The `error` labels of `peer`'s `ferrolb_bgp_last_error_info` series set to 1 on `node`.
-fn last_errors(lab: &Lab, node: &str, peer: &str) -> anyhow::Result<Vec<String>> {
-    let localhost = IpAddr::from([127, 0, 0, 1]);
-    let (_, body) = lab.http_request(node, localhost, 7473, "/metrics")?;
-    let peer_label = format!("peer=\"{peer}\"");
-    Ok(body
-        .lines()
-        .filter_map(|l| l.strip_prefix("ferrolb_bgp_last_error_info{"))
-        .filter(|l| l.contains(&peer_label) && l.ends_with("} 1"))
-        .filter_map(|l| {
-            let from = l.find("error=\"")? + "error=\"".len();
-            let len = l[from..].find('"')?;
-            Some(l[from..from + len].to_string())
-        })
-        .collect())
 }
 
 #[test]
