@@ -89,10 +89,18 @@ impl Contents {
 
     /// The objects of one kind, by key.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = (&ObjectKey, &ClusterObject)> {
+        self.shared_of_kind(kind).map(|(key, o)| (key, &**o))
+    }
+
+    /// The objects of one kind, by key, as shared.
+    fn shared_of_kind(
+        &self,
+        kind: Kind,
+    ) -> impl Iterator<Item = (&ObjectKey, &Arc<ClusterObject>)> {
         self.objects
             .range((kind, ObjectKey::default())..)
             .take_while(move |((k, _), _)| *k == kind)
-            .map(|((_, key), o)| (key, &**o))
+            .map(|((_, key), o)| (key, o))
     }
 
     /// The objects of one kind, by key, to change in place (`Arc::make_mut`).
@@ -120,8 +128,7 @@ pub fn diff(last: &Contents, next: &Contents) -> Vec<ClusterEvent> {
                 out.push(ClusterEvent::Delete(kind, key.clone()));
             }
         }
-        let of_kind = next.objects.range((kind, ObjectKey::default())..);
-        for ((_, key), obj) in of_kind.take_while(|((k, _), _)| *k == kind) {
+        for (key, obj) in next.shared_of_kind(kind) {
             // Unchanged objects are mostly the very same one (shared with the file cache).
             let same = last
                 .objects
