@@ -144,12 +144,13 @@ async fn run(
     }
     let peers = std::mem::take(&mut state.peers);
     for (_, handle) in peers {
-        stop_peer(handle).await;
+        stop_peer(handle, false).await;
     }
 }
 
-async fn stop_peer(mut handle: PeerHandle) {
-    let _ = handle.tx.send(PeerCmd::Stop);
+/// Stops a peer's task (Cease sent), forgetting its metric series if the peer is gone.
+async fn stop_peer(mut handle: PeerHandle, forget: bool) {
+    let _ = handle.tx.send(PeerCmd::Stop { forget });
     if tokio::time::timeout(Duration::from_secs(2), &mut handle.task)
         .await
         .is_err()
@@ -185,8 +186,9 @@ impl State {
             .collect();
         for name in stale {
             if let Some(handle) = self.peers.remove(&name) {
-                tracing::info!(peer = name, "stopping the session");
-                tokio::spawn(stop_peer(handle));
+                let gone = !plans.contains_key(&name);
+                tracing::info!(peer = name, gone, "stopping the session");
+                tokio::spawn(stop_peer(handle, gone));
             }
         }
         self.key_errors

@@ -55,8 +55,11 @@ pub enum PeerCmd {
     Routes(Arc<Routes>),
     /// The peer connected to our port 179.
     Accepted(TcpStream),
-    /// Send a Cease and end.
-    Stop,
+    /// Send a Cease and end; `forget`: the peer is gone from the configuration, so its
+    /// metric series go too (a restarting peer keeps them for its next task).
+    Stop {
+        forget: bool,
+    },
 }
 
 /// The session settings a `BGPPeer` asks for. `router_id` is decided by the caller.
@@ -236,6 +239,7 @@ impl PeerTask {
         mut io: mpsc::UnboundedReceiver<Io>,
     ) {
         self.input(Input::Start);
+        let mut forget_series = false;
         loop {
             let bfd = self.bfd.as_ref().and_then(Link::deadline);
             let deadline = self
@@ -259,7 +263,11 @@ impl PeerTask {
                         self.sync_routes();
                     }
                     Some(PeerCmd::Accepted(stream)) => self.accepted(stream),
-                    Some(PeerCmd::Stop) | None => break,
+                    Some(PeerCmd::Stop { forget }) => {
+                        forget_series = forget;
+                        break;
+                    }
+                    None => break,
                 },
                 Some(event) = io.recv() => self.io(event),
                 () = sleep => self.fire_timers(),
@@ -268,7 +276,11 @@ impl PeerTask {
         }
         self.input(Input::Stop);
         self.bfd = None; // the peer's BFD goes down with the session, by design
-        self.export();
+        if forget_series {
+            self.forget_series();
+        } else {
+            self.export();
+        }
         // Let the writers flush the Cease before the runtime drops everything.
         tokio::time::sleep(STOP_GRACE).await;
     }
@@ -464,6 +476,32 @@ impl PeerTask {
             &self.name,
             &mut self.exported.last_error,
             error,
+        );
+    }
+}
+
+impl PeerTask {
+    /// Removes every series of this peer: a deleted `BGPPeer` must not go on reporting its
+    /// last state (a session "up" forever on a dashboard).
+    fn forget_series(&mut self) {
+        let label = [self.name.as_str()];
+        let m = &self.metrics;
+        // Each fails only when the series is absent, which leaves nothing to remove.
+        for gauge in [
+            &m.bgp_session_up,
+            &m.bgp_prefixes_advertised,
+            &m.bfd_session_up,
+        ] {
+            let _ = gauge.remove_label_values(&label);
+        }
+        for counter in [&m.bgp_updates_sent, &m.bgp_updates_received] {
+            let _ = counter.remove_label_values(&label);
+        }
+        export_last_error(
+            &m.bgp_last_error,
+            &self.name,
+            &mut self.exported.last_error,
+            None,
         );
     }
 }
