@@ -5,13 +5,15 @@
 //! only segments with a TTL of at least 254), so the test proves the speakers' TTL:
 //!
 //! - Without `ebgpMultiHop` the speakers send single-hop eBGP's TTL 1 (captured on the
-//!   router's side: every segment of the connections they open to the loopback has TTL 1),
+//!   router's side: every SYN and every segment with BGP in it, on the connections they open
+//!   to the loopback, has TTL 1),
 //!   which still reaches the router's loopback (local delivery takes nothing off), but GTSM
 //!   drops it: the router never has the session established. This is the negative control:
 //!   the router really refuses a low TTL, and nothing but the TTL differs from what follows.
-//! - With `ebgpMultiHop: true` (the same manifest file rewritten; the speakers restart the
-//!   session) they send TTL 255 (their SYNs are captured with it, and GTSM vouches for the
-//!   rest): the sessions establish and the route arrives with each node's LAN address as
+//! - With `ebgpMultiHop: true` (after the peer is dropped, every speaker removes its metric
+//!   series, and the router restarts, so no refused connection is left; then the manifest
+//!   file is rewritten with the flag) they send TTL 255 (their SYNs are captured with it,
+//!   and GTSM vouches for the rest): the sessions establish and the route arrives with each node's LAN address as
 //!   next hop: the connection's local address, not the loopback's network, is what the
 //!   speaker advertises.
 //! - Multi-hop BFD (RFC 5883, port 4784) runs beside it with the router's BFD (the peer names
@@ -36,6 +38,9 @@ const SESSIONS: [&str; 3] = ["node1_v4", "node2_v4", "node3_v4"];
 /// How long the sessions must stay down while the speakers send TTL 1: the speakers dial at
 /// once and the router's connect retry is 1 s, so both sides try several times within it.
 const REFUSED_FOR: Duration = Duration::from_secs(10);
+/// A SYN or a segment with payload (pcap): what a connection's own socket sends, with its TTL.
+const SPEAKER_SENT: &str = "( tcp[tcpflags] & tcp-syn != 0 or \
+                            ( ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2) ) != 0 )";
 /// The speakers' series of the session's state.
 const SESSION_UP: &str = "ferrolb_bgp_session_up{peer=\"router-mh\"}";
 
@@ -46,6 +51,10 @@ const SESSION_UP: &str = "ferrolb_bgp_session_up{peer=\"router-mh\"}";
 const MULTIHOP_BFD: &str = "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\n\
                             metadata: {name: multihop}\nspec: {receiveInterval: 100, \
                             transmitInterval: 100, detectMultiplier: 3, minimumTtl: 60}\n";
+
+/// Every node advertises the pool's IPs.
+const ADVERTISEMENT: &str = "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\n\
+                             metadata: {name: bgp}\nspec: {ipAddressPools: [bgp]}\n";
 
 /// The pool, a BFD profile, one IPv4 peer (the router's loopback) with BFD from `my_asn`,
 /// multi-hop if `multihop`, and an advertisement.
@@ -61,11 +70,14 @@ fn manifest(my_asn: u32, multihop: bool) -> String {
             my_asn,
             plan::ROUTER_ASN
         ),
-        "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: bgp}\n\
-         spec: {ipAddressPools: [bgp]}\n"
-            .into(),
+        ADVERTISEMENT.to_string(),
     ]
     .join("---\n")
+}
+
+/// The manifest without the peer: the pool and the advertisement only.
+fn without_peer() -> String {
+    [super::pool(), ADVERTISEMENT.to_string()].join("---\n")
 }
 
 /// A lab whose router has [`LOOPBACK`] on its loopback, reached by every node through the
@@ -101,11 +113,14 @@ fn loopback_lab(kind: RouterKind, node_asn: u32) -> anyhow::Result<Lab> {
 }
 
 fn multihop(kind: RouterKind) -> anyhow::Result<()> {
-    let lab = loopback_lab(kind, plan::NODE_ASN)?;
+    let mut lab = loopback_lab(kind, plan::NODE_ASN)?;
     // What the speakers' connections to the loopback carry on the wire, seen by the router:
-    // TTL 1 and nothing else.
+    // TTL 1 on every SYN and every segment with BGP in it. Not on every segment: the kernel
+    // answers for a connection the speaker has already closed (a RST to the router's late
+    // retransmission, which GTSM keeps coming, since it drops our ACKs) from no socket, with
+    // the system's default TTL (64), whatever the closed socket had.
     let ttl_1 = capture(&lab, "ip[8] = 1")?;
-    let not_1 = capture(&lab, "ip[8] != 1")?;
+    let not_1 = capture(&lab, &format!("ip[8] != 1 and {SPEAKER_SENT}"))?;
     start(&lab, &manifest(plan::NODE_ASN, false))?;
     let router = lab.router()?;
     stays_down(&lab, router)?;
@@ -116,8 +131,21 @@ fn multihop(kind: RouterKind) -> anyhow::Result<()> {
         "single-hop segments without TTL 1: {not_1:?}"
     );
 
-    // Their SYNs now carry 255 (the router's GTSM vouches for the later segments). Only SYNs:
-    // a retransmission of the old connections may still cross before the speakers reload.
+    // The refused connections end before the good ones start. Dropping the peer is not
+    // enough: the speakers' Cease and FIN carry TTL 1 too, which GTSM drops, so the router
+    // keeps each connection until its own timers give up, and BIRD then resets the whole
+    // neighbor, the good session of the next step with it. So the peer goes (every speaker
+    // forgets its series), then the router's daemon restarts.
+    lab.write_manifest(MANIFEST, &without_peer())?;
+    for node in NODES {
+        wait_for(&format!("{node} to drop the peer"), LIMIT, || {
+            metric(&lab, node, SESSION_UP).ok()?.is_none().then_some(())
+        })?;
+    }
+    lab.reconfigure_router(|_| {})?;
+    let router = lab.router()?;
+
+    // Their SYNs now carry 255 (the router's GTSM vouches for the later segments).
     let syn_255 = capture(&lab, "tcp[tcpflags] & tcp-syn != 0 and ip[8] = 255")?;
     lab.write_manifest(MANIFEST, &manifest(plan::NODE_ASN, true))?;
     router.wait_established(&SESSIONS, LIMIT)?;

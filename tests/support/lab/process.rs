@@ -11,6 +11,9 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+/// How many lines of a packet capture a failed test's log dump shows.
+const CAPTURE_LINES: usize = 5;
+
 /// A process the lab started.
 pub struct LabProcess {
     /// Its name in the lab: `<what>@<host>`, e.g. `bird@router`, `speaker@node1`.
@@ -197,6 +200,13 @@ impl Lab {
     pub fn print_logs(&self, lines: usize) {
         for p in self.procs().iter() {
             let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+            // A capture's packets are what its test asserts on (and says so when it fails);
+            // a few lines show it ran without pushing the daemons' logs and the error away.
+            let lines = if p.name.starts_with("tcpdump") {
+                lines.min(CAPTURE_LINES)
+            } else {
+                lines
+            };
             eprintln!(
                 "----- {} (pid {}, {}) -----\n{}",
                 p.name,
