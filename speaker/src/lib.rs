@@ -15,6 +15,7 @@ pub mod layer2;
 pub mod metrics;
 pub mod snapshots;
 pub mod source;
+pub mod status;
 
 use anyhow::Context;
 use events::Events;
@@ -114,10 +115,8 @@ async fn run(
     let (tx, rx) = mpsc::channel(1024);
     let builder = SnapshotBuilder::new(&options.node);
     let events = Events::spawn(source.event_backend(&options.node), options.node.clone());
-    let status = layer2::status::StatusTarget::choose(
-        source.client().cloned(),
-        source.report_dir(&options.node),
-    );
+    let status =
+        status::StatusTarget::choose(source.client().cloned(), source.report_dir(&options.node));
     let layer2_rx = snapshots.subscribe();
     let bgp_rx = snapshots.subscribe();
     let mut source = AbortOnDrop(tokio::spawn(source.run(tx).in_current_span()));

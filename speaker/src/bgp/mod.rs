@@ -29,9 +29,9 @@ pub mod peer;
 mod routes;
 pub mod status;
 
-use crate::layer2::status::StatusTarget;
 use crate::metrics::Metrics;
 use crate::snapshots::SnapshotReceiver;
+use crate::status::StatusTarget;
 use ferrolb_cluster::task::AbortOnDrop;
 use ferrolb_shared::bfd::session::{SessionConfig as BfdConfig, minimum_ttl};
 use ferrolb_shared::bgp::advertise::{PeerPlan, advertise, is_ibgp};

@@ -21,7 +21,7 @@
 //! The loop never writes itself: with 10,000 Services the file is ~1 MB and the routes must
 //! not wait for it. The writer skips to the newest set when several arrive during a write.
 
-use crate::layer2::status::{Objects, StatusTarget, Timing, Writer, object_meta};
+use crate::status::{Objects, StatusTarget, Timing, Writer, keyed, object_meta};
 use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::bgp::advertise::PeerPlan;
 use ferrolb_shared::bgp::codec::Afi;
@@ -116,10 +116,8 @@ pub fn objects(
     desired
         .iter()
         .map(|(service, a)| {
-            let metadata = object_meta(node, service, uid(service));
-            let name = metadata.name.clone().unwrap_or_default();
-            let object = ServiceBGPStatus {
-                metadata,
+            keyed(ServiceBGPStatus {
+                metadata: object_meta(node, service, uid(service)),
                 spec: ServiceBGPStatusSpec {},
                 status: Some(ServiceBGPStatusStatus {
                     node: node.to_string(),
@@ -128,8 +126,7 @@ pub fn objects(
                     peers: a.peers.iter().cloned().collect(),
                     ips: a.ips.iter().map(ToString::to_string).collect(),
                 }),
-            };
-            ((service.namespace.clone(), name), object)
+            })
         })
         .collect()
 }

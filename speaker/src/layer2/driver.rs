@@ -14,11 +14,12 @@
 
 use super::announcer::{Announcer, AnnouncerConfig};
 use super::interfaces::{CARRIER_POLL, CarrierWatcher};
-use super::status::{StatusSink, StatusTarget};
+use super::status::StatusSink;
 use crate::events::{EventType, Events, ServiceEvent};
 use crate::gossip::{self, GossipConfig, GossipHandle, MembershipView};
 use crate::metrics::Metrics;
 use crate::snapshots::SnapshotReceiver;
+use crate::status::StatusTarget;
 use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::l2::election::{Election, Interfaces, Liveness, elect};
 use ferrolb_shared::l2::gossip::Timing;

@@ -2,84 +2,10 @@ use super::*;
 use ferrolb_fake_apiserver::FakeApiServer;
 use ferrolb_shared::l2::election::Assignment;
 use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
 
 const RESOURCE: &str = "ferrolb.io/servicel2statuses";
-
-/// Kubernetes' DNS-1123 subdomain rule (`IsDNS1123Subdomain`).
-fn is_subdomain(s: &str) -> bool {
-    s.len() <= MAX_NAME
-        && !s.is_empty()
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-}
-
-/// Kubernetes' label value rule (`IsValidLabelValue`), non-empty.
-fn is_label_value(s: &str) -> bool {
-    (1..=MAX_LABEL_VALUE).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s.ends_with(|c: char| c.is_ascii_alphanumeric())
-}
-
-#[test]
-fn names_are_service_dot_node_when_valid() {
-    assert_eq!(object_name("web", "node1"), "web.node1");
-    assert_eq!(
-        object_name("web", "ip-10-0-0-1.eu-west-1.compute.internal"),
-        "web.ip-10-0-0-1.eu-west-1.compute.internal"
-    );
-    // With a dash as the separator these two would collide.
-    assert_ne!(object_name("a-b", "c"), object_name("a", "b-c"));
-}
-
-#[test]
-fn names_are_sanitized_and_cut_with_a_stable_hash() {
-    let long_node = format!("{}.example.com", "n".repeat(240));
-    let cases = [
-        ("Web", "Node_1"),
-        ("web", "-node..one-"),
-        ("", ""),
-        ("web", &long_node),
-        (&"s".repeat(63), &long_node),
-        ("--", "é"),
-    ];
-    for (service, node) in cases {
-        let name = object_name(service, node);
-        assert!(is_subdomain(&name), "{service:?} {node:?} gave {name:?}");
-        assert_eq!(name, object_name(service, node), "stable");
-    }
-    assert!(object_name("Web", "Node_1").starts_with("web.node-1-"));
-    // Cut names still differ when their inputs do.
-    let a = object_name("web", &format!("{long_node}a"));
-    let b = object_name("web", &format!("{long_node}b"));
-    assert_ne!(a, b);
-    assert_eq!(a.len(), MAX_NAME);
-    // Pinned: the hash must not change between versions (every name would churn).
-    assert_eq!(object_name("Web", "Node_1"), "web.node-1-63c80d0e");
-    assert_ne!(short_hash(&["web", "node1"]), short_hash(&["webn", "ode1"]));
-}
-
-#[test]
-fn label_values_fit_and_stay_stable() {
-    assert_eq!(label_value("node1"), "node1");
-    assert_eq!(label_value("Node_1.a"), "Node_1.a");
-    let long = format!("{}.example.com", "n".repeat(70));
-    let v = label_value(&long);
-    assert!(is_label_value(&v), "{v:?}");
-    assert!(v.starts_with("nnnn"));
-    assert_eq!(v, label_value(&long));
-    assert_ne!(v, label_value(&format!("{long}x")));
-    for odd in ["", "-x-", "a b", "é"] {
-        assert!(is_label_value(&label_value(odd)), "{odd:?}");
-    }
-    assert_eq!(node_selector("node1"), "ferrolb.io/node=node1");
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
