@@ -280,3 +280,91 @@ fn full_programs_and_changes_are_accepted_by_the_kernel() {
     ns.nft(&render_full(&t, Family::Ip)).unwrap();
     assert!(ns.list("ip").contains("10.96.0.2 . tcp . 80"));
 }
+
+impl Netns {
+    /// Runs `f` on a thread that has entered this namespace (the thread alone: sockets it
+    /// opens belong to the namespace, the test process stays where it is).
+    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&ns),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
+                f()
+            })
+            .join()
+            .expect("the thread in the namespace panicked")
+        })
+    }
+}
+
+/// Real servers replaced behind rules that stay (round robin v4 and v6, weighted UDP): the
+/// speaker writes the elements through netlink, and the kernel then holds exactly what
+/// `nft -f` of the change script gives; a change the kernel refuses leaves the table as it
+/// was.
+#[test]
+fn element_changes_through_netlink_equal_the_nft_script() {
+    use ferrolb_shared::ipvs::nft::element_changes_for;
+    use ferrolb_speaker::dataplane::nftables::write_elements;
+    let (script_ns, netlink_ns) = (Netns::new("e"), Netns::new("n"));
+    let t = sample();
+    let mut next = t.clone();
+    let key = |a: &str, p: u16, proto: Proto| VsKey {
+        proto,
+        addr: a.parse().unwrap(),
+        port: p,
+    };
+    let mut replace = |k: VsKey, i: usize, to: &str, port: u16| {
+        next.servers.get_mut(&k).unwrap().real_servers[i] = rs(to, port);
+    };
+    replace(key("10.96.0.1", 80, Proto::Tcp), 1, "10.244.7.7", 9090);
+    replace(key("10.96.0.6", 53, Proto::Udp), 1, "10.244.8.8", 5353);
+    replace(key("fd00:96::2", 443, Proto::Tcp), 0, "fd00:244:9::9", 8443);
+    let keys = t.servers.keys().copied().collect();
+    for fam in [Family::Ip, Family::Ip6] {
+        for ns in [&script_ns, &netlink_ns] {
+            ns.nft(&render_full(&t, fam))
+                .unwrap_or_else(|e| panic!("full {fam:?}: {e}"));
+        }
+        let changes = element_changes_for(&t, &next, &keys, fam)
+            .unwrap_or_else(|| panic!("{fam:?}: not an element change"));
+        assert!(!changes.is_empty(), "{fam:?}");
+        let script = render_changes(&t, &next, fam);
+        script_ns
+            .nft(&script)
+            .unwrap_or_else(|e| panic!("script {fam:?}: {e}\n{script}"));
+        netlink_ns
+            .enter(|| write_elements(fam, &changes))
+            .unwrap_or_else(|e| panic!("netlink {fam:?}: {e}"));
+    }
+    for (fam, needle) in [
+        ("ip", "10.96.0.1 . 80 . 1 : 10.244.7.7 . 9090"),
+        ("ip", "10.96.0.6 . 53 . 3 : 10.244.8.8 . 5353"),
+        ("ip6", "fd00:96::2 . 443 . 0 : fd00:244:9::9 . 8443"),
+    ] {
+        let (by_script, by_netlink) = (script_ns.list(fam), netlink_ns.list(fam));
+        assert!(
+            by_netlink.contains(needle),
+            "{needle} missing:\n{by_netlink}"
+        );
+        assert_eq!(by_netlink, by_script, "{fam}");
+    }
+    // Refused (the old element is not there: someone edited the table), nothing applied:
+    // the first replacement's map exists and would have taken its element.
+    let before = netlink_ns.list("ip");
+    let stale = element_changes_for(&t, &next, &keys, Family::Ip).unwrap();
+    let mut bogus = stale.clone();
+    bogus[0].slots[0].0.n = 77;
+    bogus.extend(stale);
+    let refused = netlink_ns.enter(|| write_elements(Family::Ip, &bogus));
+    assert!(refused.is_err(), "a missing element must be refused");
+    assert_eq!(
+        netlink_ns.list("ip"),
+        before,
+        "a refused transaction changes nothing"
+    );
+}

@@ -20,7 +20,9 @@
 //! and nothing else. (The userspace path needs none of this: the proxy connects from the node.)
 //!
 //! Every script is applied with one `nft -f`, which the kernel runs as one transaction: the
-//! data path is never seen half-programmed. Changes touch only the chains and map elements of
+//! data path is never seen half-programmed. A change that only replaces elements of the
+//! shared backend maps is also available as data ([`element_changes_for`]), which the speaker
+//! sends as one nfnetlink transaction of its own ([`netlink`]). Changes touch only the chains and map elements of
 //! the virtual servers that changed, so connections through the others are never disturbed;
 //! affinity sets are named after their real server, not its position, so the clients of a
 //! real server that stays keep their affinity while others come and go.
@@ -300,6 +302,44 @@ pub fn render_changes_for(
 ) -> String {
     let keys = keys.iter().filter(|k| Family::of(k.addr) == family);
     render_change_list(old, new, family, target, old.diff_keys(new, keys))
+}
+
+/// The kernel path's changes from `old` to `new` among `keys` (for `family`) as element
+/// replacements in the shared backend maps, when that is all they are: real servers moved
+/// behind rules that stay. A driver may then write them to the kernel without `nft`, which
+/// reads the whole table back before every command. `None` when anything else changes (that
+/// needs [`render_changes_for`]); an empty list when nothing does. Exactly the elements the
+/// script would delete and add, and nothing else.
+pub fn element_changes_for(
+    old: &Table,
+    new: &Table,
+    keys: &BTreeSet<VsKey>,
+    family: Family,
+) -> Option<Vec<Replacement>> {
+    let p = Prog {
+        family,
+        target: Target::Kernel,
+    };
+    let supported = |v: &&VirtualServer| p.supports(v);
+    let keys = keys.iter().filter(|k| Family::of(k.addr) == family);
+    let mut out = Vec::new();
+    for change in old.diff_keys(new, keys) {
+        let Change::Update(vs) = change else {
+            return None;
+        };
+        let before = old.servers.get(&vs.key).filter(supported);
+        let after = new.servers.get(&vs.key).filter(supported);
+        match (before, after) {
+            (None, None) => {}
+            (Some(was), Some(vs)) => out.push(backends::replacement(was, vs)?),
+            _ => return None,
+        }
+    }
+    if hairpin_servers(old, p) != hairpin_servers(new, p) {
+        return None;
+    }
+    out.retain(|r| !r.slots.is_empty());
+    Some(out)
 }
 
 fn render_change_list(
@@ -611,8 +651,9 @@ fn range(a: u32, b: u32) -> String {
 }
 
 mod backends;
+pub mod netlink;
 
-pub use backends::map_name;
+pub use backends::{Replacement, Slot, map_name};
 
 #[cfg(test)]
 mod tests;

@@ -1,10 +1,15 @@
 //! The kernel data path: the virtual server table programmed into nftables, in atomic
-//! transactions (`nft -f`), changes only where the table changed.
+//! transactions, changes only where the table changed.
 //!
 //! On start the whole program replaces whatever FerroLB table is there (a stale one from a
-//! crash included), in one transaction; where there is none, it is sent in parts that
-//! several `nft` processes parse at once, steering traffic only in the last one. On a clean stop the table is deleted; on a crash it stays, so traffic
-//! keeps flowing until the next speaker takes over.
+//! crash included), in one transaction (`nft -f`); where there is none, it is sent in parts
+//! that several `nft` processes parse at once, steering traffic only in the last one. A
+//! change goes through `nft -f` too, except when it only moves real servers behind rules that
+//! stay (the common endpoint change): those elements of the shared backend maps go straight
+//! to the kernel as one nfnetlink transaction ([`write_elements`]), sparing `nft` reading the
+//! whole table back first; if the kernel refuses it, the same change goes through `nft`. On a
+//! clean stop the table is deleted; on a crash it stays, so traffic keeps flowing until the
+//! next speaker takes over.
 
 use ferrolb_shared::ipvs::model::{Table, VirtualServer, VsKey};
 use ferrolb_shared::ipvs::nft::{self, Family, Target, Unsupported};
@@ -120,6 +125,28 @@ impl NftablesDataplane {
         };
         for family in [Family::Ip, Family::Ip6] {
             let name = if family == Family::Ip { "ip" } else { "ip6" };
+            // Real servers moved behind rules that stay: the elements straight to the kernel.
+            let elements = match (&self.programmed, touched) {
+                (Some(old), Some(keys)) if !self.proxy => {
+                    nft::element_changes_for(old, table, keys, family)
+                }
+                _ => None,
+            };
+            let small = |c: &Vec<nft::Replacement>| {
+                c.iter().map(|r| r.slots.len()).sum::<usize>() <= MAX_NETLINK_ELEMENTS
+            };
+            if let Some(changes) = elements.filter(small) {
+                if changes.is_empty() {
+                    continue;
+                }
+                let written =
+                    tokio::task::spawn_blocking(move || write_elements(family, &changes)).await;
+                match written {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => tracing::warn!("{name}: {e}; sending the change through nft"),
+                    Err(e) => tracing::warn!("{name}: element writer failed ({e}); using nft"),
+                }
+            }
             let incremental = self.programmed.as_ref().map(|old| match touched {
                 Some(keys) => nft::render_changes_for(old, table, keys, family, target),
                 None => nft::render_changes_with(old, table, family, target),
@@ -198,6 +225,50 @@ async fn run_staged(table: &Table, family: Family, target: Target<'_>) -> bool {
             false
         }
     }
+}
+
+/// The most elements written through netlink at once: one message, well inside the socket's
+/// buffers; a larger change (a whole node's pods moved) goes through `nft`, whose read-back
+/// of the table is small next to parsing it.
+const MAX_NETLINK_ELEMENTS: usize = 1024;
+
+/// How long the kernel may take to answer an element batch: it answers at once, so this only
+/// bounds a stuck socket.
+const NETLINK_REPLY_TIMEOUT: nix::sys::time::TimeVal = nix::sys::time::TimeVal::new(1, 0);
+
+/// Sends element replacements as one nfnetlink transaction ([`nft::netlink`]) and waits for
+/// the kernel's acknowledgements. Any error leaves the table as it was (the transaction is
+/// all or nothing) and is the caller's cue to send the same change through `nft`.
+pub fn write_elements(family: Family, changes: &[nft::Replacement]) -> Result<(), String> {
+    use nix::sys::socket::{self as sock, AddressFamily, MsgFlags, SockFlag, SockProtocol};
+    use std::os::fd::AsRawFd;
+    let fail = |what: &str, e: nix::Error| format!("netlink element change: {what}: {e}");
+    let fd = sock::socket(
+        AddressFamily::Netlink,
+        sock::SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkNetFilter,
+    )
+    .map_err(|e| fail("socket", e))?;
+    sock::bind(fd.as_raw_fd(), &sock::NetlinkAddr::new(0, 0)).map_err(|e| fail("bind", e))?;
+    sock::setsockopt(&fd, sock::sockopt::ReceiveTimeout, &NETLINK_REPLY_TIMEOUT)
+        .map_err(|e| fail("SO_RCVTIMEO", e))?;
+    let batch = nft::netlink::encode(family, changes, 0);
+    sock::send(fd.as_raw_fd(), &batch.bytes, MsgFlags::empty()).map_err(|e| fail("send", e))?;
+    let mut pending: BTreeSet<u32> = batch.acks.into_iter().collect();
+    let mut buf = vec![0u8; 64 * 1024];
+    while !pending.is_empty() {
+        let n = sock::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())
+            .map_err(|e| fail("waiting for the kernel's answer", e))?;
+        for reply in nft::netlink::replies(buf.get(..n).unwrap_or_default()) {
+            if reply.error != 0 {
+                let errno = nix::errno::Errno::from_raw(-reply.error);
+                return Err(format!("the kernel refused the element change: {errno}"));
+            }
+            pending.remove(&reply.seq);
+        }
+    }
+    Ok(())
 }
 
 async fn run_nft(script: &str, family: &'static str) -> Result<(), NftError> {

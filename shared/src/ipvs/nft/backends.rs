@@ -28,6 +28,7 @@ use crate::ipvs::model::{RealServer, VirtualServer, VsKey};
 use crate::ipvs::scheduler::SchedulerKind;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::net::{IpAddr, SocketAddr};
 
 /// How many shared maps the virtual servers are spread over.
 pub const MAPS: u64 = 256;
@@ -171,25 +172,32 @@ pub(super) fn remove(s: &mut String, family: Family, vs: &VirtualServer) {
     );
 }
 
-/// A change of real servers that keeps the rule (same counter range, same marking): only the
-/// elements whose real server changed are replaced. Returns false when the rule must change.
+/// The counter values of `vs` whose real server differs from `was`'s, when the change keeps
+/// the rule (same counter range, same marking); `None` when the rule must change.
+fn moved(was: &VirtualServer, vs: &VirtualServer) -> Option<(Vec<usize>, Vec<usize>)> {
+    let (before, after) = (spread(was)?, spread(vs)?);
+    if before.len() != after.len() || was.masquerade != vs.masquerade || was.drop || vs.drop {
+        return None;
+    }
+    let moved = |n: &usize| {
+        let (a, b) = (&was.real_servers[before[*n]], &vs.real_servers[after[*n]]);
+        (a.addr, a.port) != (b.addr, b.port)
+    };
+    let changed = (0..after.len()).filter(moved).collect();
+    Some((changed, after))
+}
+
+/// A change of real servers that keeps the rule: only the elements whose real server changed
+/// are replaced. Returns false when the rule must change.
 pub(super) fn update_in_place(
     s: &mut String,
     e: &mut Elements,
     family: Family,
     (was, vs): (&VirtualServer, &VirtualServer),
 ) -> bool {
-    let (Some(before), Some(after)) = (spread(was), spread(vs)) else {
+    let Some((changed, after)) = moved(was, vs) else {
         return false;
     };
-    if before.len() != after.len() || was.masquerade != vs.masquerade || was.drop || vs.drop {
-        return false;
-    }
-    let moved = |n: &usize| {
-        let (a, b) = (&was.real_servers[before[*n]], &vs.real_servers[after[*n]]);
-        (a.addr, a.port) != (b.addr, b.port)
-    };
-    let changed: Vec<usize> = (0..after.len()).filter(moved).collect();
     if changed.is_empty() {
         return true;
     }
@@ -208,4 +216,44 @@ pub(super) fn update_in_place(
         push_entry(list, &vs.key, n, &vs.real_servers[after[n]]);
     }
     true
+}
+
+/// One element of a shared backend map: a virtual server's address and port and a value of
+/// its scheduler's counter (the map name holds the protocol).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub n: u32,
+}
+
+/// Elements of one shared backend map given a new real server each: the old element goes and
+/// the new one comes, in one transaction. What [`update_in_place`] writes as a script, as
+/// data for a driver that talks to the kernel without `nft`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replacement {
+    pub map: String,
+    pub slots: Vec<(Slot, SocketAddr)>,
+}
+
+/// [`update_in_place`]'s change as data: `None` when the rule must change, an empty list
+/// when nothing does.
+pub(super) fn replacement(was: &VirtualServer, vs: &VirtualServer) -> Option<Replacement> {
+    let (changed, after) = moved(was, vs)?;
+    let slots = changed
+        .into_iter()
+        .map(|n| {
+            let r = &vs.real_servers[after[n]];
+            let slot = Slot {
+                addr: vs.key.addr,
+                port: vs.key.port,
+                n: n as u32,
+            };
+            (slot, SocketAddr::new(r.addr, r.port))
+        })
+        .collect();
+    Some(Replacement {
+        map: map_name(&vs.key),
+        slots,
+    })
 }

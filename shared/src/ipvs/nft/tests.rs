@@ -306,6 +306,84 @@ fn changes_touch_only_the_changed_server() {
 }
 
 #[test]
+fn element_changes_are_the_scripts_element_replacements_or_none() {
+    let a = vs(
+        "10.96.0.1",
+        80,
+        SchedulerKind::Rr,
+        vec![rs("10.244.1.10", 80), rs("10.244.1.11", 80)],
+    );
+    let b = vs(
+        "10.96.0.2",
+        80,
+        SchedulerKind::Wrr,
+        vec![rs("10.244.1.20", 80)],
+    );
+    let old = table(vec![a.clone(), b.clone()]);
+    let keys: BTreeSet<VsKey> = [a.key, b.key].into();
+    let changes = |new: &Table| element_changes_for(&old, new, &keys, Family::Ip);
+    // The second real server of `a` replaced: counter value 1 gets the new one, as the
+    // script's delete and add of that one element.
+    let mut a2 = a.clone();
+    a2.real_servers[1] = rs("10.244.1.12", 8080);
+    let new = table(vec![a2, b.clone()]);
+    let slot = Slot {
+        addr: a.key.addr,
+        port: 80,
+        n: 1,
+    };
+    let want = Replacement {
+        map: map_name(&a.key),
+        slots: vec![(slot, "10.244.1.12:8080".parse().unwrap())],
+    };
+    assert_eq!(changes(&new), Some(vec![want]));
+    assert_eq!(
+        render_changes(&old, &new, Family::Ip),
+        format!(
+            "delete element ip ferrolb {map} {{ 10.96.0.1 . 80 . 1 }}\n\
+             add element ip ferrolb {map} {{ 10.96.0.1 . 80 . 1 : 10.244.1.12 . 8080 }}\n",
+            map = map_name(&a.key)
+        )
+    );
+    // Nothing changed: nothing to write.
+    assert_eq!(changes(&old), Some(vec![]));
+    // The IPv6 side of the same change has nothing of it.
+    assert_eq!(
+        element_changes_for(&old, &new, &keys, Family::Ip6),
+        Some(vec![])
+    );
+    // Anything that changes a rule is not an element replacement.
+    let mut grown = b.clone();
+    grown.real_servers.push(rs("10.244.1.21", 80));
+    assert_eq!(
+        changes(&table(vec![a.clone(), grown])),
+        None,
+        "counter range"
+    );
+    assert_eq!(changes(&table(vec![a.clone()])), None, "removed");
+    let c = vs(
+        "10.96.0.3",
+        80,
+        SchedulerKind::Rr,
+        vec![rs("10.244.1.30", 80)],
+    );
+    let with_c = table(vec![a.clone(), b.clone(), c.clone()]);
+    let keys_c: BTreeSet<VsKey> = [a.key, b.key, c.key].into();
+    assert_eq!(
+        element_changes_for(&old, &with_c, &keys_c, Family::Ip),
+        None,
+        "added"
+    );
+    let mut hashed = a.clone();
+    hashed.scheduler = SchedulerKind::Sh;
+    assert_eq!(changes(&table(vec![hashed, b.clone()])), None, "scheduler");
+    // A real server becoming local changes the hairpin set: not elements of a backend map.
+    let mut local = a.clone();
+    local.real_servers[1].local = true;
+    assert_eq!(changes(&table(vec![local, b])), None, "hairpin");
+}
+
+#[test]
 fn runs_collapse_consecutive_owners() {
     assert_eq!(
         runs(&[0, 0, 1, 1, 1, 0]),
