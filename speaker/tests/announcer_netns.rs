@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use ferrolb_shared::l2::election::Interfaces;
 use ferrolb_speaker::layer2::announcer::{Announcer, AnnouncerConfig};
-use ferrolb_speaker::layer2::interfaces::{CARRIER_POLL, CarrierMap, CarrierWatcher};
+use ferrolb_speaker::layer2::interfaces::{CarrierMap, CarrierWatcher};
 use tokio::sync::watch;
 
 const PREFIX: &str = "flbann";
@@ -177,6 +177,9 @@ fn setup(a: &str, b: &str) {
     }
 }
 
+/// The carrier watcher's resync period in these tests: longer than any of them.
+const NO_RESYNC: Duration = Duration::from_secs(3600);
+
 /// Creates the announcer and the carrier watcher from a thread inside namespace `ns`.
 fn start_in_namespace(ns: &str) -> (Announcer, CarrierWatcher, watch::Receiver<CarrierMap>) {
     let path = format!("/run/netns/{ns}");
@@ -193,7 +196,8 @@ fn start_in_namespace(ns: &str) -> (Announcer, CarrierWatcher, watch::Receiver<C
             refresh: None,
             reply_rate_per_source: 50,
         });
-        let (watcher, carrier) = CarrierWatcher::spawn(CARRIER_POLL).expect("carrier watcher");
+        // No periodic dump within any test: every change it reports came by notification.
+        let (watcher, carrier) = CarrierWatcher::spawn(NO_RESYNC).expect("carrier watcher");
         (announcer, watcher, carrier)
     })
     .join()
@@ -436,7 +440,8 @@ fn announcer_answers_arp_and_ndp_in_a_namespace() {
     assert_eq!(again.len(), 1, "no gratuitous ARP after carrier returned");
     assert_eq!(arping(&b, V4).as_deref(), Some(MAC_A));
 
-    // The carrier watcher sees the real link state of A's interface.
+    // The carrier watcher sees the real link state of A's interface, told by the kernel (it
+    // never dumps on its own within this test).
     ip(&["-n", &b, "link", "set", "veth-b", "down"]);
     wait_carrier(&mut carrier, false);
     ip(&["-n", &b, "link", "set", "veth-b", "up"]);

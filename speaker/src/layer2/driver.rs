@@ -13,7 +13,7 @@
 //! the first moments after start ([`L2Settings::settle`]), while gossip finds the others.
 
 use super::announcer::{Announcer, AnnouncerConfig};
-use super::interfaces::{CARRIER_POLL, CarrierWatcher};
+use super::interfaces::{CARRIER_RESYNC, CarrierWatcher};
 use super::status::StatusSink;
 use crate::events::{EventType, Events, ServiceEvent};
 use crate::gossip::{self, GossipConfig, GossipHandle, MembershipView};
@@ -157,7 +157,7 @@ async fn run(
     metrics: Arc<Metrics>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let (carrier_watcher, mut carrier) = match CarrierWatcher::spawn(CARRIER_POLL) {
+    let (carrier_watcher, mut carrier) = match CarrierWatcher::spawn(CARRIER_RESYNC) {
         Ok((w, rx)) => (Some(w), Some(rx)),
         Err(e) => {
             tracing::error!("cannot watch the links' carrier ({e}); assuming every link is up");
