@@ -12,6 +12,7 @@ pub mod ipvs;
 pub mod l2;
 pub mod lease;
 pub mod manifest;
+pub mod netlink;
 pub mod reconcile;
 pub mod selector;
 pub mod service;

@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 
 use ferrolb_shared::l2::election::Interfaces;
 use ferrolb_shared::l2::packet::MacAddr;
+use ferrolb_shared::netlink::{
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, attributes, messages,
+    push_message, u16_at, u32_at,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
@@ -223,13 +227,6 @@ pub fn links() -> Result<Vec<Link>, LinkDumpError> {
 
 const AF_NETLINK: i32 = 16;
 const NETLINK_ROUTE: i32 = 0;
-const NLMSG_HEADER_LEN: usize = 16;
-const NLMSG_NOOP: u16 = 1;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_DUMP_INTR: u16 = 0x10;
-const NLM_F_DUMP: u16 = 0x300;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const IFINFOMSG_LEN: usize = 16;
@@ -238,8 +235,6 @@ const IFLA_IFNAME: u16 = 3;
 const IFLA_MASTER: u16 = 10;
 const IFLA_OPERSTATE: u16 = 16;
 const IFLA_CARRIER: u16 = 33;
-/// Clears `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER`.
-const NLA_TYPE_MASK: u16 = 0x3fff;
 /// Larger than any dump chunk: the kernel caps them near 32 KiB.
 const RECV_BUFFER: usize = 64 * 1024;
 const DUMP_ATTEMPTS: u32 = 3;
@@ -298,14 +293,14 @@ impl LinkDumper {
 
 /// `RTM_GETLINK` with `NLM_F_DUMP`: every link, with an empty `ifinfomsg`.
 fn dump_request(seq: u32) -> Vec<u8> {
-    let len = (NLMSG_HEADER_LEN + IFINFOMSG_LEN) as u32;
-    let mut out = Vec::with_capacity(len as usize);
-    out.extend_from_slice(&len.to_ne_bytes());
-    out.extend_from_slice(&RTM_GETLINK.to_ne_bytes());
-    out.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
-    out.extend_from_slice(&[0; IFINFOMSG_LEN]);
+    let mut out = Vec::new();
+    push_message(
+        &mut out,
+        RTM_GETLINK,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        seq,
+        &[0; IFINFOMSG_LEN],
+    );
     out
 }
 
@@ -315,55 +310,32 @@ enum Progress {
     Done { interrupted: bool },
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
-
-const fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
-
 /// Parses one datagram of a dump answer, appending links. Messages of another sequence
 /// number (left over from an earlier, timed-out dump) are skipped.
 fn parse_datagram(
-    mut datagram: &[u8],
+    datagram: &[u8],
     seq: u32,
     links: &mut Vec<Link>,
 ) -> Result<Progress, LinkDumpError> {
     let mut interrupted = false;
-    while !datagram.is_empty() {
-        let malformed = LinkDumpError::Malformed;
-        let len = u32_at(datagram, 0).ok_or(malformed("short netlink header"))? as usize;
-        let kind = u16_at(datagram, 4).ok_or(malformed("short netlink header"))?;
-        let flags = u16_at(datagram, 6).ok_or(malformed("short netlink header"))?;
-        let msg_seq = u32_at(datagram, 8).ok_or(malformed("short netlink header"))?;
-        if len < NLMSG_HEADER_LEN || len > datagram.len() {
-            return Err(malformed("netlink message length out of bounds"));
-        }
-        let body = &datagram[NLMSG_HEADER_LEN..len];
-        datagram = datagram.get(align4(len)..).unwrap_or_default();
-        if msg_seq != seq {
+    for message in messages(datagram) {
+        let message = message.map_err(LinkDumpError::Malformed)?;
+        if message.seq != seq {
             continue;
         }
-        interrupted |= flags & NLM_F_DUMP_INTR != 0;
-        match kind {
+        interrupted |= message.flags & NLM_F_DUMP_INTR != 0;
+        match message.kind {
             NLMSG_DONE => return Ok(Progress::Done { interrupted }),
-            NLMSG_ERROR => {
-                let code = u32_at(body, 0).ok_or(malformed("short netlink error"))? as i32;
-                if code == 0 {
-                    continue; // an acknowledgement
+            NLMSG_ERROR => match message.error_code() {
+                Some(0) => {} // an acknowledgement
+                Some(code) => {
+                    let errno = code.saturating_neg();
+                    return Err(LinkDumpError::Kernel(io::Error::from_raw_os_error(errno)));
                 }
-                return Err(LinkDumpError::Kernel(io::Error::from_raw_os_error(
-                    code.saturating_neg(),
-                )));
-            }
-            RTM_NEWLINK => links.push(parse_link(body)?),
-            NLMSG_NOOP => {}
-            _ => {}
+                None => return Err(LinkDumpError::Malformed("short netlink error")),
+            },
+            RTM_NEWLINK => links.push(parse_link(message.body)?),
+            _ => {} // NLMSG_NOOP and anything else
         }
     }
     Ok(Progress::More { interrupted })
@@ -385,15 +357,8 @@ fn parse_link(body: &[u8]) -> Result<Link, LinkDumpError> {
         operstate: None,
         carrier: None,
     };
-    let mut attrs = &body[IFINFOMSG_LEN..];
-    while attrs.len() >= 4 {
-        let len = usize::from(u16_at(attrs, 0).ok_or(malformed("short rtattr"))?);
-        let kind = u16_at(attrs, 2).ok_or(malformed("short rtattr"))? & NLA_TYPE_MASK;
-        if len < 4 || len > attrs.len() {
-            return Err(malformed("rtattr length out of bounds"));
-        }
-        let value = &attrs[4..len];
-        attrs = attrs.get(align4(len)..).unwrap_or_default();
+    for attribute in attributes(&body[IFINFOMSG_LEN..]) {
+        let (kind, value) = attribute.map_err(malformed)?;
         match kind {
             IFLA_IFNAME => {
                 let name = value.split(|b| *b == 0).next().unwrap_or_default();
@@ -709,23 +674,11 @@ mod tests {
         assert!(!flags_down.has_carrier());
     }
 
-    fn attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
-        let len = 4 + value.len();
-        out.extend_from_slice(&(len as u16).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(value);
-        out.resize(align4(out.len()), 0);
-    }
+    use ferrolb_shared::netlink::{NLA_F_NESTED, push_attr as attr};
 
     fn message(kind: u16, flags: u16, seq: u32, body: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        out.extend_from_slice(&((NLMSG_HEADER_LEN + body.len()) as u32).to_ne_bytes());
-        out.extend_from_slice(&kind.to_ne_bytes());
-        out.extend_from_slice(&flags.to_ne_bytes());
-        out.extend_from_slice(&seq.to_ne_bytes());
-        out.extend_from_slice(&0u32.to_ne_bytes());
-        out.extend_from_slice(body);
-        out.resize(align4(out.len()), 0);
+        push_message(&mut out, kind, flags, seq, body);
         out
     }
 
@@ -742,7 +695,7 @@ mod tests {
         if let Some(m) = master {
             attr(&mut body, IFLA_MASTER, &m.to_ne_bytes());
         }
-        attr(&mut body, IFLA_OPERSTATE | 0x8000, &[OPER_UP]); // a nested flag is masked
+        attr(&mut body, IFLA_OPERSTATE | NLA_F_NESTED, &[OPER_UP]); // a nested flag is masked
         attr(&mut body, IFLA_CARRIER, &[1]);
         attr(&mut body, 999, &[1, 2, 3]); // unknown attributes are skipped
         body

@@ -18,14 +18,10 @@
 //! (`<f> daddr . <p> dport`) is the real server's address and port, the same way.
 
 use super::{Family, Replacement, Slot, TABLE};
+use crate::netlink::{NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, messages};
+use crate::netlink::{push_attr as attr, push_message};
 use std::net::{IpAddr, SocketAddr};
 
-// linux/netlink.h
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
-const NLM_F_CREATE: u16 = 0x400;
-const NLMSG_ERROR: u16 = 0x2;
-const NLA_F_NESTED: u16 = 0x8000;
 // linux/netfilter/nfnetlink.h, nf_tables.h
 const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
 const NFNL_MSG_BATCH_END: u16 = 0x11;
@@ -41,10 +37,6 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
-
-/// The size of a netlink message header, and of nfnetlink's `nfgenmsg` after it.
-const NLMSG_HDRLEN: usize = 16;
-const NFGENMSG_LEN: usize = 4;
 
 /// A batch to send, and the sequence numbers the kernel must acknowledge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,34 +140,18 @@ fn c_string(s: &str) -> Vec<u8> {
     v
 }
 
-/// Append an attribute (length, type, payload, padding to 4 bytes).
-fn attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = 4 + payload.len();
-    out.extend((len as u16).to_ne_bytes());
-    out.extend(kind.to_ne_bytes());
-    out.extend(payload);
-    out.resize(out.len() + (len.next_multiple_of(4) - len), 0);
-}
-
-/// Append a netlink message with nfnetlink's header: family, version 0, and the resource id
-/// (the subsystem, for the batch delimiters).
+/// Append a request with nfnetlink's header before `body`: family, version 0, and the
+/// resource id (the subsystem, for the batch delimiters).
 fn message(out: &mut Vec<u8>, kind: u16, flags: u16, seq: u32, family: u8, body: &[u8]) {
-    let len = NLMSG_HDRLEN + NFGENMSG_LEN + body.len();
-    out.extend((len as u32).to_ne_bytes());
-    out.extend(kind.to_ne_bytes());
-    out.extend((NLM_F_REQUEST | flags).to_ne_bytes());
-    out.extend(seq.to_ne_bytes());
-    out.extend(0u32.to_ne_bytes()); // port id: the kernel's
     let res_id = if kind == NFNL_MSG_BATCH_BEGIN || kind == NFNL_MSG_BATCH_END {
         NFNL_SUBSYS_NFTABLES
     } else {
         0
     };
-    out.push(family);
-    out.push(0); // NFNETLINK_V0
-    out.extend(res_id.to_be_bytes());
-    out.extend(body);
-    out.resize(out.len().next_multiple_of(4), 0);
+    let mut payload = vec![family, 0]; // NFNETLINK_V0
+    payload.extend(res_id.to_be_bytes());
+    payload.extend(body);
+    push_message(out, kind, NLM_F_REQUEST | flags, seq, &payload);
 }
 
 /// The kernel's answer to one message: 0 (acknowledged) or a negative errno.
@@ -186,39 +162,17 @@ pub struct Reply {
 }
 
 /// The `NLMSG_ERROR` replies in a datagram from the kernel (acknowledgements are errors with
-/// code 0). Anything else is skipped; a truncated or malformed message ends the walk.
+/// code 0). Anything else is skipped; a malformed message ends the walk.
 pub fn replies(buf: &[u8]) -> Vec<Reply> {
-    let mut out = Vec::new();
-    let mut rest = buf;
-    while rest.len() >= NLMSG_HDRLEN {
-        let u32_at = |b: &[u8], i: usize| {
-            b.get(i..i + 4)
-                .and_then(|s| s.try_into().ok())
-                .map(u32::from_ne_bytes)
-        };
-        let (Some(len), Some(kind)) = (
-            u32_at(rest, 0),
-            rest.get(4..6).and_then(|s| s.try_into().ok()),
-        ) else {
-            break;
-        };
-        let len = len as usize;
-        if len < NLMSG_HDRLEN || len > rest.len() {
-            break;
-        }
-        if u16::from_ne_bytes(kind) == NLMSG_ERROR {
-            // The error code (after the header, whose seq is the answered message's), read
-            // within this message only.
-            let message = rest.get(..len).unwrap_or_default();
-            let error = u32_at(message, NLMSG_HDRLEN).map(|e| e as i32);
-            let seq = u32_at(message, 8);
-            if let (Some(error), Some(seq)) = (error, seq) {
-                out.push(Reply { seq, error });
-            }
-        }
-        rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
-    }
-    out
+    messages(buf)
+        .map_while(Result::ok)
+        .filter_map(|m| {
+            Some(Reply {
+                seq: m.seq,
+                error: m.error_code()?,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,19 +1,14 @@
 use super::*;
 use proptest::prelude::*;
 
-/// The messages of a batch: (type, flags, seq, nfgenmsg family, body).
-fn messages(bytes: &[u8]) -> Vec<(u16, u16, u32, u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let len = u32::from_ne_bytes(rest[0..4].try_into().unwrap()) as usize;
-        let kind = u16::from_ne_bytes(rest[4..6].try_into().unwrap());
-        let flags = u16::from_ne_bytes(rest[6..8].try_into().unwrap());
-        let seq = u32::from_ne_bytes(rest[8..12].try_into().unwrap());
-        out.push((kind, flags, seq, rest[16], rest[20..len].to_vec()));
-        rest = &rest[len.next_multiple_of(4)..];
-    }
-    out
+/// The messages of a batch: (type, flags, seq, nfgenmsg family, body after the nfgenmsg).
+fn sent(bytes: &[u8]) -> Vec<(u16, u16, u32, u8, Vec<u8>)> {
+    crate::netlink::messages(bytes)
+        .map(|m| {
+            let m = m.unwrap();
+            (m.kind, m.flags, m.seq, m.body[0], m.body[4..].to_vec())
+        })
+        .collect()
 }
 
 fn replacement() -> Replacement {
@@ -31,7 +26,7 @@ fn replacement() -> Replacement {
 #[test]
 fn a_replacement_is_a_delete_and_an_add_in_one_batch() {
     let batch = encode(Family::Ip, &[replacement()], 100);
-    let m = messages(&batch.bytes);
+    let m = sent(&batch.bytes);
     let kinds: Vec<u16> = m.iter().map(|m| m.0).collect();
     assert_eq!(kinds, [0x10, 0x0a0e, 0x0a0c, 0x11]);
     let seqs: Vec<u32> = m.iter().map(|m| m.2).collect();
@@ -48,7 +43,7 @@ fn a_replacement_is_a_delete_and_an_add_in_one_batch() {
     assert_eq!(m[1].1, NLM_F_REQUEST | NLM_F_ACK);
     assert_eq!(&batch.bytes[16..20], &[0, 0, 0, 10]);
     let v6 = encode(Family::Ip6, &[], 0);
-    assert_eq!(messages(&v6.bytes).len(), 2);
+    assert_eq!(sent(&v6.bytes).len(), 2);
 }
 
 /// The element bytes `nft --debug=netlink add element ip t be { 10.1.0.1 . 80 . 1 :
@@ -59,7 +54,7 @@ fn a_replacement_is_a_delete_and_an_add_in_one_batch() {
 #[test]
 fn elements_are_laid_out_as_nft_lays_them_out() {
     let batch = encode(Family::Ip, &[replacement()], 0);
-    let m = messages(&batch.bytes);
+    let m = sent(&batch.bytes);
     let add = &m[2].4;
     let key = [0x0a, 1, 0, 1, 0, 0x50, 0, 0, 1, 0, 0, 0];
     let value = [0x0a, 2, 0, 2, 0x1f, 0x90, 0, 0];
@@ -102,7 +97,7 @@ fn ipv6_elements_hold_sixteen_byte_addresses() {
         map: "be-tcp-01".into(),
         slots: vec![(slot, "[fd00:10::5]:8443".parse().unwrap())],
     };
-    let m = messages(&encode(Family::Ip6, &[r], 0).bytes);
+    let m = sent(&encode(Family::Ip6, &[r], 0).bytes);
     assert_eq!(m[2].3, 10, "NFPROTO_IPV6");
     let mut key: Vec<u8> = "fd00::1"
         .parse::<std::net::Ipv6Addr>()
@@ -117,13 +112,10 @@ fn ipv6_elements_hold_sixteen_byte_addresses() {
 #[test]
 fn replies_are_acks_and_errors_by_sequence_number() {
     let reply = |seq: u32, error: i32| {
-        let mut v = 36u32.to_ne_bytes().to_vec();
-        v.extend(NLMSG_ERROR.to_ne_bytes());
-        v.extend(0u16.to_ne_bytes());
-        v.extend(seq.to_ne_bytes());
-        v.extend(0u32.to_ne_bytes());
-        v.extend(error.to_ne_bytes());
-        v.extend([0; 16]); // the answered message's header
+        let mut v = Vec::new();
+        let mut body = error.to_ne_bytes().to_vec();
+        body.extend([0; 16]); // the answered message's header
+        crate::netlink::push_message(&mut v, crate::netlink::NLMSG_ERROR, 0, seq, &body);
         v
     };
     let mut buf = reply(7, 0);
