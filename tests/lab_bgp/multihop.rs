@@ -6,16 +6,16 @@
 //!
 //! - Without `ebgpMultiHop` the speakers send single-hop eBGP's TTL 1 (captured on the
 //!   router's side: every SYN and every segment with BGP in it, on the connections they open
-//!   to the loopback, has TTL 1),
-//!   which still reaches the router's loopback (local delivery takes nothing off), but GTSM
-//!   drops it: the router never has the session established. This is the negative control:
-//!   the router really refuses a low TTL, and nothing but the TTL differs from what follows.
+//!   to the loopback, has TTL 1), which still reaches the router's loopback (local delivery
+//!   takes nothing off), but GTSM drops it: the router never has the session established.
+//!   This is the negative control: the router really refuses a low TTL, and nothing but the
+//!   TTL differs from what follows.
 //! - With `ebgpMultiHop: true` (after the peer is dropped, every speaker removes its metric
 //!   series, and the router restarts, so no refused connection is left; then the manifest
 //!   file is rewritten with the flag) they send TTL 255 (their SYNs are captured with it,
-//!   and GTSM vouches for the rest): the sessions establish and the route arrives with each node's LAN address as
-//!   next hop: the connection's local address, not the loopback's network, is what the
-//!   speaker advertises.
+//!   and GTSM vouches for the rest): the sessions establish and the route arrives with each
+//!   node's LAN address as next hop: the connection's local address, not the loopback's
+//!   network, is what the speaker advertises.
 //! - Multi-hop BFD (RFC 5883, port 4784) runs beside it with the router's BFD (the peer names
 //!   a profile): it comes up on every node, and a hung node's route goes within the BFD
 //!   detection time (100 ms x 3), long before the 9 s hold timer.

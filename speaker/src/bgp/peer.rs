@@ -239,8 +239,7 @@ impl PeerTask {
         mut io: mpsc::UnboundedReceiver<Io>,
     ) {
         self.input(Input::Start);
-        let mut forget_series = false;
-        loop {
+        let forget_series = loop {
             let bfd = self.bfd.as_ref().and_then(Link::deadline);
             let deadline = self
                 .timers
@@ -263,17 +262,14 @@ impl PeerTask {
                         self.sync_routes();
                     }
                     Some(PeerCmd::Accepted(stream)) => self.accepted(stream),
-                    Some(PeerCmd::Stop { forget }) => {
-                        forget_series = forget;
-                        break;
-                    }
-                    None => break,
+                    Some(PeerCmd::Stop { forget }) => break forget,
+                    None => break false,
                 },
                 Some(event) = io.recv() => self.io(event),
                 () = sleep => self.fire_timers(),
             }
             self.export();
-        }
+        };
         self.input(Input::Stop);
         self.bfd = None; // the peer's BFD goes down with the session, by design
         if forget_series {
@@ -478,9 +474,7 @@ impl PeerTask {
             error,
         );
     }
-}
 
-impl PeerTask {
     /// Removes every series of this peer: a deleted `BGPPeer` must not go on reporting its
     /// last state (a session "up" forever on a dashboard).
     fn forget_series(&mut self) {

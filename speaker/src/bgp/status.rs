@@ -21,11 +21,11 @@
 //! The loop never writes itself: with 10,000 Services the file is ~1 MB and the routes must
 //! not wait for it. The writer skips to the newest set when several arrive during a write.
 
-use crate::status::{Objects, StatusTarget, Timing, Writer, keyed, object_meta};
+use crate::status::{Objects, StatusTarget, Timing, Writer, keyed, object};
 use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::bgp::advertise::PeerPlan;
 use ferrolb_shared::bgp::codec::Afi;
-use ferrolb_shared::config::{ServiceBGPStatus, ServiceBGPStatusSpec, ServiceBGPStatusStatus};
+use ferrolb_shared::config::{ServiceBGPStatus, ServiceBGPStatusStatus};
 use ferrolb_shared::service::status_ips;
 use ferrolb_shared::snapshot::Snapshot;
 use ipnet::IpNet;
@@ -116,17 +116,19 @@ pub fn objects(
     desired
         .iter()
         .map(|(service, a)| {
-            keyed(ServiceBGPStatus {
-                metadata: object_meta(node, service, uid(service)),
-                spec: ServiceBGPStatusSpec {},
-                status: Some(ServiceBGPStatusStatus {
-                    node: node.to_string(),
-                    service_name: service.name.clone(),
-                    service_namespace: service.namespace.clone(),
-                    peers: a.peers.iter().cloned().collect(),
-                    ips: a.ips.iter().map(ToString::to_string).collect(),
-                }),
-            })
+            let status = ServiceBGPStatusStatus {
+                node: node.to_string(),
+                service_name: service.name.clone(),
+                service_namespace: service.namespace.clone(),
+                peers: a.peers.iter().cloned().collect(),
+                ips: a.ips.iter().map(ToString::to_string).collect(),
+            };
+            keyed(object::<ServiceBGPStatus>(
+                node,
+                service,
+                uid(service),
+                status,
+            ))
         })
         .collect()
 }

@@ -125,27 +125,11 @@ impl NftablesDataplane {
         };
         for family in [Family::Ip, Family::Ip6] {
             let name = if family == Family::Ip { "ip" } else { "ip6" };
-            // Real servers moved behind rules that stay: the elements straight to the kernel.
-            let elements = match (&self.programmed, touched) {
-                (Some(old), Some(keys)) if !self.proxy => {
-                    nft::element_changes_for(old, table, keys, family)
-                }
-                _ => None,
-            };
-            let small = |c: &Vec<nft::Replacement>| {
-                c.iter().map(|r| r.slots.len()).sum::<usize>() <= MAX_NETLINK_ELEMENTS
-            };
-            if let Some(changes) = elements.filter(small) {
-                if changes.is_empty() {
-                    continue;
-                }
-                let written =
-                    tokio::task::spawn_blocking(move || write_elements(family, &changes)).await;
-                match written {
-                    Ok(Ok(())) => continue,
-                    Ok(Err(e)) => tracing::warn!("{name}: {e}; sending the change through nft"),
-                    Err(e) => tracing::warn!("{name}: element writer failed ({e}); using nft"),
-                }
+            let kernel_old = self.programmed.as_ref().filter(|_| !self.proxy);
+            if let (Some(old), Some(keys)) = (kernel_old, touched)
+                && write_element_changes(old, table, keys, family).await
+            {
+                continue;
             }
             let incremental = self.programmed.as_ref().map(|old| match touched {
                 Some(keys) => nft::render_changes_for(old, table, keys, family, target),
@@ -222,6 +206,40 @@ async fn run_staged(table: &Table, family: Family, target: Target<'_>) -> bool {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!("{name}: the first program's last step failed ({e}); sending it whole");
+            false
+        }
+    }
+}
+
+/// Sends the change from `old` to `table` among `keys` as element replacements through
+/// netlink when that is all it is ([`nft::element_changes_for`]) and it is small; true when
+/// the kernel has it (or there was nothing to send). False: send it through `nft`.
+async fn write_element_changes(
+    old: &Table,
+    table: &Table,
+    keys: &BTreeSet<VsKey>,
+    family: Family,
+) -> bool {
+    let Some(changes) = nft::element_changes_for(old, table, keys, family) else {
+        return false;
+    };
+    if changes.is_empty() {
+        return true;
+    }
+    if changes.iter().map(|r| r.slots.len()).sum::<usize>() > MAX_NETLINK_ELEMENTS {
+        return false;
+    }
+    let name = if family == Family::Ip { "ip" } else { "ip6" };
+    match tokio::task::spawn_blocking(move || write_elements(family, &changes)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!("{name}: {e}; sending the change through nft");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(
+                "{name}: the element writer failed ({e}); sending the change through nft"
+            );
             false
         }
     }

@@ -10,9 +10,9 @@
 use super::driver::describe;
 #[cfg(test)]
 use crate::status::owned_fields;
-use crate::status::{Objects, STOP_TIMEOUT, StatusTarget, Timing, Writer, keyed, object_meta};
+use crate::status::{Objects, STOP_TIMEOUT, StatusTarget, Timing, Writer, keyed, object};
 use ferrolb_shared::alloc::ServiceKey;
-use ferrolb_shared::config::{ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus};
+use ferrolb_shared::config::{ServiceL2Status, ServiceL2StatusStatus};
 use ferrolb_shared::l2::election::{Election, Interfaces};
 use ferrolb_shared::snapshot::Snapshot;
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,17 +94,14 @@ pub fn build(
         Interfaces::All => Vec::new(),
         Interfaces::Named(names) => names.iter().cloned().collect(),
     };
-    ServiceL2Status {
-        metadata: object_meta(node, service, uid),
-        spec: ServiceL2StatusSpec {},
-        status: Some(ServiceL2StatusStatus {
-            node: node.to_string(),
-            service_name: service.name.clone(),
-            service_namespace: service.namespace.clone(),
-            interfaces,
-            ips: ips.iter().map(ToString::to_string).collect(),
-        }),
-    }
+    let status = ServiceL2StatusStatus {
+        node: node.to_string(),
+        service_name: service.name.clone(),
+        service_namespace: service.namespace.clone(),
+        interfaces,
+        ips: ips.iter().map(ToString::to_string).collect(),
+    };
+    object(node, service, uid, status)
 }
 
 /// The objects `node` wants, from what it announces (`owned`) and the Services on each

@@ -21,15 +21,15 @@
 //!                                               failures retried with backoff
 //! ```
 
-pub mod naming;
+mod naming;
 mod writer;
 
-pub use naming::object_meta;
 /// For the kinds' tests: a listed object must compare equal to the one its mode builds.
 #[cfg(test)]
 pub(crate) use writer::owned_fields;
 pub use writer::{StatusError, Timing, Writer};
 
+use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::config::{
     ServiceBGPStatus, ServiceBGPStatusSpec, ServiceBGPStatusStatus, ServiceL2Status,
     ServiceL2StatusSpec, ServiceL2StatusStatus,
@@ -85,6 +85,17 @@ impl StatusTarget {
 /// The objects of kind `K` a speaker wants to exist, by (namespace, name). Only the fields the
 /// speaker owns are set: name, namespace, the labels, the owner reference, the status.
 pub type Objects<K> = BTreeMap<(String, String), K>;
+
+/// The status object of kind `K` saying `status` for `service`, written by `node`: named and
+/// labelled for both ([`naming::object_meta`]), owned by the Service when its uid is known.
+pub fn object<K: StatusKind>(
+    node: &str,
+    service: &ServiceKey,
+    uid: Option<String>,
+    status: K::Status,
+) -> K {
+    K::assemble(naming::object_meta(node, service, uid), Some(status))
+}
 
 /// `object` with its key in [`Objects`]: (namespace, name), from its metadata.
 pub fn keyed<K: StatusKind>(object: K) -> ((String, String), K) {

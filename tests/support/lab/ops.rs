@@ -9,6 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+/// What a packet capture's process names start with (`tcpdump0@router`, ...).
+pub(super) const CAPTURE: &str = "tcpdump";
+
 /// One entry of a host's neighbor (ARP/NDP) table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Neighbor {
@@ -204,7 +207,7 @@ impl Lab {
     pub fn capture(&self, host: &str, dev: &str, filter: &str) -> Result<Capture> {
         static N: AtomicU32 = AtomicU32::new(0);
         let tcpdump = require_tool("tcpdump", "tcpdump")?;
-        let what = format!("tcpdump{}", N.fetch_add(1, Ordering::Relaxed));
+        let what = format!("{CAPTURE}{}", N.fetch_add(1, Ordering::Relaxed));
         let mut argv = vec![
             tcpdump.to_str().unwrap_or("tcpdump"),
             "-i",

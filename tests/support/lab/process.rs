@@ -202,7 +202,7 @@ impl Lab {
             let text = std::fs::read_to_string(&p.log).unwrap_or_default();
             // A capture's packets are what its test asserts on (and says so when it fails);
             // a few lines show it ran without pushing the daemons' logs and the error away.
-            let lines = if p.name.starts_with("tcpdump") {
+            let lines = if p.name.starts_with(super::ops::CAPTURE) {
                 lines.min(CAPTURE_LINES)
             } else {
                 lines
