@@ -6,13 +6,20 @@
 //! Restart stability: until the source says its first full listing is in, nothing is
 //! allocated. Then Services that already carry addresses in their status are assigned first,
 //! so that no new Service can take an address an existing one held before the restart.
+//!
+//! Waiting Services: a Service of ours that could not be given an address waits in a queue,
+//! oldest failure first. Whenever a Service leaves an address (deleted, no longer a
+//! LoadBalancer of our class, moved to another address, its status no longer valid, a pool
+//! edit), the waiting Services are retried in that order, and the first that fits gets it
+//! (as MetalLB re-processes every Service after a release). Nothing is scanned when nobody
+//! waits: the allocator counts releases and the queue is checked only when the count moved.
 
 use crate::alloc::{AllocError, Allocator, Assignment, PoolStats, ServiceKey};
 use crate::config::{Config, ConfigError, ConfigObject, ConfigState, Outcome, Source};
 use crate::selector::Labels;
 use crate::service;
 use k8s_openapi::api::core::v1::Service;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// What the cluster source observed.
@@ -79,6 +86,14 @@ pub struct Reconciler {
     namespaces: BTreeMap<String, Labels>,
     /// The last failure reported per Service, so a repeat is not reported again.
     failures: BTreeMap<ServiceKey, String>,
+    /// Services of ours waiting for an address: when each started waiting, and the same as an
+    /// ordered queue (oldest first).
+    waiting: BTreeMap<ServiceKey, u64>,
+    queue: BTreeSet<(u64, ServiceKey)>,
+    /// Stamps the next Service that starts waiting.
+    next_wait: u64,
+    /// The allocator's release count when the waiting Services were last retried.
+    releases_seen: u64,
 }
 
 impl Reconciler {
@@ -138,6 +153,7 @@ impl Reconciler {
             Input::ServiceDelete(key) => {
                 self.services.remove(&key);
                 self.failures.remove(&key);
+                self.stop_waiting(&key);
                 self.allocator.release(&key);
             }
             Input::NamespaceUpsert { name, labels } => {
@@ -156,7 +172,13 @@ impl Reconciler {
                 }
             }
         }
+        self.retry_waiting(&mut out);
         out
+    }
+
+    /// The Services waiting for an address, oldest first.
+    pub fn waiting(&self) -> impl Iterator<Item = &ServiceKey> + '_ {
+        self.queue.iter().map(|(_, key)| key)
     }
 
     /// Whether the last configuration seen was rejected (the metric `ferrolb_config_stale`).
@@ -190,14 +212,23 @@ impl Reconciler {
             return;
         }
         // Services with addresses in their status go first: a restart must not reshuffle.
+        // Then those already waiting, oldest first, so a freed address goes to the longest
+        // waiter; then the rest.
         let (with_status, without): (Vec<_>, Vec<_>) = self
             .services
             .iter()
             .partition(|(_, s)| !service::status_ips(s).is_empty());
         let keys: Vec<ServiceKey> = with_status
             .into_iter()
-            .chain(without)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k)
+            .chain(self.queue.iter().map(|(_, k)| k))
+            .chain(
+                without
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .filter(|k| !self.waiting.contains_key(*k)),
+            )
+            .cloned()
             .collect();
         for key in &keys {
             self.reconcile_service(key, out);
@@ -228,6 +259,7 @@ impl Reconciler {
         if !service::is_ours(svc, self.lb_class.as_deref()) {
             self.allocator.release(key);
             self.failures.remove(key);
+            self.stop_waiting(key);
             if observed_pool.is_some() {
                 out.push(Action::ClearStatus { key: key.clone() });
                 self.record_status(key, &[], None);
@@ -258,6 +290,7 @@ impl Reconciler {
         match result {
             Ok(a) => {
                 self.failures.remove(key);
+                self.stop_waiting(key);
                 if observed_ips != a.ips || observed_pool.as_deref() != Some(a.pool.as_str()) {
                     let ips: Vec<String> = a.ips.iter().map(IpAddr::to_string).collect();
                     if observed_ips != a.ips {
@@ -278,6 +311,7 @@ impl Reconciler {
             }
             Err(reason) => {
                 self.allocator.release(key);
+                self.start_waiting(key);
                 if !observed_ips.is_empty() || observed_pool.is_some() {
                     out.push(Action::ClearStatus { key: key.clone() });
                     self.record_status(key, &[], None);
@@ -303,6 +337,42 @@ impl Reconciler {
 }
 
 impl Reconciler {
+    /// Retries the waiting Services, oldest first, if any address was left since the last
+    /// time. A retry that succeeds leaves nothing (a waiting Service holds nothing), so one
+    /// pass over the queue sees every release.
+    fn retry_waiting(&mut self, out: &mut Vec<Action>) {
+        let releases = self.allocator.releases();
+        if releases == self.releases_seen {
+            return;
+        }
+        self.releases_seen = releases;
+        if !self.synced || self.queue.is_empty() {
+            return;
+        }
+        let queue: Vec<ServiceKey> = self.queue.iter().map(|(_, k)| k.clone()).collect();
+        for key in &queue {
+            self.reconcile_service(key, out);
+        }
+        self.releases_seen = self.allocator.releases();
+    }
+
+    /// Puts `key` in the queue unless it already waits (it keeps its place).
+    fn start_waiting(&mut self, key: &ServiceKey) {
+        if self.waiting.contains_key(key) {
+            return;
+        }
+        let stamp = self.next_wait;
+        self.next_wait += 1;
+        self.waiting.insert(key.clone(), stamp);
+        self.queue.insert((stamp, key.clone()));
+    }
+
+    fn stop_waiting(&mut self, key: &ServiceKey) {
+        if let Some(stamp) = self.waiting.remove(key) {
+            self.queue.remove(&(stamp, key.clone()));
+        }
+    }
+
     /// Remember what was written, so the cached Service matches the status the driver is
     /// about to write, whether or not the source ever echoes it back.
     fn record_status(&mut self, key: &ServiceKey, ips: &[IpAddr], pool: Option<&str>) {

@@ -27,6 +27,10 @@ pub struct Allocator {
     /// Boxed: an entry is a few hundred bytes and B-tree nodes hold eleven of them, which
     /// made inserts mostly memory traffic.
     entries: BTreeMap<ServiceKey, Box<Entry>>,
+    /// Counts the releases that may let a waiting service in: a holder leaving an address
+    /// (which frees it, or frees its ports for sharing). The reconciler retries the Services
+    /// that wait for an address when this moves.
+    releases: u64,
 }
 
 /// The services holding one address. When there are several, they all carry the same sharing
@@ -122,13 +126,21 @@ impl Allocator {
                 return Err(e);
             }
         };
-        if let Some(current) = self.entries.get(&req.key).map(|e| e.assignment.ips.clone()) {
+        if let Some(entry) = self.entries.get(&req.key) {
+            let current = entry.assignment.ips.clone();
+            let claims_as_much = claims_as_much(req, &entry.request);
+            let releases = self.releases;
             let kept = self.keepable(req, &plan, &current);
             // Released even when kept, and re-held below, so the stored request and the
             // sharing index follow the new request (its key or ports may have changed).
             self.release(&req.key);
             if let Some((pool, ips)) = kept {
-                return Ok(self.commit(req, pool, ips));
+                let assignment = self.commit(req, pool, ips);
+                if claims_as_much && assignment.ips == current {
+                    // Nothing became available to anyone else.
+                    self.releases = releases;
+                }
+                return Ok(assignment);
             }
         }
         if !req.previous_ips.is_empty()
@@ -152,6 +164,11 @@ impl Allocator {
             self.unhold(ip, key);
         }
         Some(entry.assignment)
+    }
+
+    /// A counter that moves whenever a service leaves an address it held (see the field).
+    pub fn releases(&self) -> u64 {
+        self.releases
     }
 
     pub fn assignment(&self, key: &ServiceKey) -> Option<&Assignment> {
@@ -223,10 +240,11 @@ impl Allocator {
             })
     }
 
-    /// Whether `ips` may be kept (current or previous addresses) under `req`: the family set
-    /// fits, they equal the requested IPs if any, all lie in one pool the service may use
-    /// (a non-auto-assign pool only when named or when the IPs were requested), none is buggy
-    /// there, and every other holder shares. Returns the pool and the IPs in family order.
+    /// Whether `ips` may be kept (current or previous addresses) under `req`, by the rules for
+    /// a requested address: the family set fits, they equal the requested IPs if any, all lie
+    /// in one pool the service may use (the named one, if any; `autoAssign: false` does not
+    /// matter), none is buggy there, and every other holder shares. Returns the pool and the
+    /// IPs in family order.
     fn keepable(
         &self,
         req: &ServiceRequest,
@@ -253,10 +271,13 @@ impl Allocator {
         let pool = pool?;
         let p = &self.pools[pool];
         p.serves(req).ok()?;
-        let allowed = match &req.requested_pool {
-            Some(name) => *name == p.name,
-            None => p.auto_assign || !plan.requested.is_empty(),
-        };
+        // `autoAssign` is not checked: it governs new automatic allocations only, and an
+        // address the service already holds is judged like a requested one (MetalLB does the
+        // same), so turning it off never renumbers a running Service.
+        let allowed = req
+            .requested_pool
+            .as_ref()
+            .is_none_or(|name| *name == p.name);
         allowed.then_some((pool, ordered))
     }
 
@@ -339,7 +360,7 @@ impl Allocator {
             Some((_, pool)) => Ok((pool, plan.requested.clone())),
             // `plan.requested` is non-empty whenever this is called.
             None => Err(AllocError::NoPoolForService {
-                service: req.key.clone(),
+                skipped: Vec::new(),
             }),
         }
     }
@@ -406,6 +427,7 @@ impl Allocator {
         };
         if let Ok(at) = services.binary_search(key) {
             services.remove(at);
+            self.releases += 1;
         }
         if !services.is_empty() {
             if let Some(tag) = tag {
@@ -447,6 +469,14 @@ fn refile(pools: &mut [Pool], loc: Option<Location>, tag: &mut ShareTag, ports: 
     }
 }
 
+/// Whether `new` claims an address at least as fully as `old` did: same sharing key and
+/// backend, and every port `old` used. Then re-holding under `new` frees nothing.
+fn claims_as_much(new: &ServiceRequest, old: &ServiceRequest) -> bool {
+    new.sharing() == old.sharing()
+        && new.backend_key == old.backend_key
+        && old.ports.iter().all(|p| new.ports.contains(p))
+}
+
 /// The distinct protocol/port pairs of `ports`, sorted.
 fn port_union<'a>(ports: impl IntoIterator<Item = &'a (Protocol, u16)>) -> PortSet {
     let set: BTreeSet<(Protocol, u16)> = ports.into_iter().copied().collect();
@@ -454,7 +484,7 @@ fn port_union<'a>(ports: impl IntoIterator<Item = &'a (Protocol, u16)>) -> PortS
 }
 
 /// `ips` in the order of `plan.families`, if their families are exactly the plan's (or, for
-/// PreferDualStack, just its first family). At most one address per family.
+/// PreferDualStack, just one of them). At most one address per family.
 fn order_like(plan: &Plan, ips: &[IpAddr]) -> Option<Vec<IpAddr>> {
     let mut by_family: [Option<IpAddr>; 2] = [None, None];
     for &ip in ips {
@@ -468,7 +498,12 @@ fn order_like(plan: &Plan, ips: &[IpAddr]) -> Option<Vec<IpAddr>> {
     let wanted = if present == plan.families.len() {
         &plan.families[..]
     } else if plan.single_fallback && present == 1 {
-        plan.families.get(..1)?
+        // PreferDualStack settled for one family: whichever the address is of.
+        let at = plan
+            .families
+            .iter()
+            .position(|f| by_family[f.index()].is_some())?;
+        &plan.families[at..=at]
     } else {
         return None;
     };

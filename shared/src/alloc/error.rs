@@ -10,11 +10,8 @@ use std::net::IpAddr;
 /// that Service. Kept small (`SharingReason` is boxed) because it travels in every `Result`.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum AllocError {
-    #[error(
-        "no address pool may be used by {service}: none with autoAssign enabled matches its \
-         namespace and labels"
-    )]
-    NoPoolForService { service: ServiceKey },
+    #[error("no address pool may be used automatically: {}", skipped_list(.skipped))]
+    NoPoolForService { skipped: Vec<SkippedPool> },
 
     #[error("address pool {pool:?} does not exist")]
     UnknownPool { pool: String },
@@ -22,15 +19,12 @@ pub enum AllocError {
     #[error("address pool {pool:?} may not be used by this service: {reason}")]
     PoolNotForService { pool: String, reason: PoolMismatch },
 
-    #[error("address pool {pool:?} has no free {family} address left")]
-    PoolExhausted { pool: String, family: Family },
+    #[error("address pool {pool:?} has {} left", exhausted_list(.families))]
+    PoolExhausted { pool: String, families: Vec<Family> },
 
-    #[error(
-        "no usable address pool has a free {fams} address left (tried {pools:?})",
-        fams = family_list(.families)
-    )]
+    #[error("no usable address pool has {need} left (tried {pools:?})")]
     NoAddressAvailable {
-        families: Vec<Family>,
+        need: FamilyNeed,
         pools: Vec<String>,
     },
 
@@ -102,6 +96,53 @@ pub enum AllocError {
     },
 }
 
+/// What a request that found no address needed: the service's families, and whether it needed
+/// all of them or would have taken any one (PreferDualStack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyNeed {
+    One(Family),
+    Both(Family, Family),
+    Either(Family, Family),
+}
+
+impl fmt::Display for FamilyNeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FamilyNeed::One(a) => write!(f, "a free {a} address"),
+            FamilyNeed::Both(a, b) => write!(f, "both a free {a} and a free {b} address"),
+            FamilyNeed::Either(a, b) => write!(f, "a free {a} or {b} address"),
+        }
+    }
+}
+
+/// A pool that automatic allocation did not try for a service, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedPool {
+    pub pool: String,
+    pub why: SkipReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// `autoAssign: false`: only used when asked for by name or address.
+    ManualOnly,
+    /// Its `serviceAllocation` excludes the service.
+    NotForService(PoolMismatch),
+}
+
+impl fmt::Display for SkippedPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.why {
+            SkipReason::ManualOnly => write!(
+                f,
+                "{:?} has autoAssign: false (name it in the address-pool annotation)",
+                self.pool
+            ),
+            SkipReason::NotForService(reason) => write!(f, "{:?}: {reason}", self.pool),
+        }
+    }
+}
+
 /// Why a pool's `serviceAllocation` excludes a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PoolMismatch {
@@ -167,6 +208,22 @@ impl fmt::Display for SharingReason {
 fn family_list(families: &[Family]) -> String {
     let names: Vec<String> = families.iter().map(Family::to_string).collect();
     names.join(" and ")
+}
+
+fn skipped_list(skipped: &[SkippedPool]) -> String {
+    if skipped.is_empty() {
+        return "no address pool is configured".into();
+    }
+    let parts: Vec<String> = skipped.iter().map(SkippedPool::to_string).collect();
+    parts.join("; ")
+}
+
+fn exhausted_list(families: &[Family]) -> String {
+    let parts: Vec<String> = families
+        .iter()
+        .map(|f| format!("no free {f} address"))
+        .collect();
+    parts.join(" and ")
 }
 
 fn lacking_family(pool: &Option<String>, family: Family) -> String {

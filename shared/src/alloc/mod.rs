@@ -11,10 +11,11 @@
 //!   share with, is chosen. With `avoid_buggy_ips`, IPv4 addresses ending in `.0` or `.255`
 //!   are never handed out and do not count towards capacity.
 //! * **Pool choice.** A pool named by the request is the only candidate (`auto_assign: false`
-//!   is fine then, but a `serviceAllocation` must still admit the service). Otherwise: first
-//!   auto-assign pools whose `serviceAllocation` admits the service, by ascending priority
-//!   (unset last) then name, then auto-assign pools without one, by name. The first pool that
-//!   can satisfy the whole request wins.
+//!   is fine then, but a `serviceAllocation` must still admit the service). Otherwise pools
+//!   are tried in two groups: first the auto-assign pools whose `serviceAllocation` admits the
+//!   service, by ascending priority (unset last) then name; then the auto-assign pools without
+//!   one, by name. The second group is only looked at when no pool of the first can serve the
+//!   request, family fallback included (see Families).
 //! * **Requested IPs** must all lie in one pool the service may use (the named one, if any);
 //!   that pool need not be auto-assign.
 //! * **Sharing.** Several services may hold one address only if all carry the same non-empty
@@ -22,21 +23,27 @@
 //! * **Families.** `families` is `spec.ipFamilies`; when empty it is `[V4, V6]` for the
 //!   dual-stack policies and, for SingleStack, the family of the first requested (else
 //!   previous) IP, else V4. SingleStack or one family: one address. RequireDualStack: one
-//!   per family, from one pool. PreferDualStack: both from one pool if any usable pool can,
-//!   else one address of the first family. A PreferDualStack request naming a single IP is
-//!   single-stack.
+//!   per family, from one pool. PreferDualStack: within a group, the first pool that can give
+//!   both, else the first that can give the first family, else the first that can give the
+//!   second, one address then (MetalLB's rule: the pool is chosen first, then it gives what it
+//!   has). A PreferDualStack request naming a single IP is single-stack.
 //! * **Keeping addresses.** `assign` keeps the current assignment, else reclaims
-//!   `previous_ips`, when still valid: same family set (for PreferDualStack a single address of
-//!   the first family also fits), equal to the requested IPs if any, all in one pool the
-//!   service may use (for an `auto_assign: false` pool only when it is named or the IPs are
-//!   requested), not buggy there, and shareable with every other holder.
+//!   `previous_ips`, when still valid by the rules for a requested address: same family set
+//!   (for PreferDualStack a single address of either family also fits), equal to the requested
+//!   IPs if any, all in one pool the service may use (the named one, if any), not buggy there,
+//!   and shareable with every other holder. `autoAssign` is not consulted: it only governs new
+//!   automatic allocations, so turning it off (or changing a priority, or adding selectors that
+//!   still admit the service) never renumbers a Service that holds an address.
 //! * **Errors.** An `Err` from `assign` leaves the service holding nothing, as MetalLB clears
 //!   a Service's status when allocation fails. [`AllocError`] names the address, pool and
 //!   holding service involved; it does not repeat the requesting service, which the caller
 //!   knows.
 //! * **Pool edits.** [`Allocator::set_pools`] re-checks every assignment against its stored
-//!   request: an address now owned by another pool the service may use is re-homed there, an
-//!   assignment that is no longer valid is dropped and its key returned for re-allocation.
+//!   request with the same keeping rules: an address now owned by another pool the service may
+//!   use is re-homed there, an assignment that is no longer valid is dropped and its key
+//!   returned for re-allocation.
+//! * **Releases.** [`Allocator::releases`] counts the times a service left an address, so the
+//!   caller knows when a service that found no address may find one now.
 //! * **Restarts.** Replaying the same requests, with `previous_ips` from the Services' status
 //!   and those Services first, into a fresh allocator with the same pools reproduces the same
 //!   assignments.
@@ -73,7 +80,7 @@ mod proptests;
 mod tests;
 
 pub use allocator::Allocator;
-pub use error::{AllocError, PoolMismatch, SharingReason};
+pub use error::{AllocError, FamilyNeed, PoolMismatch, SharingReason, SkipReason, SkippedPool};
 pub use request::{
     Assignment, BackendKey, Family, FamilyPolicy, IpRange, PoolDef, PoolStats, Protocol,
     ServiceAllocation, ServiceKey, ServiceRequest,

@@ -297,6 +297,14 @@ fn edit_pools(w: &mut World, pools: Vec<PoolDef>) {
             Some(now) => assert_eq!(now.ips, old.ips, "{key} moved on a pool edit"),
             None => assert!(dropped.contains(key), "{key} vanished unreported"),
         }
+        // Kept exactly when the address is still usable by the rules for a requested one:
+        // autoAssign, priorities and selectors the service still matches renumber nothing.
+        assert_eq!(
+            dropped.contains(key),
+            !keeps(&w.pools, &w.requests[key], &old.ips),
+            "{key} holding {old:?} under {:?}",
+            w.pools
+        );
     }
     assert!(dropped.windows(2).all(|p| p[0] < p[1]));
     // The controller re-allocates what was dropped.
@@ -329,33 +337,49 @@ fn run(initial: Vec<PoolDef>, ops: Vec<Op>) {
                 }
             }
             Op::Assign(req) => {
-                // With nothing to keep or honour, the answer must be the reference model's.
-                let expected = (w.alloc.assignment(&req.key).is_none()
-                    && req.requested_ips.is_empty()
-                    && req.previous_ips.is_empty())
-                .then(|| reference_allocation(&w, &req));
+                // With nothing to keep or honour, the answer must be the reference model's;
+                // with a status to reclaim, it is either reclaimed (then by the keeping rules)
+                // or the reference model's answer.
+                let fresh = w.alloc.assignment(&req.key).is_none() && req.requested_ips.is_empty();
+                let expected = fresh.then(|| reference_allocation(&w, &req));
+                let reclaimable = fresh
+                    && !req.previous_ips.is_empty()
+                    && keeps(&w.pools, &req, &req.previous_ips)
+                    && req.previous_ips.iter().all(|ip| may_share(&w, &req, *ip));
                 let got = w.assign(req.clone());
-                if let Some(expected) = expected {
+                let reclaimed = got.as_ref().is_ok_and(|a| {
+                    let mut held = a.ips.clone();
+                    let mut previous = req.previous_ips.clone();
+                    held.sort();
+                    previous.sort();
+                    previous.dedup();
+                    held == previous
+                });
+                if reclaimed {
+                    assert!(reclaimable, "{req:?} reclaimed {got:?}");
+                } else if let Some(expected) = expected {
                     assert_eq!(got.as_ref().ok(), expected.as_ref(), "{req:?}");
                 }
-                // PreferDualStack falls back to one address: if even that failed, a
-                // single-stack request for the first family fails too.
+                // PreferDualStack falls back to one address of either family: if even that
+                // failed, a single-stack request for each family fails too.
                 let dual = req.families.len() != 1;
                 if got.is_err()
                     && req.family_policy == FamilyPolicy::PreferDualStack
                     && req.requested_ips.is_empty()
                     && dual
                 {
-                    let probe = ServiceRequest {
-                        key: ServiceKey::new(req.key.namespace.clone(), "zz-probe"),
-                        families: vec![req.families.first().copied().unwrap_or(Family::V4)],
-                        family_policy: FamilyPolicy::SingleStack,
-                        previous_ips: vec![],
-                        ..req.clone()
-                    };
-                    let single = w.alloc.assign(&probe);
-                    w.alloc.release(&probe.key);
-                    assert!(single.is_err(), "{req:?} failed but {single:?}");
+                    for family in [Family::V4, Family::V6] {
+                        let probe = ServiceRequest {
+                            key: ServiceKey::new(req.key.namespace.clone(), "zz-probe"),
+                            families: vec![family],
+                            family_policy: FamilyPolicy::SingleStack,
+                            previous_ips: vec![],
+                            ..req.clone()
+                        };
+                        let single = w.alloc.assign(&probe);
+                        w.alloc.release(&probe.key);
+                        assert!(single.is_err(), "{req:?} failed but {single:?}");
+                    }
                 }
             }
             Op::Join(svc, target, same_key, same_backend, ports) => {

@@ -60,14 +60,11 @@ pub(super) fn check_invariants(w: &World) {
             assert_eq!(pool.name, asg.pool, "{key}: {ip} is not in its pool");
             assert!(admits(pool, req), "{key} may not use pool {}", pool.name);
             assert!(!buggy(pool, ip), "{key} holds buggy {ip}");
+            // A pool with autoAssign off may hold it unasked: the address was kept when the
+            // flag was turned off (the fresh allocations and reclaims are checked against the
+            // model where they happen).
             if let Some(named) = &req.requested_pool {
                 assert_eq!(named, &pool.name);
-            } else if !pool.auto_assign {
-                assert!(
-                    !req.requested_ips.is_empty(),
-                    "{key} in manual pool {}",
-                    pool.name
-                );
             }
             holders.entry(ip).or_default().push(req);
             in_use
@@ -119,31 +116,55 @@ pub(super) fn check_invariants(w: &World) {
     }
 }
 
-/// The pools a fresh allocation tries, in order, computed from the definitions.
-pub(super) fn candidate_pools<'a>(pools: &'a [PoolDef], req: &ServiceRequest) -> Vec<&'a PoolDef> {
+/// The pools a fresh allocation tries, as groups in order: the named pool alone; or the
+/// auto-assign pools pinned to services that admit this one, by priority (unset last) then
+/// name, and then the auto-assign pools open to all, by name. Computed from the definitions.
+pub(super) fn candidate_groups<'a>(
+    pools: &'a [PoolDef],
+    req: &ServiceRequest,
+) -> Vec<Vec<&'a PoolDef>> {
     if let Some(name) = &req.requested_pool {
-        return pools
-            .iter()
-            .filter(|p| &p.name == name && admits(p, req))
-            .collect();
+        return vec![
+            pools
+                .iter()
+                .filter(|p| &p.name == name && admits(p, req))
+                .collect(),
+        ];
     }
     let priority = |p: &PoolDef| p.allocation.as_ref().and_then(|a| a.priority);
-    let mut order: Vec<&PoolDef> = pools
+    let mut pinned: Vec<&PoolDef> = pools
         .iter()
         .filter(|p| p.auto_assign && p.allocation.is_some() && admits(p, req))
         .collect();
-    order.sort_by_key(|p| (priority(p).is_none(), priority(p), p.name.clone()));
-    order.extend(
-        pools
-            .iter()
-            .filter(|p| p.auto_assign && p.allocation.is_none()),
-    );
-    order
+    pinned.sort_by_key(|p| (priority(p).is_none(), priority(p), p.name.clone()));
+    let open = pools
+        .iter()
+        .filter(|p| p.auto_assign && p.allocation.is_none())
+        .collect();
+    vec![pinned, open]
 }
 
-/// Whether `req` may join every current holder of `ip`.
+/// Whether a service may keep `ips` after the pools became `pools`: the rules for a requested
+/// address, with autoAssign not consulted. All in one pool that admits it (the named one, if
+/// any) and none buggy there. (Sharing between the holders does not change on a pool edit.)
+pub(super) fn keeps(pools: &[PoolDef], req: &ServiceRequest, ips: &[IpAddr]) -> bool {
+    let owners: Option<Vec<&PoolDef>> = ips.iter().map(|ip| owner(pools, *ip)).collect();
+    let Some(owners) = owners else {
+        return false;
+    };
+    let Some(first) = owners.first() else {
+        return false;
+    };
+    owners.iter().all(|p| p.name == first.name)
+        && admits(first, req)
+        && ips.iter().all(|ip| !buggy(first, *ip))
+        && req.requested_pool.as_ref().is_none_or(|n| *n == first.name)
+}
+
+/// Whether `req` may join every current holder of `ip` (other than itself).
 pub(super) fn may_share(w: &World, req: &ServiceRequest, ip: IpAddr) -> bool {
-    w.alloc.services_on(ip).iter().all(|holder| {
+    let holders = w.alloc.services_on(ip);
+    holders.iter().filter(|h| **h != req.key).all(|holder| {
         let other = &w.requests[holder];
         key_of(req).is_some()
             && key_of(req) == key_of(other)
@@ -173,8 +194,8 @@ pub(super) fn first_usable_by_walking(
         })
 }
 
-/// A fresh allocation computed the slow, obvious way: the family passes, the pools in
-/// preference order, every address of each walked.
+/// A fresh allocation computed the slow, obvious way: the pool groups, within each the family
+/// passes, the pools in preference order, every address of each walked.
 pub(super) fn reference_allocation(w: &World, req: &ServiceRequest) -> Option<Assignment> {
     let mut families: Vec<Family> = Vec::new();
     for f in &req.families {
@@ -191,20 +212,24 @@ pub(super) fn reference_allocation(w: &World, req: &ServiceRequest) -> Option<As
     if req.family_policy == FamilyPolicy::SingleStack {
         families.truncate(1);
     }
+    // PreferDualStack: the pair, else either family alone, in the service's order.
     let mut passes = vec![families.clone()];
     if req.family_policy == FamilyPolicy::PreferDualStack && families.len() == 2 {
         passes.push(families[..1].to_vec());
+        passes.push(families[1..].to_vec());
     }
-    let pools = candidate_pools(&w.pools, req);
-    passes.iter().find_map(|pass| {
-        pools.iter().find_map(|pool| {
-            let ips: Option<Vec<IpAddr>> = pass
-                .iter()
-                .map(|f| first_usable_by_walking(w, pool, *f, req))
-                .collect();
-            Some(Assignment {
-                pool: pool.name.clone(),
-                ips: ips?,
+    let groups = candidate_groups(&w.pools, req);
+    groups.iter().find_map(|group| {
+        passes.iter().find_map(|pass| {
+            group.iter().find_map(|pool| {
+                let ips: Option<Vec<IpAddr>> = pass
+                    .iter()
+                    .map(|f| first_usable_by_walking(w, pool, *f, req))
+                    .collect();
+                Some(Assignment {
+                    pool: pool.name.clone(),
+                    ips: ips?,
+                })
             })
         })
     })

@@ -113,3 +113,89 @@ fn dual_stack_exhaustion_of_one_family_moves_on() {
     // Nothing of pool a's IPv4 was taken by the failed attempt.
     assert_eq!(stats(&a, "a").in_use_v4, 1);
 }
+
+/// MetalLB chooses the pool first and then takes what it offers: pinned pools come before
+/// open ones also for PreferDualStack, and within a group a pool with both families beats an
+/// earlier one with only the first.
+#[test]
+fn prefer_dual_stack_stays_in_its_pinned_pools() {
+    use Family::{V4, V6};
+    let team = ServiceAllocation {
+        namespaces: vec!["team-a".into()],
+        ..Default::default()
+    };
+    let mut a = allocator(vec![
+        pinned("team-v4", &["10.0.0.0/30"], team.clone()),
+        pool("open-dual", &["10.1.0.0/24", "fd00::/120"]),
+    ]);
+    let req = |ns: &str, name: &str, policy| {
+        let mut r = svc(ns, name);
+        r.family_policy = policy;
+        r
+    };
+    let prefer = a
+        .assign(&req("team-a", "prefer", FamilyPolicy::PreferDualStack))
+        .unwrap();
+    assert_eq!(
+        (prefer.pool.as_str(), prefer.ips),
+        ("team-v4", ips(&["10.0.0.0"]))
+    );
+    // Another team is not pinned: it gets the pair.
+    let other = a
+        .assign(&req("team-b", "prefer", FamilyPolicy::PreferDualStack))
+        .unwrap();
+    assert_eq!(other.ips, ips(&["10.1.0.0", "fd00::"]));
+    // RequireDualStack leaves the pinned pools only because none of them can give both.
+    let require = a
+        .assign(&req("team-a", "require", FamilyPolicy::RequireDualStack))
+        .unwrap();
+    assert_eq!(
+        (require.pool.as_str(), require.ips),
+        ("open-dual", ips(&["10.1.0.1", "fd00::1"]))
+    );
+    // The single address is kept on later calls.
+    let again = a
+        .assign(&req("team-a", "prefer", FamilyPolicy::PreferDualStack))
+        .unwrap();
+    assert_eq!(again.ips, ips(&["10.0.0.0"]));
+
+    // Within the pinned group a pool with both families wins over a preferred one with one.
+    let first = ServiceAllocation {
+        priority: Some(1),
+        ..team.clone()
+    };
+    let second = ServiceAllocation {
+        priority: Some(2),
+        ..team
+    };
+    let mut b = allocator(vec![
+        pinned("p1-v4", &["10.0.0.0/30"], first),
+        pinned("p2-dual", &["10.2.0.0/30", "fd02::/126"], second),
+        pool("open-dual", &["10.1.0.0/24", "fd00::/120"]),
+    ]);
+    let got = b
+        .assign(&req("team-a", "x", FamilyPolicy::PreferDualStack))
+        .unwrap();
+    assert_eq!(
+        (got.pool.as_str(), got.ips),
+        ("p2-dual", ips(&["10.2.0.0", "fd02::"]))
+    );
+    // When the pinned pools have none of the first family, the second family is taken from
+    // them rather than a pair from the open pool.
+    let mut c = allocator(vec![
+        pinned(
+            "team-v6",
+            &["fd03::/126"],
+            ServiceAllocation {
+                namespaces: vec!["team-a".into()],
+                ..Default::default()
+            },
+        ),
+        pool("open-dual", &["10.1.0.0/24", "fd00::/120"]),
+    ]);
+    let mut v4_first = req("team-a", "y", FamilyPolicy::PreferDualStack);
+    v4_first.families = vec![V4, V6];
+    let got = c.assign(&v4_first).unwrap();
+    assert_eq!((got.pool.as_str(), got.ips), ("team-v6", ips(&["fd03::"])));
+    assert_eq!(c.assign(&v4_first).unwrap().ips, ips(&["fd03::"]));
+}

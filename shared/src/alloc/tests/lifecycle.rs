@@ -47,15 +47,84 @@ fn pool_edits_rehome_or_drop() {
     let mut avoid = pool("a", &["10.0.0.0/24"]);
     avoid.avoid_buggy_ips = true;
     assert_eq!(a.set_pools(vec![avoid]), std::slice::from_ref(&x.key));
-    // Turning autoAssign off drops addresses the service did not ask for by name or IP.
-    let mut a = allocator(vec![pool("a", &["10.0.0.0/24"])]);
-    let mut named = svc("ns", "named");
-    named.requested_pool = Some("a".into());
-    a.assign(&x).unwrap();
-    a.assign(&named).unwrap();
-    let mut manual = pool("a", &["10.0.0.0/24"]);
+}
+
+/// MetalLB's rule: `autoAssign` governs new automatic allocations only. An address a Service
+/// already holds is re-checked like a requested one, so turning autoAssign off, changing a
+/// priority or adding selectors that still admit the Service never renumbers it.
+#[test]
+fn pool_edits_that_keep_the_address_usable_do_not_renumber() {
+    let mut a = allocator(vec![
+        pool("a", &["1.2.3.0/31"]),
+        pool("b", &["10.0.0.0/24"]),
+    ]);
+    let x = svc("ns", "x");
+    let mut web = svc("ns", "web");
+    web.service_labels = labels(&[("app", "web")]);
+    assert_eq!(one(&mut a, &x), "1.2.3.0");
+    assert_eq!(one(&mut a, &web), "1.2.3.1");
+    let held = |a: &Allocator, r: &ServiceRequest| a.assignment(&r.key).cloned();
+    let (x_before, web_before) = (held(&a, &x), held(&a, &web));
+
+    let mut manual = pool("a", &["1.2.3.0/31"]);
     manual.auto_assign = false;
-    assert_eq!(a.set_pools(vec![manual]), std::slice::from_ref(&x.key));
+    assert!(
+        a.set_pools(vec![manual.clone(), pool("b", &["10.0.0.0/24"])])
+            .is_empty()
+    );
+    assert_eq!(
+        (held(&a, &x), held(&a, &web)),
+        (x_before.clone(), web_before.clone())
+    );
+    // Later calls keep it too (the controller re-assigns on every Service event) ...
+    assert_eq!(Some(a.assign(&x).unwrap()), x_before);
+    // ... and after a restart, from the status.
+    let mut restarted = allocator(vec![manual.clone(), pool("b", &["10.0.0.0/24"])]);
+    let mut from_status = x.clone();
+    from_status.previous_ips = ips(&["1.2.3.0"]);
+    assert_eq!(Some(restarted.assign(&from_status).unwrap()), x_before);
+    // New automatic allocations no longer come from it.
+    a.release(&x.key);
+    assert_eq!(one(&mut a, &svc("ns", "new")), "10.0.0.0");
+
+    // A priority and a selector the Service still matches: kept.
+    let mut a = allocator(vec![
+        pool("a", &["1.2.3.0/31"]),
+        pool("b", &["10.0.0.0/24"]),
+    ]);
+    a.assign(&web).unwrap();
+    let still_web = pinned(
+        "a",
+        &["1.2.3.0/31"],
+        ServiceAllocation {
+            priority: Some(5),
+            service_selectors: vec![selector(&[("app", "web")])],
+            ..Default::default()
+        },
+    );
+    let open_first = pinned(
+        "b",
+        &["10.0.0.0/24"],
+        ServiceAllocation {
+            priority: Some(1),
+            ..Default::default()
+        },
+    );
+    assert!(a.set_pools(vec![still_web, open_first]).is_empty());
+    assert_eq!(a.assignment(&web.key).unwrap().ips, ips(&["1.2.3.0"]));
+    // A selector it no longer matches: dropped, for the caller to re-allocate.
+    let not_web = pinned(
+        "a",
+        &["1.2.3.0/31"],
+        ServiceAllocation {
+            service_selectors: vec![selector(&[("app", "db")])],
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        a.set_pools(vec![not_web, pool("b", &["10.0.0.0/24"])]),
+        std::slice::from_ref(&web.key)
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ fn lowest_address_first_and_ranges_in_list_order() {
         a.assign(&svc("ns", "s4")),
         Err(AllocError::PoolExhausted {
             pool: "p".into(),
-            family: Family::V4
+            families: vec![Family::V4]
         })
     );
 }
@@ -189,7 +189,10 @@ fn auto_assign_false_pools_only_by_name_or_requested_ip() {
     assert_eq!(
         only_manual.assign(&svc("ns", "x")),
         Err(AllocError::NoPoolForService {
-            service: ServiceKey::new("ns", "x")
+            skipped: vec![SkippedPool {
+                pool: "a-manual".into(),
+                why: SkipReason::ManualOnly
+            }]
         })
     );
 }
@@ -206,7 +209,7 @@ fn exhaustion_across_pools() {
     assert_eq!(
         a.assign(&svc("ns", "s3")),
         Err(AllocError::NoAddressAvailable {
-            families: vec![Family::V4],
+            need: FamilyNeed::One(Family::V4),
             pools: vec!["a".into(), "b".into()]
         })
     );

@@ -260,3 +260,6 @@ fn namespace_labels_drive_pool_selection() {
         ["10.1.0.0"]
     );
 }
+
+mod proptests;
+mod waiting;
