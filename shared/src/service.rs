@@ -23,8 +23,23 @@ pub enum RequestError {
     BadSpecIp(String),
     #[error("both spec.loadBalancerIP and the {0} annotation are set; use one")]
     BothIpFields(String),
-    #[error("requested {0} and {1}: at most one address per IP family")]
-    TwoOfAFamily(IpAddr, IpAddr),
+    #[error(
+        "{field} asks for {count} addresses ({}); a Service may have at most two, one IPv4 \
+         and one IPv6",
+        ip_list(.ips),
+        count = .ips.len()
+    )]
+    TooManyIps { field: String, ips: Vec<IpAddr> },
+    #[error(
+        "{field} asks for two {family} addresses ({first} and {second}); a Service may have \
+         at most one address per IP family"
+    )]
+    TwoOfAFamily {
+        field: String,
+        family: Family,
+        first: IpAddr,
+        second: IpAddr,
+    },
     #[error("spec.ipFamilies lists {0:?}, which is neither IPv4 nor IPv6")]
     BadFamily(String),
 }
@@ -125,9 +140,11 @@ pub fn apply_status(svc: &mut Service, ips: &[IpAddr], pool: Option<&str>) {
 pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceRequest, RequestError> {
     let no_spec = ServiceSpec::default();
     let spec = svc.spec.as_ref().unwrap_or(&no_spec);
-    let mut requested_ips = Vec::new();
+    let mut requested_ips: Vec<IpAddr> = Vec::new();
+    let mut field = "spec.loadBalancerIP".to_string();
     if let Some((prefix, list)) = annotation(svc, "loadBalancerIPs") {
         let name = format!("{prefix}loadBalancerIPs");
+        field = format!("annotation {name}");
         if spec
             .load_balancer_ip
             .as_deref()
@@ -140,15 +157,29 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
                 annotation: name.clone(),
                 value: part.into(),
             })?;
-            requested_ips.push(ip);
+            // The same address twice is one request, not two.
+            if !requested_ips.contains(&ip) {
+                requested_ips.push(ip);
+            }
         }
     } else if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
         requested_ips.push(ip.parse().map_err(|_| RequestError::BadSpecIp(ip.into()))?);
     }
-    if let [a, b, ..] = requested_ips.as_slice()
-        && (a.is_ipv4() == b.is_ipv4() || requested_ips.len() > 2)
+    if requested_ips.len() > 2 {
+        return Err(RequestError::TooManyIps {
+            field,
+            ips: requested_ips,
+        });
+    }
+    if let [first, second] = requested_ips[..]
+        && Family::of(first) == Family::of(second)
     {
-        return Err(RequestError::TwoOfAFamily(*a, *b));
+        return Err(RequestError::TwoOfAFamily {
+            field,
+            family: Family::of(first),
+            first,
+            second,
+        });
     }
     let families = spec
         .ip_families
@@ -207,6 +238,11 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
         ports,
         previous_ips: status_ips(svc),
     })
+}
+
+fn ip_list(ips: &[IpAddr]) -> String {
+    let names: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+    names.join(", ")
 }
 
 #[cfg(test)]

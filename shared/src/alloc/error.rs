@@ -10,10 +10,10 @@ use std::net::IpAddr;
 /// that Service. Kept small (`SharingReason` is boxed) because it travels in every `Result`.
 #[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
 pub enum AllocError {
-    #[error("no address pool may be used automatically: {}", skipped_list(.skipped))]
+    #[error("{}", no_pool(.skipped))]
     NoPoolForService { skipped: Vec<SkippedPool> },
 
-    #[error("address pool {pool:?} does not exist")]
+    #[error("address pool {pool:?}, asked for by the address-pool annotation, does not exist")]
     UnknownPool { pool: String },
 
     #[error("address pool {pool:?} may not be used by this service: {reason}")]
@@ -35,8 +35,8 @@ pub enum AllocError {
     },
 
     #[error(
-        "dual-stack is required but no usable address pool has both IPv4 and IPv6 ranges \
-         (tried {pools:?})"
+        "ipFamilyPolicy RequireDualStack needs an IPv4 and an IPv6 address from one pool, but \
+         no usable address pool has both IPv4 and IPv6 ranges (tried {pools:?})"
     )]
     DualStackUnavailable { pools: Vec<String> },
 
@@ -52,7 +52,7 @@ pub enum AllocError {
     )]
     IpNotAllowedBuggy { ip: IpAddr, pool: String },
 
-    #[error("{ip} is in use by {holder} and does not share: {reason}")]
+    #[error("requested address {ip} is held by {holder}, and they may not share it: {reason}")]
     IpInUse {
         ip: IpAddr,
         holder: ServiceKey,
@@ -70,13 +70,15 @@ pub enum AllocError {
     },
 
     #[error(
-        "{ip} is requested but the service's IP families are {fams}",
+        "requested address {ip} is {}, but the service's ipFamilies are {fams}",
+        Family::of(*.ip),
         fams = family_list(.families)
     )]
     IpFamilyNotInService { ip: IpAddr, families: Vec<Family> },
 
     #[error(
-        "dual-stack is required but no {family} address is requested (requested: {ips})",
+        "ipFamilyPolicy RequireDualStack needs an {family} address too, but only {ips} is \
+         requested",
         ips = ip_list(.requested)
     )]
     RequestedIpMissingFamily {
@@ -186,18 +188,34 @@ pub enum SharingReason {
 
 impl fmt::Display for SharingReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = |k: &Option<String>| k.as_ref().map_or("none".to_owned(), |k| format!("{k:?}"));
         match self {
             SharingReason::KeysDiffer {
                 ours: None,
                 theirs: None,
-            } => f.write_str("neither service has a sharing key"),
-            SharingReason::KeysDiffer { ours, theirs } => {
-                write!(f, "sharing keys differ ({} vs {})", key(ours), key(theirs))
-            }
-            SharingReason::BackendsDiffer { ours, theirs } => {
-                write!(f, "backends differ ({ours} vs {theirs})")
-            }
+            } => f.write_str("neither has an allow-shared-ip annotation"),
+            SharingReason::KeysDiffer {
+                ours: None,
+                theirs: Some(k),
+            } => write!(
+                f,
+                "this service has no allow-shared-ip annotation (the holder's key is {k:?})"
+            ),
+            SharingReason::KeysDiffer {
+                ours: Some(_),
+                theirs: None,
+            } => f.write_str("the holder has no allow-shared-ip annotation"),
+            SharingReason::KeysDiffer {
+                ours: Some(a),
+                theirs: Some(b),
+            } => write!(
+                f,
+                "allow-shared-ip keys differ ({a:?} here, {b:?} on the holder)"
+            ),
+            SharingReason::BackendsDiffer { ours, theirs } => write!(
+                f,
+                "services sharing an address must send traffic to the same endpoints, but this \
+                 one has {ours} and the holder {theirs}"
+            ),
             SharingReason::PortConflict { protocol, port } => {
                 write!(f, "both use {protocol}/{port}")
             }
@@ -210,12 +228,15 @@ fn family_list(families: &[Family]) -> String {
     names.join(" and ")
 }
 
-fn skipped_list(skipped: &[SkippedPool]) -> String {
+fn no_pool(skipped: &[SkippedPool]) -> String {
     if skipped.is_empty() {
         return "no address pool is configured".into();
     }
     let parts: Vec<String> = skipped.iter().map(SkippedPool::to_string).collect();
-    parts.join("; ")
+    format!(
+        "no address pool may be used automatically: {}",
+        parts.join("; ")
+    )
 }
 
 fn exhausted_list(families: &[Family]) -> String {

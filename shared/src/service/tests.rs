@@ -102,7 +102,35 @@ fn bad_requests_are_explained() {
         &Labels::new(),
     )
     .unwrap_err();
-    assert!(matches!(e, RequestError::TwoOfAFamily(..)));
+    assert_eq!(
+        e.to_string(),
+        "annotation ferrolb.io/loadBalancerIPs asks for two IPv4 addresses (10.0.0.1 and \
+         10.0.0.2); a Service may have at most one address per IP family"
+    );
+    // Three addresses: the count is the problem, whatever their families.
+    let e = request(
+        &svc(
+            &[("metallb.io/loadBalancerIPs", "1.2.4.6,1000::4:6,1.2.4.7")],
+            lb(),
+        ),
+        &Labels::new(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "annotation metallb.io/loadBalancerIPs asks for 3 addresses (1.2.4.6, 1000::4:6, \
+         1.2.4.7); a Service may have at most two, one IPv4 and one IPv6"
+    );
+    // The same address twice is one address.
+    let r = request(
+        &svc(
+            &[("ferrolb.io/loadBalancerIPs", "10.0.0.1, 10.0.0.1")],
+            lb(),
+        ),
+        &Labels::new(),
+    )
+    .unwrap();
+    assert_eq!(r.requested_ips, ["10.0.0.1".parse::<IpAddr>().unwrap()]);
     let both = ServiceSpec {
         load_balancer_ip: Some("10.0.0.9".into()),
         ..lb()

@@ -347,14 +347,15 @@ fn run(initial: Vec<PoolDef>, ops: Vec<Op>) {
                     && keeps(&w.pools, &req, &req.previous_ips)
                     && req.previous_ips.iter().all(|ip| may_share(&w, &req, *ip));
                 let got = w.assign(req.clone());
-                let reclaimed = got.as_ref().is_ok_and(|a| {
-                    let mut held = a.ips.clone();
-                    let mut previous = req.previous_ips.clone();
-                    held.sort();
-                    previous.sort();
-                    previous.dedup();
-                    held == previous
-                });
+                let reclaimed = fresh
+                    && got.as_ref().is_ok_and(|a| {
+                        let mut held = a.ips.clone();
+                        let mut previous = req.previous_ips.clone();
+                        held.sort();
+                        previous.sort();
+                        previous.dedup();
+                        held == previous
+                    });
                 if reclaimed {
                     assert!(reclaimable, "{req:?} reclaimed {got:?}");
                 } else if let Some(expected) = expected {

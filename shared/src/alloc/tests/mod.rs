@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 mod dual_stack;
 mod lifecycle;
+mod messages;
 mod pools;
 mod requests;
 mod scale;

@@ -87,21 +87,6 @@ fn requested_ips_are_honoured_or_refused_with_the_reason() {
 }
 
 #[test]
-fn in_use_message_names_service_ip_holder_and_reason() {
-    let mut a = allocator(vec![pool("p", &["10.0.0.0/24"])]);
-    let mut web = svc("default", "web");
-    web.requested_ips = ips(&["10.0.0.5"]);
-    a.assign(&web).unwrap();
-    let mut other = shared("b", "a", 443);
-    other.requested_ips = ips(&["10.0.0.5"]);
-    assert_eq!(
-        a.assign(&other).unwrap_err().to_string(),
-        "10.0.0.5 is in use by default/web and does not share: sharing keys differ (\"a\" vs \
-         none)"
-    );
-}
-
-#[test]
 fn previous_ips_are_reclaimed_when_valid() {
     let mut a = allocator(vec![pool("p", &["10.0.0.0/24"])]);
     let mut x = svc("ns", "x");

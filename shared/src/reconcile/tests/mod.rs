@@ -261,5 +261,43 @@ fn namespace_labels_drive_pool_selection() {
     );
 }
 
+#[test]
+fn allocation_failures_say_what_was_wrong() {
+    let mut r = Reconciler::new(None);
+    r.handle(config(CONFIG));
+    r.handle(Input::Synced);
+    let message = |out: &[Action]| {
+        out.iter()
+            .find_map(|a| match a {
+                Action::Event {
+                    reason: "AllocationFailed",
+                    message,
+                    ..
+                } => Some(message.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no AllocationFailed in {out:?}"))
+    };
+    let mut three = svc("three", None);
+    three.metadata.annotations = Some(
+        [(
+            "metallb.io/loadBalancerIPs".to_string(),
+            "1.2.4.6,1000::4:6,1.2.4.7".to_string(),
+        )]
+        .into(),
+    );
+    assert_eq!(
+        message(&r.handle(upsert(three))),
+        "failed to allocate: annotation metallb.io/loadBalancerIPs asks for 3 addresses \
+         (1.2.4.6, 1000::4:6, 1.2.4.7); a Service may have at most two, one IPv4 and one IPv6"
+    );
+    let mut outside = svc("outside", None);
+    outside.spec.as_mut().unwrap().load_balancer_ip = Some("1.2.4.6".into());
+    assert_eq!(
+        message(&r.handle(upsert(outside))),
+        "failed to allocate: requested address 1.2.4.6 is not in any address pool"
+    );
+}
+
 mod proptests;
 mod waiting;
