@@ -171,3 +171,92 @@ fn picks_up_edits_and_keeps_the_last_good_config() {
     );
     assert!(events.contains("ConfigRejected"), "{events}");
 }
+
+fn lb_service(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec: {{type: LoadBalancer, ports: [{{port: 80}}]}}\n"
+    )
+}
+
+/// The lines of events.log about `object`, reasons only, oldest first.
+fn event_reasons(s: &Setup, object: &str) -> Vec<String> {
+    let events = std::fs::read_to_string(s.status.join("events.log")).unwrap_or_default();
+    events
+        .lines()
+        .filter(|l| l.contains(&format!("Service {object}")))
+        .filter_map(|l| l.split_whitespace().nth(2).map(String::from))
+        .collect()
+}
+
+/// config.yaml as last written (it carries the time it was written).
+fn config_written(s: &Setup) -> String {
+    std::fs::read_to_string(s.status.join("config.yaml")).unwrap()
+}
+
+/// Waits until a configuration newer than `before` was accepted.
+fn wait_config_after(s: &Setup, before: &str) {
+    wait_for("a newer accepted config", LIMIT, || {
+        let now = std::fs::read_to_string(s.status.join("config.yaml")).ok()?;
+        (now != before && now.contains("accepted: true")).then_some(())
+    });
+}
+
+/// MetalLB's "delete recycles IP": a Service waiting for an address gets the one a deleted
+/// Service leaves, without being edited itself; and turning autoAssign off renumbers nothing.
+#[test]
+fn a_waiting_service_gets_the_address_a_deleted_one_leaves() {
+    let s = setup();
+    for f in ["pools.yaml", "services.yaml"] {
+        std::fs::remove_file(s.manifests.join(f)).unwrap();
+    }
+    let pool = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: tiny, namespace: metallb-system}\nspec: {addresses: [1.2.3.0/31]}\n";
+    std::fs::write(s.manifests.join("pool.yaml"), pool).unwrap();
+    for name in ["a", "b"] {
+        std::fs::write(s.manifests.join(format!("{name}.yaml")), lb_service(name)).unwrap();
+    }
+    let _c = start(&s);
+    assert_eq!(wait_ips(&s, "default", "a"), ["1.2.3.0"]);
+    assert_eq!(wait_ips(&s, "default", "b"), ["1.2.3.1"]);
+    std::fs::write(s.manifests.join("c.yaml"), lb_service("c")).unwrap();
+    wait_for("c's AllocationFailed", LIMIT, || {
+        event_reasons(&s, "default/c")
+            .contains(&"AllocationFailed".to_string())
+            .then_some(())
+    });
+    assert_eq!(ips(&s.status, "default", "c"), None);
+
+    // autoAssign off: a and b keep their addresses (nothing is rewritten) and c still waits.
+    let before = config_written(&s);
+    let manual = pool.replace(
+        "addresses: [1.2.3.0/31]",
+        "addresses: [1.2.3.0/31], autoAssign: false",
+    );
+    std::fs::write(s.manifests.join("pool.yaml"), manual).unwrap();
+    wait_config_after(&s, &before);
+    assert_eq!(ips(&s.status, "default", "a").unwrap(), ["1.2.3.0"]);
+    assert_eq!(ips(&s.status, "default", "b").unwrap(), ["1.2.3.1"]);
+    assert_eq!(event_reasons(&s, "default/a"), ["IPAllocated"]);
+    let before = config_written(&s);
+    std::fs::write(s.manifests.join("pool.yaml"), pool).unwrap();
+    wait_config_after(&s, &before);
+
+    std::fs::remove_file(s.manifests.join("a.yaml")).unwrap();
+    assert_eq!(wait_ips(&s, "default", "c"), ["1.2.3.0"]);
+    // One failure per distinct reason (pool full; then only a pool with autoAssign off; then
+    // full again), and the allocation last.
+    let reasons = event_reasons(&s, "default/c");
+    assert_eq!(
+        reasons,
+        [
+            "AllocationFailed",
+            "AllocationFailed",
+            "AllocationFailed",
+            "IPAllocated"
+        ]
+    );
+    let events = std::fs::read_to_string(s.status.join("events.log")).unwrap();
+    assert!(
+        events.contains("\"tiny\" has autoAssign: false"),
+        "{events}"
+    );
+}
