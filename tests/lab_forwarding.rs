@@ -9,6 +9,7 @@
 //!   (and with the model in `ferrolb-shared`, see [`predict`]), `sessionAffinity: ClientIP`,
 //!   lc refused by the kernel path and served by the userspace one;
 //! - [`policy`]: `externalTrafficPolicy: Local` and its health-check node port;
+//! - [`proxy_ports`]: the userspace proxy's listeners answer only through the redirects;
 //! - [`churn`]: endpoint removal under continuous load, and a speaker killed and restarted
 //!   under load (the kernel keeps forwarding), then stopped cleanly (the table goes).
 //!
@@ -26,6 +27,8 @@ mod frontends;
 mod policy;
 #[path = "lab_forwarding/predict.rs"]
 mod predict;
+#[path = "lab_forwarding/proxy_ports.rs"]
+mod proxy_ports;
 #[path = "lab_forwarding/schedulers.rs"]
 mod schedulers;
 

@@ -405,3 +405,42 @@ async fn the_binary_leads_allocates_and_releases_its_lease_on_sigterm() {
     })
     .await;
 }
+
+/// MetalLB's "delete recycles IP", in Kubernetes mode: a Service waiting for an address gets
+/// the one a deleted Service leaves, without being touched itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_service_gets_the_address_a_deleted_one_leaves() {
+    within(async {
+        let server = FakeApiServer::start().await;
+        server.create("namespaces", namespace("default"));
+        server.create("namespaces", namespace(NS));
+        server.create("ferrolb.io/ipaddresspools", pool("main", &["10.0.0.0/31"]));
+        server.create("services", service("default", "a"));
+        server.create("services", service("default", "b"));
+        let _c = start_controller(&server, "a", quick_lease());
+        wait_for_ip(&server, "a", "10.0.0.0", "main").await;
+        wait_for_ip(&server, "b", "10.0.0.1", "main").await;
+        server.create("services", service("default", "c"));
+        let failed = eventually("c's AllocationFailed Event", || {
+            events(&server, "AllocationFailed")
+                .into_iter()
+                .find(|e| e["involvedObject"]["name"] == "c")
+        })
+        .await;
+        assert_eq!(
+            failed["message"],
+            "failed to allocate: address pool \"main\" has no free IPv4 address left"
+        );
+        assert!(ips(&server, "c").is_empty());
+
+        server.delete("services", "default", "a");
+        wait_for_ip(&server, "c", "10.0.0.0", "main").await;
+        eventually("c's IPAllocated Event", || {
+            events(&server, "IPAllocated")
+                .into_iter()
+                .find(|e| e["involvedObject"]["name"] == "c")
+        })
+        .await;
+    })
+    .await;
+}

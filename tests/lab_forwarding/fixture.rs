@@ -80,6 +80,35 @@ pub fn endpoints(lab: &Lab, service: &str, pods: &[&str]) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Write the dual-stack Service `web` of `type_` with the echo port over TCP and UDP (both on
+/// `node_port`) and extra `spec` lines, and its EndpointSlices over web-a and web-b.
+pub fn tcp_and_udp_web(lab: &Lab, type_: &str, node_port: u16, spec: &str) -> anyhow::Result<()> {
+    let ports = [
+        echo_port("TCP", Some(node_port)),
+        echo_port("UDP", Some(node_port)),
+    ];
+    lab.write_manifest(
+        "web.yaml",
+        &service_with_ports("web", type_, &ports, "", spec),
+    )?;
+    let slices = lab.endpoint_slices_for(
+        "default",
+        "web",
+        &["web-a", "web-b"],
+        &[("echo", ECHO, "TCP"), ("echo-udp", ECHO, "UDP")],
+    );
+    lab.write_manifest("web-slices.yaml", &slices)?;
+    Ok(())
+}
+
+/// `spec` lines giving a Service the ClusterIPs `[v4, v6]`.
+pub fn cluster_ips(ips: [&str; 2]) -> String {
+    format!(
+        "  clusterIP: {}\n  clusterIPs: [{}, '{}']\n",
+        ips[0], ips[0], ips[1]
+    )
+}
+
 /// Start a speaker with `dataplane` on each of `nodes`.
 pub fn speakers(lab: &Lab, dataplane: &str, nodes: &[&str]) -> anyhow::Result<()> {
     for node in nodes {

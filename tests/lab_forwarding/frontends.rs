@@ -11,10 +11,7 @@ const CLUSTER_IPS: [&str; 2] = ["10.96.0.10", "fd00:96::10"];
 /// `node` only.
 fn cluster_ip_lab(pods: &[(&str, u8)], dataplane: &str, node: &str) -> anyhow::Result<Lab> {
     let lab = fixture::lab(pods)?;
-    let spec = format!(
-        "  clusterIP: {}\n  clusterIPs: [{}, '{}']\n",
-        CLUSTER_IPS[0], CLUSTER_IPS[0], CLUSTER_IPS[1]
-    );
+    let spec = fixture::cluster_ips(CLUSTER_IPS);
     lab.write_manifest(
         "web.yaml",
         &fixture::service("web", "ClusterIP", None, "", &spec),
@@ -115,19 +112,7 @@ const NODE_PORT: u16 = 30700;
 /// others, and masquerades (Cluster policy), so each pod sees the node it came through.
 fn node_port_on_every_node(dataplane: &str) -> anyhow::Result<()> {
     let lab = fixture::lab(&[("web-a", 1), ("web-b", 2)])?;
-    let ports = [
-        fixture::echo_port("TCP", Some(NODE_PORT)),
-        fixture::echo_port("UDP", Some(NODE_PORT)),
-    ];
-    let yaml = fixture::service_with_ports("web", "NodePort", &ports, "", "");
-    lab.write_manifest("web.yaml", &yaml)?;
-    let slices = lab.endpoint_slices_for(
-        "default",
-        "web",
-        &["web-a", "web-b"],
-        &[("echo", ECHO, "TCP"), ("echo-udp", ECHO, "UDP")],
-    );
-    lab.write_manifest("web-slices.yaml", &slices)?;
+    fixture::tcp_and_udp_web(&lab, "NodePort", NODE_PORT, "")?;
     speakers(&lab, dataplane, &["node1", "node2", "node3"])?;
     for i in 1..=3u8 {
         for v6 in [false, true] {

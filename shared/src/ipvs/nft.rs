@@ -13,6 +13,9 @@
 //! map be-<proto>-XX  (daddr . dport . n) -> real server, for rr and wrr (see `backends`)
 //! ```
 //!
+//! The userspace path adds one more table, `inet ferrolb-proxy-guard` ([`guard`]), which
+//! closes the proxy's port range to everything but the redirects.
+//!
 //! Hairpin: a pod that reaches its own Service and is sent back to itself would get the reply
 //! from its own address, not the Service's, unless the node rewrites the source (kube-proxy
 //! masquerades it too). The set `hairpin` holds `addr . addr` for every local real server;
@@ -651,6 +654,7 @@ fn range(a: u32, b: u32) -> String {
 }
 
 mod backends;
+pub mod guard;
 pub mod netlink;
 
 pub use backends::{Replacement, Slot, map_name};

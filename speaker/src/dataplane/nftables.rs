@@ -14,6 +14,7 @@
 use ferrolb_shared::ipvs::model::{Table, VirtualServer, VsKey};
 use ferrolb_shared::ipvs::nft::{self, Family, Target, Unsupported};
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -36,6 +37,10 @@ pub struct NftablesDataplane {
     programmed: Option<Table>,
     /// Redirect to the userspace proxy instead of DNAT to the real servers.
     proxy: bool,
+    /// The userspace proxy's port range, closed to all but the redirects ([`nft::guard`]),
+    /// and whether the guard is in place.
+    guard: Option<RangeInclusive<u16>>,
+    guarded: bool,
 }
 
 impl NftablesDataplane {
@@ -44,15 +49,30 @@ impl NftablesDataplane {
         NftablesDataplane {
             programmed: None,
             proxy: false,
+            guard: None,
+            guarded: false,
         }
     }
 
-    /// Redirects for the userspace path.
-    pub fn proxy() -> Self {
+    /// Redirects for the userspace path, whose listeners take their ports from `ports`.
+    pub fn proxy(ports: RangeInclusive<u16>) -> Self {
         NftablesDataplane {
             programmed: None,
             proxy: true,
+            guard: Some(ports),
+            guarded: false,
         }
+    }
+
+    /// Closes the proxy's port range to everything but the redirects, once, before the first
+    /// listener opens (the userspace path; nothing to do on the kernel path).
+    pub async fn close_proxy_ports(&mut self) -> Result<(), NftError> {
+        let Some(ports) = self.guard.as_ref().filter(|_| !self.guarded) else {
+            return Ok(());
+        };
+        run_nft(&nft::guard::render(ports), "inet").await?;
+        self.guarded = true;
+        Ok(())
     }
 
     /// Virtual servers this path refuses (kernel path: schedulers needing connection counts).
@@ -166,6 +186,11 @@ impl NftablesDataplane {
             run_nft(&script, family).await?;
         }
         self.programmed = None;
+        if self.guard.is_some() {
+            // The listeners are closed by now.
+            run_nft(&nft::guard::render_removal(), "inet").await?;
+            self.guarded = false;
+        }
         Ok(())
     }
 }

@@ -77,7 +77,7 @@ impl Programmer {
             refused: Vec::new(),
             nft: match mode {
                 Mode::Nftables => Some(NftablesDataplane::kernel()),
-                Mode::Userspace => Some(NftablesDataplane::proxy()),
+                Mode::Userspace => Some(NftablesDataplane::proxy(settings.proxy_ports.clone())),
                 Mode::None => None,
             },
             proxy: (mode == Mode::Userspace).then(|| {
@@ -168,7 +168,11 @@ impl Programmer {
         };
         if let Some(nft) = self.nft.as_mut() {
             let table = self.builder.table();
+            // No listener opens before its port range is closed to direct access (a no-op
+            // on the kernel path and once done).
+            let guard = nft.close_proxy_ports().await;
             let ports = match self.proxy.as_mut() {
+                _ if guard.is_err() => BTreeMap::new(),
                 Some(p) => {
                     let (ports, errors) = p.apply(table, touched).await;
                     for e in errors {
@@ -184,7 +188,10 @@ impl Programmer {
                     BTreeMap::new()
                 }
             };
-            let result: Result<(), NftError> = nft.apply(table, touched, &ports).await;
+            let result: Result<(), NftError> = match guard {
+                Ok(()) => nft.apply(table, touched, &ports).await,
+                Err(e) => Err(e),
+            };
             self.failed = result.is_err();
             outcome.failed = result.err().map(|e| e.to_string());
         }

@@ -30,12 +30,14 @@ pub fn child(mode: &str, vip: IpAddr, backend: IpAddr) -> Result<(), String> {
         let (mut nft, proxy, ports) = match mode {
             "nftables" => (NftablesDataplane::kernel(), None, BTreeMap::new()),
             "userspace" => {
+                let mut nft = NftablesDataplane::proxy(DEFAULT_PORTS);
+                nft.close_proxy_ports().await.map_err(|e| e.to_string())?;
                 let mut p = UserspaceProxy::new(DEFAULT_PORTS, DEFAULT_UDP_IDLE_TIMEOUT);
                 let (ports, errors) = p.apply(&table, None).await;
                 if let Some(e) = errors.first() {
                     return Err(e.to_string());
                 }
-                (NftablesDataplane::proxy(), Some(p), ports)
+                (nft, Some(p), ports)
             }
             other => return Err(format!("unknown data path {other}")),
         };
