@@ -96,7 +96,40 @@ fn bad_requests_are_explained() {
         &Labels::new(),
     )
     .unwrap_err();
-    assert!(e.to_string().contains("\"nope\""), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "annotation ferrolb.io/loadBalancerIPs: \"nope\" is not an IP address"
+    );
+    let e = request(
+        &svc(
+            &[],
+            ServiceSpec {
+                load_balancer_ip: Some("10.0.0.300".into()),
+                ..lb()
+            },
+        ),
+        &Labels::new(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "spec.loadBalancerIP: \"10.0.0.300\" is not an IP address"
+    );
+    let e = request(
+        &svc(
+            &[],
+            ServiceSpec {
+                ip_families: Some(vec!["IPv5".into()]),
+                ..lb()
+            },
+        ),
+        &Labels::new(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "spec.ipFamilies lists \"IPv5\", which is neither IPv4 nor IPv6"
+    );
     let e = request(
         &svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1,10.0.0.2")], lb()),
         &Labels::new(),
@@ -140,7 +173,10 @@ fn bad_requests_are_explained() {
         &Labels::new(),
     )
     .unwrap_err();
-    assert!(matches!(e, RequestError::BothIpFields(_)));
+    assert_eq!(
+        e.to_string(),
+        "both spec.loadBalancerIP and the ferrolb.io/loadBalancerIPs annotation are set; use one"
+    );
 }
 
 #[test]
