@@ -6,7 +6,10 @@
 # exit 101), and only a guard this script created is removed afterwards.
 set -euo pipefail
 
-packages=(iproute2 nftables conntrack bird2 frr gobgpd arping ndisc6 tcpdump iperf3 keepalived haproxy)
+# qemu-system-x86, busybox-static (virtme-ng's initramfs), kmod (depmod) and ipvsadm: the VM lab
+# (tests/vm.sh), where a stock kernel with IPVS runs.
+packages=(iproute2 nftables conntrack bird2 frr gobgpd arping ndisc6 tcpdump iperf3 keepalived haproxy
+  qemu-system-x86 busybox-static kmod ipvsadm strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
