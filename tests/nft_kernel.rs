@@ -1,6 +1,7 @@
 //! The nftables scripts FerroLB renders are accepted by the real kernel, in a throwaway
 //! network namespace, as full programs and as incremental changes on top of them.
 
+use ferrolb_e2e::netns::Netns;
 use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::ipvs::model::{
     EndpointState, Frontend, Proto, RealServer, Table, VirtualServer, VsKey,
@@ -10,30 +11,20 @@ use ferrolb_shared::ipvs::nft::{
 };
 use ferrolb_shared::ipvs::scheduler::SchedulerKind;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// A network namespace for this test only, deleted on drop (also when the test panics).
-struct Netns(String);
+/// The nftables side of a test namespace.
+trait NftNs {
+    fn nft(&self, script: &str) -> Result<(), String>;
+    fn list(&self, family: &str) -> String;
+}
 
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("flbnft{}{tag}", std::process::id());
-        let out = Command::new("ip")
-            .args(["netns", "add", &name])
-            .output()
-            .expect("run ip (package iproute2)");
-        assert!(
-            out.status.success(),
-            "ip netns add {name} (needs root): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Netns(name)
-    }
-
+impl NftNs for Netns {
     fn nft(&self, script: &str) -> Result<(), String> {
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.0, "nft", "-f", "-"])
+        let mut child = self
+            .command(&["nft", "-f", "-"])
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -53,19 +44,8 @@ impl Netns {
     }
 
     fn list(&self, family: &str) -> String {
-        let out = Command::new("ip")
-            .args([
-                "netns", "exec", &self.0, "nft", "list", "table", family, "ferrolb",
-            ])
-            .output()
-            .unwrap();
+        let out = self.output(&["nft", "list", "table", family, "ferrolb"]);
         String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }
 
@@ -159,7 +139,7 @@ fn sample() -> Table {
 
 #[test]
 fn a_staged_first_program_builds_the_same_table_and_refuses_a_stale_one() {
-    let (staged_ns, whole_ns) = (Netns::new("s"), Netns::new("w"));
+    let (staged_ns, whole_ns) = (Netns::new("nft", "s"), Netns::new("nft", "w"));
     let t = sample();
     for fam in [Family::Ip, Family::Ip6] {
         let staged = render_staged(&t, fam, Target::Kernel, 2);
@@ -190,7 +170,7 @@ fn a_staged_first_program_builds_the_same_table_and_refuses_a_stale_one() {
 
 #[test]
 fn full_programs_and_changes_are_accepted_by_the_kernel() {
-    let ns = Netns::new("a");
+    let ns = Netns::new("nft", "a");
     let t = sample();
     for fam in [Family::Ip, Family::Ip6] {
         ns.nft(&render_full(&t, fam))
@@ -281,27 +261,6 @@ fn full_programs_and_changes_are_accepted_by_the_kernel() {
     assert!(ns.list("ip").contains("10.96.0.2 . tcp . 80"));
 }
 
-impl Netns {
-    /// Runs `f` on a thread that has entered this namespace (the thread alone: sockets it
-    /// opens belong to the namespace, the test process stays where it is).
-    fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.0);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                rustix::thread::move_into_link_name_space(
-                    std::os::fd::AsFd::as_fd(&ns),
-                    Some(rustix::thread::LinkNameSpaceType::Network),
-                )
-                .unwrap_or_else(|e| panic!("setns {path}: {e}"));
-                f()
-            })
-            .join()
-            .expect("the thread in the namespace panicked")
-        })
-    }
-}
-
 /// Real servers replaced behind rules that stay (round robin v4 and v6, weighted UDP): the
 /// speaker writes the elements through netlink, and the kernel then holds exactly what
 /// `nft -f` of the change script gives; a change the kernel refuses leaves the table as it
@@ -310,7 +269,7 @@ impl Netns {
 fn element_changes_through_netlink_equal_the_nft_script() {
     use ferrolb_shared::ipvs::nft::element_changes_for;
     use ferrolb_speaker::dataplane::nftables::write_elements;
-    let (script_ns, netlink_ns) = (Netns::new("e"), Netns::new("n"));
+    let (script_ns, netlink_ns) = (Netns::new("nft", "e"), Netns::new("nft", "n"));
     let t = sample();
     let mut next = t.clone();
     let key = |a: &str, p: u16, proto: Proto| VsKey {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs FerroLB's whole test suite on a fresh machine, as root. Installs what it needs first.
 #
-#   tests/run.sh            everything: format, lints, unit, property, integration tests
+#   tests/run.sh            everything: format, lints, unit, property, integration tests, the
+#                           IPVS suite in the VM lab (tests/vm.sh), the demo, a fuzz smoke run
 #   tests/run.sh --quick    skip clippy and the fuzz smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ cargo fmt --all -- --check
 
 if [ $quick -eq 0 ]; then
   log "cargo clippy (all targets, warnings are errors)"
-  cargo clippy --workspace --all-targets -- -D warnings
+  cargo clippy --workspace --all-targets --all-features -- -D warnings
 fi
 
 log "build"
@@ -37,6 +38,13 @@ cargo build --workspace --all-targets
 log "tests"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 grep -q '^test result: ok' target/test-output.txt
+
+log "the IPVS suite in the VM lab (a stock Debian kernel under QEMU: tests/vm.sh)"
+# Built on the host with the vm-lab feature (the host kernel has no IPVS), run in the guest.
+ipvs_suite=$(cargo test --features vm-lab --test ipvs_kernel --no-run --message-format=json 2>/dev/null \
+  | grep '"name":"ipvs_kernel"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+[ -x "$ipvs_suite" ] || { echo "tests/run.sh: cannot build the IPVS suite" >&2; exit 1; }
+tests/vm.sh --timeout 900 -- "$ipvs_suite"
 
 log "controller check accepts the examples and rejects a bad config"
 ./target/debug/ferrolb-controller check examples/pools.yaml examples/services.yaml >/dev/null

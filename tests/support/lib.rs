@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 pub mod bench;
 pub mod lab;
+pub mod netns;
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {

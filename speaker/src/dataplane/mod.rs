@@ -17,6 +17,7 @@
 
 pub mod conntrack;
 pub mod healthcheck;
+pub mod ipvs;
 pub mod nftables;
 pub mod program;
 pub mod userspace;
