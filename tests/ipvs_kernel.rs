@@ -39,7 +39,11 @@ fn service(id: ServiceId, scheduler: &str, flags: u32, timeout: u32) -> Service 
 fn namespace(tag: &str) -> Netns {
     let ns = Netns::new("ipvs", tag);
     let out = ns.output(&["ip", "link", "set", "lo", "up"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     ns
 }
 
@@ -60,9 +64,9 @@ fn ipvsadm(ns: &Netns, options: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The table as ipvsadm prints it, minus its two header lines and trailing spaces.
-fn table(ns: &Netns) -> Vec<String> {
-    ipvsadm(ns, &[])
+/// The table as ipvsadm prints it, sorted, minus its header lines and trailing spaces.
+fn table_lines(ns: &Netns) -> Vec<String> {
+    ipvsadm(ns, &["--sort"])
         .lines()
         .skip(3)
         .map(|l| l.trim_end().to_string())
@@ -122,7 +126,7 @@ fn virtual_and_real_servers_round_trip_through_the_kernel() {
         );
     });
     assert_eq!(
-        table(&ns),
+        table_lines(&ns),
         [
             "TCP  10.96.0.1:80 rr",
             "  -> 10.244.1.11:7000             Masq    1      0          0",
@@ -146,7 +150,7 @@ fn virtual_and_real_servers_round_trip_through_the_kernel() {
         s.service(Command::DelService, &sticky).unwrap();
     });
     assert_eq!(
-        table(&ns),
+        table_lines(&ns),
         [
             "TCP  10.96.0.1:80 lc",
             "  -> 10.244.2.11:7000             Masq    0      0          0",
@@ -184,5 +188,115 @@ fn the_kernels_refusals_name_the_request() {
         );
     });
     // The socket survived its refusals and the table holds only what was accepted.
-    assert_eq!(table(&ns), ["TCP  10.96.0.1:80 rr"]);
+    assert_eq!(table_lines(&ns), ["TCP  10.96.0.1:80 rr"]);
+}
+
+/// The pure plan carried out against the kernel: a model table programmed from nothing, read
+/// back with nothing left to do, an endpoint leaving drained (weight 0) and then deleted, and
+/// a virtual server another tool made (with ipvsadm) never touched.
+#[test]
+fn the_plan_brings_the_kernel_in_line_and_leaves_others_alone() {
+    use ferrolb_shared::alloc::ServiceKey;
+    use ferrolb_shared::ipvs::kernel::{Draining, plan, wanted};
+    use ferrolb_shared::ipvs::model::{
+        EndpointState, Frontend, RealServer, Table, VirtualServer, VsKey,
+    };
+    use ferrolb_shared::ipvs::scheduler::SchedulerKind;
+    use ferrolb_speaker::dataplane::ipvs::{apply, read};
+    use std::collections::BTreeSet;
+    use std::time::{Duration, Instant};
+
+    let rs = |addr: &str| RealServer {
+        addr: addr.parse().unwrap(),
+        port: 7000,
+        weight: 1,
+        local: false,
+        state: EndpointState::Ready,
+        name: addr.into(),
+    };
+    let vs = |addr: &str, scheduler, servers: Vec<RealServer>| VirtualServer {
+        key: VsKey {
+            proto: Proto::Tcp,
+            addr: addr.parse().unwrap(),
+            port: 80,
+        },
+        service: ServiceKey::new("default", "web"),
+        port_name: String::new(),
+        frontend: Frontend::LoadBalancer,
+        scheduler,
+        affinity: Some(Duration::from_secs(30)),
+        masquerade: true,
+        drop: false,
+        real_servers: servers,
+    };
+    let table = |servers: Vec<VirtualServer>| Table {
+        servers: servers.into_iter().map(|v| (v.key, v)).collect(),
+        ..Table::default()
+    };
+    let ns = namespace("pl");
+    let out = ns.output(&["ipvsadm", "-A", "-t", "192.0.2.1:80", "-s", "rr"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let two = wanted(&table(vec![
+        vs(
+            "10.96.0.1",
+            SchedulerKind::Sed,
+            vec![rs("10.244.1.11"), rs("10.244.2.11")],
+        ),
+        vs("fd00:96::1", SchedulerKind::Nq, vec![rs("fd00:244:1::11")]),
+    ]));
+    let one = wanted(&table(vec![
+        vs("10.96.0.1", SchedulerKind::Sed, vec![rs("10.244.1.11")]),
+        vs("fd00:96::1", SchedulerKind::Nq, vec![rs("fd00:244:1::11")]),
+    ]));
+    let owned: BTreeSet<ServiceId> = two.keys().copied().collect();
+    let t0 = Instant::now();
+    let mut draining = Draining::default();
+    ns.enter(|| {
+        let mut s = IpvsSocket::open().unwrap();
+        let held = read(&mut s).unwrap();
+        apply(&mut s, &plan(&two, &held, &owned, &mut draining, t0)).unwrap();
+        let held = read(&mut s).unwrap();
+        assert!(plan(&two, &held, &owned, &mut draining, t0).is_empty());
+        // 10.244.2.11 leaves: weight 0 first; with no connection it goes on the next pass.
+        let first = plan(&one, &held, &owned, &mut draining, t0);
+        assert_eq!(first.len(), 1, "{first:?}");
+        apply(&mut s, &first).unwrap();
+    });
+    assert!(
+        ipvsadm(&ns, &[]).contains("10.244.2.11:7000             Masq    0"),
+        "{}",
+        ipvsadm(&ns, &[])
+    );
+    ns.enter(|| {
+        let mut s = IpvsSocket::open().unwrap();
+        let held = read(&mut s).unwrap();
+        let later = t0 + Duration::from_secs(1);
+        apply(&mut s, &plan(&one, &held, &owned, &mut draining, later)).unwrap();
+        let held = read(&mut s).unwrap();
+        assert!(plan(&one, &held, &owned, &mut draining, later).is_empty());
+        assert!(draining.is_empty());
+    });
+    assert_eq!(
+        table_lines(&ns),
+        [
+            "TCP  192.0.2.1:80 rr",
+            "TCP  10.96.0.1:80 sed persistent 30",
+            "  -> 10.244.1.11:7000             Masq    1      0          0",
+            "TCP  [fd00:96::1]:80 nq persistent 30",
+            "  -> [fd00:244:1::11]:7000        Masq    1      0          0",
+        ]
+    );
+    // Everything of ours goes; the other tool's virtual server stays.
+    ns.enter(|| {
+        let mut s = IpvsSocket::open().unwrap();
+        let held = read(&mut s).unwrap();
+        let empty = Default::default();
+        apply(&mut s, &plan(&empty, &held, &owned, &mut draining, t0)).unwrap();
+    });
+    assert_eq!(table_lines(&ns), ["TCP  192.0.2.1:80 rr"]);
 }

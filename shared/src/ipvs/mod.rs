@@ -7,6 +7,7 @@ pub mod build;
 pub mod genl;
 pub mod hash;
 pub mod incremental;
+pub mod kernel;
 pub mod maglev;
 pub mod model;
 pub mod nft;
