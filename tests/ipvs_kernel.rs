@@ -196,42 +196,22 @@ fn the_kernels_refusals_name_the_request() {
 /// a virtual server another tool made (with ipvsadm) never touched.
 #[test]
 fn the_plan_brings_the_kernel_in_line_and_leaves_others_alone() {
-    use ferrolb_shared::alloc::ServiceKey;
+    use ferrolb_shared::ipvs::fixtures::{rs, table};
     use ferrolb_shared::ipvs::kernel::{Draining, plan, wanted};
-    use ferrolb_shared::ipvs::model::{
-        EndpointState, Frontend, RealServer, Table, VirtualServer, VsKey,
-    };
+    use ferrolb_shared::ipvs::model::VirtualServer;
     use ferrolb_shared::ipvs::scheduler::SchedulerKind;
     use ferrolb_speaker::dataplane::ipvs::{apply, read};
     use std::collections::BTreeSet;
     use std::time::{Duration, Instant};
 
-    let rs = |addr: &str| RealServer {
-        addr: addr.parse().unwrap(),
-        port: 7000,
-        weight: 1,
-        local: false,
-        state: EndpointState::Ready,
-        name: addr.into(),
-    };
-    let vs = |addr: &str, scheduler, servers: Vec<RealServer>| VirtualServer {
-        key: VsKey {
-            proto: Proto::Tcp,
-            addr: addr.parse().unwrap(),
-            port: 80,
-        },
-        service: ServiceKey::new("default", "web"),
-        port_name: String::new(),
-        frontend: Frontend::LoadBalancer,
-        scheduler,
+    let vs = |addr: &str, scheduler, servers: &[&str]| VirtualServer {
         affinity: Some(Duration::from_secs(30)),
-        masquerade: true,
-        drop: false,
-        real_servers: servers,
-    };
-    let table = |servers: Vec<VirtualServer>| Table {
-        servers: servers.into_iter().map(|v| (v.key, v)).collect(),
-        ..Table::default()
+        ..ferrolb_shared::ipvs::fixtures::vs(
+            addr,
+            80,
+            scheduler,
+            servers.iter().map(|a| rs(a, 7000)).collect(),
+        )
     };
     let ns = namespace("pl");
     let out = ns.output(&["ipvsadm", "-A", "-t", "192.0.2.1:80", "-s", "rr"]);
@@ -245,13 +225,13 @@ fn the_plan_brings_the_kernel_in_line_and_leaves_others_alone() {
         vs(
             "10.96.0.1",
             SchedulerKind::Sed,
-            vec![rs("10.244.1.11"), rs("10.244.2.11")],
+            &["10.244.1.11", "10.244.2.11"],
         ),
-        vs("fd00:96::1", SchedulerKind::Nq, vec![rs("fd00:244:1::11")]),
+        vs("fd00:96::1", SchedulerKind::Nq, &["fd00:244:1::11"]),
     ]));
     let one = wanted(&table(vec![
-        vs("10.96.0.1", SchedulerKind::Sed, vec![rs("10.244.1.11")]),
-        vs("fd00:96::1", SchedulerKind::Nq, vec![rs("fd00:244:1::11")]),
+        vs("10.96.0.1", SchedulerKind::Sed, &["10.244.1.11"]),
+        vs("fd00:96::1", SchedulerKind::Nq, &["fd00:244:1::11"]),
     ]));
     let owned: BTreeSet<ServiceId> = two.keys().copied().collect();
     let t0 = Instant::now();

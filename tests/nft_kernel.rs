@@ -2,10 +2,8 @@
 //! network namespace, as full programs and as incremental changes on top of them.
 
 use ferrolb_e2e::netns::Netns;
-use ferrolb_shared::alloc::ServiceKey;
-use ferrolb_shared::ipvs::model::{
-    EndpointState, Frontend, Proto, RealServer, Table, VirtualServer, VsKey,
-};
+use ferrolb_shared::ipvs::fixtures::{self, rs, table};
+use ferrolb_shared::ipvs::model::{Proto, Table, VirtualServer, VsKey};
 use ferrolb_shared::ipvs::nft::{
     Family, Target, render_changes, render_full, render_full_with, render_staged,
 };
@@ -49,40 +47,10 @@ impl NftNs for Netns {
     }
 }
 
-fn rs(addr: &str, port: u16) -> RealServer {
-    RealServer {
-        addr: addr.parse().unwrap(),
-        port,
-        weight: 1,
-        local: false,
-        state: EndpointState::Ready,
-        name: addr.into(),
-    }
-}
-
+/// A virtual server on `addr:port` over real servers on port 8080.
 fn vs(addr: &str, port: u16, scheduler: SchedulerKind, servers: &[&str]) -> VirtualServer {
-    VirtualServer {
-        key: VsKey {
-            proto: Proto::Tcp,
-            addr: addr.parse().unwrap(),
-            port,
-        },
-        service: ServiceKey::new("default", "s"),
-        port_name: String::new(),
-        frontend: Frontend::LoadBalancer,
-        scheduler,
-        affinity: None,
-        masquerade: true,
-        drop: false,
-        real_servers: servers.iter().map(|a| rs(a, 8080)).collect(),
-    }
-}
-
-fn table(v: Vec<VirtualServer>) -> Table {
-    Table {
-        servers: v.into_iter().map(|v| (v.key, v)).collect(),
-        ..Default::default()
-    }
+    let real_servers = servers.iter().map(|a| rs(a, 8080)).collect();
+    fixtures::vs(addr, port, scheduler, real_servers)
 }
 
 fn sample() -> Table {

@@ -4,6 +4,7 @@
 
 pub mod balancer;
 pub mod build;
+pub mod fixtures;
 pub mod genl;
 pub mod hash;
 pub mod incremental;

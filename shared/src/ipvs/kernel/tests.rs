@@ -1,42 +1,29 @@
 use super::*;
-use crate::alloc::ServiceKey;
-use crate::ipvs::model::{EndpointState, Frontend, Proto, RealServer, VsKey};
+use crate::ipvs::fixtures::{self, table};
+use crate::ipvs::model::RealServer;
 use crate::ipvs::scheduler::SchedulerKind;
 
+/// A real server on port 7000 of `weight`.
 fn rs(addr: &str, weight: u32) -> RealServer {
     RealServer {
-        addr: addr.parse().unwrap(),
-        port: 7000,
         weight,
-        local: false,
-        state: EndpointState::Ready,
-        name: addr.into(),
+        ..fixtures::rs(addr, 7000)
     }
 }
 
+/// A virtual server on port 80.
 fn vs(addr: &str, scheduler: SchedulerKind, servers: Vec<RealServer>) -> VirtualServer {
-    VirtualServer {
-        key: VsKey {
-            proto: Proto::Tcp,
-            addr: addr.parse().unwrap(),
-            port: 80,
-        },
-        service: ServiceKey::new("default", "web"),
-        port_name: "http".into(),
-        frontend: Frontend::LoadBalancer,
-        scheduler,
-        affinity: None,
-        masquerade: true,
-        drop: false,
-        real_servers: servers,
-    }
+    fixtures::vs(addr, 80, scheduler, servers)
 }
 
-fn table(servers: Vec<VirtualServer>) -> Table {
-    Table {
-        servers: servers.into_iter().map(|v| (v.key, v)).collect(),
-        ..Table::default()
-    }
+/// The held real server at `addr`, port 7000, of virtual server `id`.
+fn held_dest<'a>(
+    held: &'a mut BTreeMap<ServiceId, Held>,
+    id: &ServiceId,
+    addr: &str,
+) -> &'a mut HeldDest {
+    let at = (addr.parse::<IpAddr>().unwrap(), 7000);
+    held.get_mut(id).unwrap().dests.get_mut(&at).unwrap()
 }
 
 /// What the kernel would hold after carrying out `wanted` exactly (with its HASHED flag),
@@ -198,15 +185,8 @@ fn a_leaving_real_server_drains_before_it_is_deleted() {
         ["SetDest tcp/10.96.0.1:80 10.244.2.11 w0"]
     );
     assert_eq!(draining.next_deadline(), Some(t0 + DRAIN_LIMIT));
-    let leaving = ("10.244.2.11".parse::<IpAddr>().unwrap(), 7000);
     let id = *one.keys().next().unwrap();
-    held.get_mut(&id)
-        .unwrap()
-        .dests
-        .get_mut(&leaving)
-        .unwrap()
-        .dest
-        .weight = 0;
+    held_dest(&mut held, &id, "10.244.2.11").dest.weight = 0;
     // Still connections: it waits.
     assert!(
         plan(
@@ -219,12 +199,7 @@ fn a_leaving_real_server_drains_before_it_is_deleted() {
         .is_empty()
     );
     // Its last connection closed: deleted.
-    held.get_mut(&id)
-        .unwrap()
-        .dests
-        .get_mut(&leaving)
-        .unwrap()
-        .connections = 0;
+    held_dest(&mut held, &id, "10.244.2.11").connections = 0;
     let requests = plan(
         &one,
         &held,
@@ -242,13 +217,7 @@ fn a_leaving_real_server_drains_before_it_is_deleted() {
     let mut draining = Draining::default();
     let mut held = held_as(&two, 4);
     plan(&one, &held, &owned, &mut draining, t0);
-    held.get_mut(&id)
-        .unwrap()
-        .dests
-        .get_mut(&leaving)
-        .unwrap()
-        .dest
-        .weight = 0;
+    held_dest(&mut held, &id, "10.244.2.11").dest.weight = 0;
     assert!(plan(&one, &held, &owned, &mut draining, t0 + DRAIN_LIMIT / 2).is_empty());
     let requests = plan(&one, &held, &owned, &mut draining, t0 + DRAIN_LIMIT);
     assert_eq!(

@@ -1,43 +1,6 @@
 use super::*;
-use crate::alloc::ServiceKey;
-use crate::ipvs::model::{EndpointState, Frontend, Proto};
+use crate::ipvs::fixtures::{rs, table, vs};
 use std::time::Duration;
-
-fn rs(addr: &str, port: u16) -> RealServer {
-    RealServer {
-        addr: addr.parse().unwrap(),
-        port,
-        weight: 1,
-        local: false,
-        state: EndpointState::Ready,
-        name: addr.into(),
-    }
-}
-
-fn vs(addr: &str, port: u16, scheduler: SchedulerKind, servers: Vec<RealServer>) -> VirtualServer {
-    VirtualServer {
-        key: VsKey {
-            proto: Proto::Tcp,
-            addr: addr.parse().unwrap(),
-            port,
-        },
-        service: ServiceKey::new("default", "web"),
-        port_name: "http".into(),
-        frontend: Frontend::LoadBalancer,
-        scheduler,
-        affinity: None,
-        masquerade: true,
-        drop: false,
-        real_servers: servers,
-    }
-}
-
-fn table(servers: Vec<VirtualServer>) -> Table {
-    Table {
-        servers: servers.into_iter().map(|v| (v.key, v)).collect(),
-        ..Default::default()
-    }
-}
 
 #[test]
 fn full_script_has_one_map_entry_per_virtual_server() {
