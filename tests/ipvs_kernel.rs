@@ -280,3 +280,94 @@ fn the_plan_brings_the_kernel_in_line_and_leaves_others_alone() {
     });
     assert_eq!(table_lines(&ns), ["TCP  192.0.2.1:80 rr"]);
 }
+
+/// The table keeper pass after pass: from nothing, nothing more to send for the same table,
+/// an endpoint drained then deleted, a restarted speaker (a new keeper on the same state
+/// file) adopting and cleaning up what its predecessor made, and a clean stop removing all of
+/// FerroLB's virtual servers and none of another tool's.
+#[test]
+fn the_table_keeper_adopts_its_predecessors_work_and_cleans_up() {
+    use ferrolb_shared::ipvs::fixtures::{rs, table, vs};
+    use ferrolb_shared::ipvs::scheduler::SchedulerKind;
+    use ferrolb_speaker::dataplane::ipvs::table::IpvsTable;
+    use std::time::{Duration, Instant};
+
+    let ns = namespace("tk");
+    let out = ns.output(&["ipvsadm", "-A", "-u", "192.0.2.1:53", "-s", "rr"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ipvs-owned");
+    let web = |servers: &[&str]| {
+        vs(
+            "10.96.0.1",
+            80,
+            SchedulerKind::Wlc,
+            servers.iter().map(|a| rs(a, 7000)).collect(),
+        )
+    };
+    let api = vs(
+        "fd00:96::7",
+        443,
+        SchedulerKind::Mh,
+        vec![rs("fd00:244:2::11", 8443)],
+    );
+    let both = table(vec![web(&["10.244.1.11", "10.244.2.11"]), api.clone()]);
+    let fewer = table(vec![web(&["10.244.1.11"]), api.clone()]);
+    let t0 = Instant::now();
+    ns.enter(|| {
+        let mut keeper = IpvsTable::new(state.clone());
+        assert_eq!(keeper.apply(&both, t0).unwrap().len(), 5);
+        assert!(
+            keeper.apply(&both, t0).unwrap().is_empty(),
+            "nothing changed"
+        );
+        let drain = keeper.apply(&fewer, t0).unwrap();
+        assert_eq!(drain.len(), 1, "weight 0 first: {drain:?}");
+        assert!(keeper.drain_deadline().is_some());
+        let gone = keeper.apply(&fewer, t0 + Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            gone.len(),
+            1,
+            "then deleted, with no connection left: {gone:?}"
+        );
+        assert!(keeper.drain_deadline().is_none());
+        // The keeper is dropped here without a clean stop, as in a crash.
+    });
+    let saved = std::fs::read_to_string(&state).unwrap();
+    assert_eq!(saved, "tcp 10.96.0.1 80\ntcp fd00:96::7 443\n");
+    assert_eq!(
+        table_lines(&ns),
+        [
+            "TCP  10.96.0.1:80 wlc",
+            "  -> 10.244.1.11:7000             Masq    1      0          0",
+            "UDP  192.0.2.1:53 rr",
+            "TCP  [fd00:96::7]:443 mh",
+            "  -> [fd00:244:2::11]:8443        Masq    1      0          0",
+        ]
+    );
+    ns.enter(|| {
+        // The next speaker: web's Service is gone meanwhile. Its predecessor's virtual server
+        // is FerroLB's (the state file says so) and goes; the other tool's stays.
+        let mut keeper = IpvsTable::new(state.clone());
+        let sent = keeper.apply(&table(vec![api.clone()]), t0).unwrap();
+        assert_eq!(sent.len(), 1, "only web's deletion: {sent:?}");
+    });
+    assert_eq!(
+        table_lines(&ns),
+        [
+            "UDP  192.0.2.1:53 rr",
+            "TCP  [fd00:96::7]:443 mh",
+            "  -> [fd00:244:2::11]:8443        Masq    1      0          0",
+        ]
+    );
+    ns.enter(|| {
+        let mut keeper = IpvsTable::new(state.clone());
+        keeper.remove(t0).unwrap();
+    });
+    assert_eq!(table_lines(&ns), ["UDP  192.0.2.1:53 rr"]);
+    assert_eq!(std::fs::read_to_string(&state).unwrap(), "");
+}

@@ -111,6 +111,12 @@ impl Draining {
         self.0.is_empty()
     }
 
+    /// The virtual servers with a real server draining: the driver refreshes their
+    /// connection counts before planning.
+    pub fn services(&self) -> BTreeSet<ServiceId> {
+        self.0.keys().map(|(id, ..)| *id).collect()
+    }
+
     /// When the next drained real server may be deleted at the latest (for the driver's
     /// timer), if any is draining.
     pub fn next_deadline(&self) -> Option<Instant> {
@@ -198,6 +204,51 @@ fn dests(
             draining.0.remove(&key);
             out.push(Request::Dest(Command::DelDest, id, h.dest));
         }
+    }
+}
+
+/// What the kernel holds after it accepted `request`: lets a driver keep its copy of the
+/// kernel's table without reading it back after every change (new real servers start with
+/// no connections).
+pub fn record(held: &mut BTreeMap<ServiceId, Held>, request: &Request) {
+    match request {
+        Request::Service(Command::NewService, svc) => {
+            held.insert(
+                svc.id,
+                Held {
+                    service: svc.clone(),
+                    dests: BTreeMap::new(),
+                },
+            );
+        }
+        Request::Service(Command::SetService, svc) => {
+            if let Some(h) = held.get_mut(&svc.id) {
+                h.service = svc.clone();
+            }
+        }
+        Request::Service(Command::DelService, svc) => {
+            held.remove(&svc.id);
+        }
+        Request::Dest(cmd, id, dest) => {
+            let Some(h) = held.get_mut(id) else { return };
+            let at = (dest.addr, dest.port);
+            match cmd {
+                Command::DelDest => {
+                    h.dests.remove(&at);
+                }
+                _ => {
+                    let connections = h.dests.get(&at).map_or(0, |d| d.connections);
+                    h.dests.insert(
+                        at,
+                        HeldDest {
+                            dest: *dest,
+                            connections,
+                        },
+                    );
+                }
+            }
+        }
+        Request::Service(..) => {}
     }
 }
 

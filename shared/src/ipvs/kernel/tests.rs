@@ -256,3 +256,44 @@ fn only_what_ferrolb_owns_is_deleted() {
     let requests = plan(&BTreeMap::new(), &held, &owned, &mut draining, now);
     assert_eq!(names(&requests), ["DelService tcp/10.96.0.1:80 rr"]);
 }
+
+#[test]
+fn recorded_requests_give_what_the_kernel_would_hold() {
+    let now = Instant::now();
+    let mut draining = Draining::default();
+    let owned = BTreeSet::new();
+    let steps = [
+        wanted(&table(vec![vs(
+            "10.96.0.1",
+            SchedulerKind::Rr,
+            vec![rs("10.244.1.11", 1)],
+        )])),
+        wanted(&table(vec![
+            vs("10.96.0.1", SchedulerKind::Lc, vec![rs("10.244.2.11", 2)]),
+            vs("10.96.0.2", SchedulerKind::Sh, vec![rs("10.244.1.11", 1)]),
+        ])),
+        wanted(&table(vec![vs("10.96.0.2", SchedulerKind::Sh, vec![])])),
+    ];
+    let mut held = BTreeMap::new();
+    let owned_all: BTreeSet<ServiceId> = steps.iter().flat_map(|w| w.keys().copied()).collect();
+    for w in &steps {
+        for _ in 0..2 {
+            // Twice: the leaving real servers drain (weight 0) and then go, as no connection
+            // is recorded.
+            for r in plan(w, &held, &owned_all, &mut draining, now) {
+                record(&mut held, &r);
+            }
+        }
+        assert_eq!(
+            held,
+            held_as(w, 0)
+                .into_iter()
+                .map(|(id, mut h)| {
+                    h.service.flags &= !KERNEL_FLAGS;
+                    (id, h)
+                })
+                .collect::<BTreeMap<_, _>>()
+        );
+        assert!(plan(w, &held, &owned, &mut draining, now).is_empty());
+    }
+}

@@ -1,10 +1,14 @@
 //! The kernel IPVS data path (`--dataplane ipvs`), under construction: the generic netlink
 //! socket that programs and reads the kernel's virtual server table ([`socket::IpvsSocket`]),
 //! and the two steps a driver repeats around the pure plan (`ferrolb_shared::ipvs::kernel`):
-//! read what the kernel holds ([`read`]), carry out the requests ([`apply`]). Proven against a
-//! stock kernel in the VM lab (`tests/ipvs_kernel.rs`, run by `tests/vm.sh`).
+//! read what the kernel holds ([`read`]), carry out the requests ([`apply`]); and
+//! [`table::IpvsTable`], which keeps the kernel's table in line with the node's virtual server
+//! table pass after pass. Proven against a stock kernel in the VM lab (`tests/ipvs_kernel.rs`,
+//! run by `tests/vm.sh`). Not yet a `--dataplane` mode: the dummy interface, the sysctls and
+//! the masquerade rules around IPVS come next.
 
 pub mod socket;
+pub mod table;
 
 use ferrolb_shared::ipvs::genl::ServiceId;
 use ferrolb_shared::ipvs::kernel::{Held, HeldDest, Request};
@@ -36,11 +40,13 @@ pub fn read(socket: &mut IpvsSocket) -> Result<BTreeMap<ServiceId, Held>, IpvsEr
 
 /// Sends `requests` in order, one netlink message each; stops at the first the kernel refuses.
 pub fn apply(socket: &mut IpvsSocket, requests: &[Request]) -> Result<(), IpvsError> {
-    for request in requests {
-        match request {
-            Request::Service(cmd, service) => socket.service(*cmd, service)?,
-            Request::Dest(cmd, id, dest) => socket.dest(*cmd, id, dest)?,
-        }
+    requests.iter().try_for_each(|r| apply_one(socket, r))
+}
+
+/// Sends one request and waits for the kernel's answer.
+pub fn apply_one(socket: &mut IpvsSocket, request: &Request) -> Result<(), IpvsError> {
+    match request {
+        Request::Service(cmd, service) => socket.service(*cmd, service),
+        Request::Dest(cmd, id, dest) => socket.dest(*cmd, id, dest),
     }
-    Ok(())
 }

@@ -30,6 +30,11 @@ pub enum IpvsError {
     },
     #[error("cannot read the kernel's answer: {0}")]
     Decode(#[from] DecodeError),
+    #[error("the IPVS state file {path}: {source}")]
+    State {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A generic netlink socket speaking to the kernel's IPVS family.
