@@ -51,6 +51,16 @@ fn dest(addr: &str, port: u16, weight: u32) -> Dest {
     Dest::masq(addr.parse().unwrap(), port, weight)
 }
 
+/// A virtual server made by another tool (ipvsadm): FerroLB must never touch it.
+fn another_tools_service(ns: &Netns, proto: &str, addr: &str) {
+    let out = ns.output(&["ipvsadm", "-A", proto, addr, "-s", "rr"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `ipvsadm -Ln` (with `options`) in the namespace: an independent reader of the table.
 fn ipvsadm(ns: &Netns, options: &[&str]) -> String {
     let mut argv = vec!["ipvsadm", "-Ln"];
@@ -214,12 +224,7 @@ fn the_plan_brings_the_kernel_in_line_and_leaves_others_alone() {
         )
     };
     let ns = namespace("pl");
-    let out = ns.output(&["ipvsadm", "-A", "-t", "192.0.2.1:80", "-s", "rr"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    another_tools_service(&ns, "-t", "192.0.2.1:80");
 
     let two = wanted(&table(vec![
         vs(
@@ -293,12 +298,7 @@ fn the_table_keeper_adopts_its_predecessors_work_and_cleans_up() {
     use std::time::{Duration, Instant};
 
     let ns = namespace("tk");
-    let out = ns.output(&["ipvsadm", "-A", "-u", "192.0.2.1:53", "-s", "rr"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    another_tools_service(&ns, "-u", "192.0.2.1:53");
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ipvs-owned");
     let web = |servers: &[&str]| {
