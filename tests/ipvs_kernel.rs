@@ -293,8 +293,10 @@ fn the_plan_brings_the_kernel_in_line_and_leaves_others_alone() {
 #[test]
 fn the_table_keeper_adopts_its_predecessors_work_and_cleans_up() {
     use ferrolb_shared::ipvs::fixtures::{rs, table, vs};
+    use ferrolb_shared::ipvs::model::VsKey;
     use ferrolb_shared::ipvs::scheduler::SchedulerKind;
     use ferrolb_speaker::dataplane::ipvs::table::IpvsTable;
+    use std::collections::BTreeSet;
     use std::time::{Duration, Instant};
 
     let ns = namespace("tk");
@@ -320,15 +322,20 @@ fn the_table_keeper_adopts_its_predecessors_work_and_cleans_up() {
     let t0 = Instant::now();
     ns.enter(|| {
         let mut keeper = IpvsTable::new(state.clone());
-        assert_eq!(keeper.apply(&both, t0).unwrap().len(), 5);
+        assert_eq!(keeper.apply(&both, None, t0).unwrap().len(), 5);
         assert!(
-            keeper.apply(&both, t0).unwrap().is_empty(),
+            keeper.apply(&both, None, t0).unwrap().is_empty(),
             "nothing changed"
         );
-        let drain = keeper.apply(&fewer, t0).unwrap();
+        // Passes that look only at what a change touched: web's endpoint leaves ...
+        let web_key: BTreeSet<VsKey> = [web(&[]).key].into();
+        let drain = keeper.apply(&fewer, Some(&web_key), t0).unwrap();
         assert_eq!(drain.len(), 1, "weight 0 first: {drain:?}");
         assert!(keeper.drain_deadline().is_some());
-        let gone = keeper.apply(&fewer, t0 + Duration::from_secs(1)).unwrap();
+        // ... and a later pass about another Service finishes web's drain all the same.
+        let api_key: BTreeSet<VsKey> = [api.key].into();
+        let later = t0 + Duration::from_secs(1);
+        let gone = keeper.apply(&fewer, Some(&api_key), later).unwrap();
         assert_eq!(
             gone.len(),
             1,
@@ -353,7 +360,7 @@ fn the_table_keeper_adopts_its_predecessors_work_and_cleans_up() {
         // The next speaker: web's Service is gone meanwhile. Its predecessor's virtual server
         // is FerroLB's (the state file says so) and goes; the other tool's stays.
         let mut keeper = IpvsTable::new(state.clone());
-        let sent = keeper.apply(&table(vec![api.clone()]), t0).unwrap();
+        let sent = keeper.apply(&table(vec![api.clone()]), None, t0).unwrap();
         assert_eq!(sent.len(), 1, "only web's deletion: {sent:?}");
     });
     assert_eq!(

@@ -16,7 +16,7 @@
 //!   tool created is left alone.
 
 use super::genl::{Command, Dest, SVC_F_PERSISTENT, Service, ServiceId, whole_address_netmask};
-use super::model::{Table, VirtualServer};
+use super::model::{Table, VirtualServer, VsKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -61,18 +61,24 @@ pub fn wanted(table: &Table) -> BTreeMap<ServiceId, Wanted> {
         .servers
         .values()
         .map(|vs| {
-            let w = wanted_one(vs);
+            let w = wanted_server(vs);
             (w.service.id, w)
         })
         .collect()
 }
 
-fn wanted_one(vs: &VirtualServer) -> Wanted {
-    let id = ServiceId::Addr {
-        proto: vs.key.proto,
-        addr: vs.key.addr,
-        port: vs.key.port,
-    };
+/// The kernel's identity of a FerroLB virtual server.
+pub fn service_id(key: &VsKey) -> ServiceId {
+    ServiceId::Addr {
+        proto: key.proto,
+        addr: key.addr,
+        port: key.port,
+    }
+}
+
+/// The kernel virtual server FerroLB wants for one of its virtual servers.
+pub fn wanted_server(vs: &VirtualServer) -> Wanted {
+    let id = service_id(&vs.key);
     let (flags, timeout) = match vs.affinity {
         Some(t) => (
             SVC_F_PERSISTENT,
@@ -127,7 +133,8 @@ impl Draining {
 /// The requests that turn `held` into `wanted`, in an order the kernel accepts (a virtual
 /// server before its real servers, real servers before their virtual server goes). `owned`
 /// says which held virtual servers FerroLB may change or delete; `draining` remembers the
-/// real servers on their way out.
+/// real servers on their way out. Both maps may be the same part of the whole tables (the
+/// virtual servers a change touched): what is in neither is not looked at.
 pub fn plan(
     wanted: &BTreeMap<ServiceId, Wanted>,
     held: &BTreeMap<ServiceId, Held>,
@@ -160,8 +167,11 @@ pub fn plan(
         draining.0.retain(|(s, ..), _| s != id);
         out.push(Request::Service(Command::DelService, h.service.clone()));
     }
-    // Forget drains of virtual servers that are gone.
-    draining.0.retain(|(s, ..), _| wanted.contains_key(s));
+    // Forget drains of virtual servers that went (a plan over part of the table leaves the
+    // drains of the rest alone).
+    draining
+        .0
+        .retain(|(s, ..), _| wanted.contains_key(s) || !held.contains_key(s));
     out
 }
 

@@ -297,3 +297,30 @@ fn recorded_requests_give_what_the_kernel_would_hold() {
         assert!(plan(w, &held, &owned, &mut draining, now).is_empty());
     }
 }
+
+#[test]
+fn a_plan_over_part_of_the_table_leaves_the_rest_alone() {
+    let t0 = Instant::now();
+    let both = wanted(&table(vec![
+        vs(
+            "10.96.0.1",
+            SchedulerKind::Rr,
+            vec![rs("10.244.1.11", 1), rs("10.244.2.11", 1)],
+        ),
+        vs("10.96.0.2", SchedulerKind::Rr, vec![rs("10.244.1.12", 1)]),
+    ]));
+    let held = held_as(&both, 3);
+    let owned: BTreeSet<ServiceId> = both.keys().copied().collect();
+    let (first, second) = (*both.keys().next().unwrap(), *both.keys().nth(1).unwrap());
+    let mut draining = Draining::default();
+    // 10.96.0.1 loses an endpoint: it drains.
+    let mut one = both.clone();
+    one.get_mut(&first).unwrap().dests.pop_last();
+    plan(&one, &held, &owned, &mut draining, t0);
+    assert_eq!(draining.services(), [first].into());
+    // A plan about 10.96.0.2 alone sees nothing to do and keeps 10.96.0.1's drain.
+    let part_wanted: BTreeMap<_, _> = [(second, both[&second].clone())].into();
+    let part_held: BTreeMap<_, _> = [(second, held[&second].clone())].into();
+    assert!(plan(&part_wanted, &part_held, &owned, &mut draining, t0).is_empty());
+    assert_eq!(draining.services(), [first].into());
+}

@@ -1,8 +1,10 @@
 //! Keeps the kernel's IPVS table in line with the node's virtual server table: the first pass
 //! reads the whole kernel table (adopting what a previous FerroLB left, never touching what
-//! another tool made); later passes send only the differences, one netlink message per
+//! another tool made); later passes look only at the virtual servers a change touched (and
+//! those with a real server draining) and send only the differences, one netlink message per
 //! virtual or real server that changed, against a copy of the kernel's table kept from the
 //! requests it accepted (only the connection counts of draining real servers are read back).
+//! So a change costs the same whatever the size of the table.
 //!
 //! Which virtual servers are FerroLB's is remembered in a state file (one per line, written
 //! before any of them is created), so a speaker that crashed and restarts knows what its
@@ -10,9 +12,9 @@
 
 use super::socket::{IpvsError, IpvsSocket};
 use super::{apply_one, read};
-use ferrolb_shared::ipvs::genl::ServiceId;
+use ferrolb_shared::ipvs::genl::{Command, ServiceId};
 use ferrolb_shared::ipvs::kernel::{self, Draining, Held, Request};
-use ferrolb_shared::ipvs::model::{Proto, Table};
+use ferrolb_shared::ipvs::model::{Proto, Table, VsKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,11 +47,40 @@ impl IpvsTable {
         }
     }
 
-    /// Brings the kernel in line with `table`; returns the requests sent. After an error the
-    /// next pass reads the kernel's table whole again.
-    pub fn apply(&mut self, table: &Table, now: Instant) -> Result<Vec<Request>, IpvsError> {
-        let wanted = kernel::wanted(table);
-        let result = self.apply_wanted(&wanted, now);
+    /// Brings the kernel in line with `table`, looking only at the `touched` virtual servers
+    /// when the caller knows them (`None`: all); returns the requests sent. After an error the
+    /// next pass reads the kernel's table whole again and looks at everything.
+    pub fn apply(
+        &mut self,
+        table: &Table,
+        touched: Option<&BTreeSet<VsKey>>,
+        now: Instant,
+    ) -> Result<Vec<Request>, IpvsError> {
+        let scope = touched.filter(|_| self.held.is_some()).map(|keys| {
+            keys.iter()
+                .map(kernel::service_id)
+                .chain(self.draining.services())
+                .collect::<BTreeSet<ServiceId>>()
+        });
+        let wanted: BTreeMap<ServiceId, kernel::Wanted> = match &scope {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| match id {
+                    ServiceId::Addr { proto, addr, port } => table.servers.get(&VsKey {
+                        proto: *proto,
+                        addr: *addr,
+                        port: *port,
+                    }),
+                    ServiceId::Fwmark { .. } => None,
+                })
+                .map(|vs| {
+                    let w = kernel::wanted_server(vs);
+                    (w.service.id, w)
+                })
+                .collect(),
+            None => kernel::wanted(table),
+        };
+        let result = self.apply_wanted(&wanted, scope.as_ref(), now);
         if result.is_err() {
             self.held = None;
         }
@@ -59,7 +90,7 @@ impl IpvsTable {
     /// Deletes every virtual server FerroLB owns (a clean stop).
     pub fn remove(&mut self, now: Instant) -> Result<Vec<Request>, IpvsError> {
         self.held = None;
-        let sent = self.apply_wanted(&BTreeMap::new(), now)?;
+        let sent = self.apply_wanted(&BTreeMap::new(), None, now)?;
         self.draining = Draining::default();
         Ok(sent)
     }
@@ -69,9 +100,11 @@ impl IpvsTable {
         self.draining.next_deadline()
     }
 
+    /// Plans and sends the changes within `scope` (`None`: the whole table).
     fn apply_wanted(
         &mut self,
         wanted: &BTreeMap<ServiceId, kernel::Wanted>,
+        scope: Option<&BTreeSet<ServiceId>>,
         now: Instant,
     ) -> Result<Vec<Request>, IpvsError> {
         let socket = match &mut self.socket {
@@ -92,31 +125,37 @@ impl IpvsTable {
                 }
             }
         }
-        // Written before anything is created: a crash in between leaves a claim on a virtual
+        // Claimed before anything is created: a crash in between leaves a claim on a virtual
         // server that does not exist, never one that exists unclaimed.
-        let claimed: BTreeSet<ServiceId> = self
-            .owned
-            .union(&wanted.keys().copied().collect())
+        let new_claims: Vec<ServiceId> = wanted
+            .keys()
+            .filter(|id| !self.owned.contains(*id))
             .copied()
             .collect();
-        if claimed != self.owned {
-            save(&self.state_file, &claimed)?;
-            self.owned = claimed;
+        if !new_claims.is_empty() {
+            self.owned.extend(new_claims);
+            save(&self.state_file, &self.owned)?;
         }
-        let requests = kernel::plan(wanted, held, &self.owned, &mut self.draining, now);
+        let requests = match scope {
+            Some(ids) => {
+                let part: BTreeMap<ServiceId, Held> = ids
+                    .iter()
+                    .filter_map(|id| Some((*id, held.get(id)?.clone())))
+                    .collect();
+                kernel::plan(wanted, &part, &self.owned, &mut self.draining, now)
+            }
+            None => kernel::plan(wanted, held, &self.owned, &mut self.draining, now),
+        };
+        let mut released = false;
         for request in &requests {
             apply_one(socket, request)?;
             kernel::record(held, request);
+            if let Request::Service(Command::DelService, svc) = request {
+                released |= self.owned.remove(&svc.id);
+            }
         }
-        let kept: BTreeSet<ServiceId> = self
-            .owned
-            .iter()
-            .filter(|id| held.contains_key(*id))
-            .copied()
-            .collect();
-        if kept != self.owned {
-            save(&self.state_file, &kept)?;
-            self.owned = kept;
+        if released {
+            save(&self.state_file, &self.owned)?;
         }
         Ok(requests)
     }
