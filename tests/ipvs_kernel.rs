@@ -34,17 +34,9 @@ fn service(id: ServiceId, scheduler: &str, flags: u32, timeout: u32) -> Service 
     }
 }
 
-/// A namespace whose loopback is up: IPVS refuses a masquerading IPv4 real server (EINVAL)
-/// while the namespace has no local routing table, which only appears with a link up.
+/// A namespace for one test, loopback up (IPVS needs it).
 fn namespace(tag: &str) -> Netns {
-    let ns = Netns::new("ipvs", tag);
-    let out = ns.output(&["ip", "link", "set", "lo", "up"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ns
+    Netns::with_loopback("ipvs", tag)
 }
 
 fn dest(addr: &str, port: u16, weight: u32) -> Dest {

@@ -21,6 +21,21 @@ impl Netns {
         Netns(name)
     }
 
+    /// [`Netns::new`] with its loopback up. IPVS needs it: it refuses a masquerading IPv4
+    /// real server (EINVAL) while the namespace has no local routing table, which only
+    /// appears with a link up.
+    pub fn with_loopback(prefix: &str, tag: &str) -> Netns {
+        let ns = Netns::new(prefix, tag);
+        let out = ns.output(&["ip", "link", "set", "lo", "up"]);
+        assert!(
+            out.status.success(),
+            "ip link set lo up in {}: {}",
+            ns.0,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ns
+    }
+
     pub fn name(&self) -> &str {
         &self.0
     }

@@ -109,13 +109,7 @@ fn measure(
     base: &Table,
     path: impl FnOnce(&Netns, (&Table, &[(Table, VsKey)])) -> Figures,
 ) -> Figures {
-    let ns = Netns::new("bench", name);
-    let out = ns.output(&["ip", "link", "set", "lo", "up"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ns = Netns::with_loopback("bench", name);
     let steps = changes(base);
     let figures = path(&ns, (base, &steps));
     println!(
