@@ -66,6 +66,15 @@ fn ipvsadm(ns: &Netns, options: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `f` to completion on a runtime of the calling thread (the one in the namespace).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 /// The table as ipvsadm prints it, sorted, minus its header lines and trailing spaces.
 fn table_lines(ns: &Netns) -> Vec<String> {
     ipvsadm(ns, &["--sort"])
@@ -369,4 +378,146 @@ fn the_table_keeper_adopts_its_predecessors_work_and_cleans_up() {
     });
     assert_eq!(table_lines(&ns), ["UDP  192.0.2.1:53 rr"]);
     assert_eq!(std::fs::read_to_string(&state).unwrap(), "");
+}
+
+/// The dummy interface holding IPVS's addresses, through rtnetlink: created with exactly the
+/// wanted addresses, changed, removed; and the node never answers ARP or NDP for them on its
+/// own, even for a LoadBalancer IP on the LAN's own subnet (MetalLB's "strictARP" trap).
+/// Checked from a client host on a veth link, with a control that the same ARP request is
+/// answered once the sysctl is undone.
+#[test]
+fn service_addresses_live_on_a_dummy_link_that_never_answers_arp_or_ndp() {
+    use ferrolb_speaker::dataplane::ipvs::addresses::ServiceAddresses;
+    use std::collections::BTreeSet;
+    use std::net::IpAddr;
+    use std::process::Command;
+
+    let (node, client) = (namespace("dn"), namespace("dc"));
+    let run = |ns: &Netns, argv: &[&str]| {
+        let out = ns.output(argv);
+        assert!(
+            out.status.success(),
+            "{argv:?} in {}: {}",
+            ns.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let out = Command::new("ip")
+        .args(["link", "add", "eth0", "netns", node.name(), "type", "veth"])
+        .args(["peer", "name", "eth0", "netns", client.name()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (ns, last) in [(&node, "11"), (&client, "101")] {
+        run(
+            ns,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("10.100.0.{last}/24"),
+                "dev",
+                "eth0",
+            ],
+        );
+        run(
+            ns,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("fd00:100::{last}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ],
+        );
+        run(ns, &["ip", "link", "set", "eth0", "up"]);
+    }
+    // A LoadBalancer IP on the LAN's subnet, a ClusterIP, and their IPv6 peers.
+    let lb_v4: IpAddr = "10.100.0.200".parse().unwrap();
+    let lb_v6: IpAddr = "fd00:100::200".parse().unwrap();
+    let wanted: BTreeSet<IpAddr> = [lb_v4, lb_v6, "10.96.0.1".parse().unwrap()].into();
+    let sync = |wanted: &BTreeSet<IpAddr>| {
+        node.enter(|| {
+            block_on(async {
+                let link = ServiceAddresses::open("ferrolb0").unwrap();
+                link.sync(wanted).await.unwrap()
+            })
+        })
+    };
+    let (added, removed) = sync(&wanted);
+    assert_eq!((added.len(), removed.len()), (3, 0));
+    let shown = String::from_utf8_lossy(&node.output(&["ip", "addr", "show", "ferrolb0"]).stdout)
+        .into_owned();
+    for want in ["10.100.0.200/32", "fd00:100::200/128", "10.96.0.1/32"] {
+        assert!(shown.contains(want), "{want} missing:\n{shown}");
+    }
+    let details = String::from_utf8_lossy(
+        &node
+            .output(&["ip", "-d", "link", "show", "ferrolb0"])
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        details.contains("dummy") && details.contains("UP"),
+        "{details}"
+    );
+
+    let arping = || {
+        client
+            .output(&["arping", "-c", "2", "-w", "2", "-I", "eth0", "10.100.0.200"])
+            .status
+            .success()
+    };
+    let ndisc = |target: &str| {
+        client
+            .output(&["ndisc6", "-r", "2", "-w", "500", target, "eth0"])
+            .status
+            .success()
+    };
+    assert!(
+        !arping(),
+        "the node answered ARP for an address on its dummy interface"
+    );
+    assert!(
+        !ndisc("fd00:100::200"),
+        "the node answered NDP for an address on its dummy interface"
+    );
+    assert!(
+        ndisc("fd00:100::11"),
+        "control: NDP for the node's own LAN address is answered"
+    );
+    // Control: without arp_ignore the node's kernel answers for the dummy's address: the
+    // trap the sysctls close.
+    run(&node, &["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=0"]);
+    assert!(arping(), "control: without arp_ignore the kernel answers");
+
+    // Changes: one address leaves, one comes (and the sysctl is restored); then all goes.
+    let next: BTreeSet<IpAddr> = [lb_v4, "10.96.0.2".parse().unwrap()].into();
+    let (added, removed) = sync(&next);
+    assert_eq!(added, ["10.96.0.2".parse::<IpAddr>().unwrap()]);
+    let mut removed = removed;
+    removed.sort();
+    assert_eq!(removed, ["10.96.0.1".parse::<IpAddr>().unwrap(), lb_v6]);
+    assert!(!arping(), "arp_ignore restored by the next sync");
+    node.enter(|| {
+        block_on(async {
+            ServiceAddresses::open("ferrolb0")
+                .unwrap()
+                .remove()
+                .await
+                .unwrap()
+        })
+    });
+    assert!(
+        !node
+            .output(&["ip", "link", "show", "ferrolb0"])
+            .status
+            .success()
+    );
 }

@@ -7,6 +7,7 @@
 //! run by `tests/vm.sh`). Not yet a `--dataplane` mode: the dummy interface, the sysctls and
 //! the masquerade rules around IPVS come next.
 
+pub mod addresses;
 pub mod socket;
 pub mod table;
 
