@@ -521,3 +521,35 @@ fn service_addresses_live_on_a_dummy_link_that_never_answers_arp_or_ndp() {
             .success()
     );
 }
+
+/// The `vs` sysctls land in the namespace the speaker runs in, and only there: another
+/// namespace keeps the kernel's defaults.
+#[test]
+fn the_vs_sysctls_are_set_in_the_nodes_namespace_only() {
+    use ferrolb_speaker::dataplane::ipvs::sysctls::{VS_SYSCTLS, apply};
+
+    let (node, other) = (namespace("sn"), namespace("so"));
+    let read = |ns: &Netns| -> Vec<String> {
+        VS_SYSCTLS
+            .iter()
+            .map(|(path, _)| {
+                String::from_utf8_lossy(&ns.output(&["cat", path]).stdout)
+                    .trim()
+                    .to_string()
+            })
+            .collect()
+    };
+    node.enter(|| {
+        // Loads ip_vs, which creates the net.ipv4.vs settings.
+        IpvsSocket::open().unwrap();
+        let written = apply().unwrap();
+        assert_eq!(written.len(), VS_SYSCTLS.len(), "{written:?}");
+        assert!(apply().unwrap().is_empty(), "a second pass writes nothing");
+    });
+    assert_eq!(read(&node), ["1", "1", "1", "1"]);
+    assert_eq!(
+        read(&other),
+        ["0", "0", "0", "0"],
+        "another namespace is untouched"
+    );
+}

@@ -9,6 +9,7 @@
 
 pub mod addresses;
 pub mod socket;
+pub mod sysctls;
 pub mod table;
 
 use ferrolb_shared::ipvs::genl::ServiceId;
