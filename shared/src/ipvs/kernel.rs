@@ -109,10 +109,6 @@ pub fn wanted_server(vs: &VirtualServer) -> Wanted {
 pub struct Draining(BTreeMap<(ServiceId, IpAddr, u16), Instant>);
 
 impl Draining {
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -35,11 +35,10 @@ pub enum NftError {
 pub struct NftablesDataplane {
     /// The table as programmed; `None` until the first full program.
     programmed: Option<Table>,
-    /// Redirect to the userspace proxy instead of DNAT to the real servers.
-    proxy: bool,
-    /// The userspace proxy's port range, closed to all but the redirects ([`nft::guard`]),
-    /// and whether the guard is in place.
+    /// The userspace path: redirect to the proxy's listeners instead of DNAT to the real
+    /// servers, and close their port range to all but the redirects ([`nft::guard`]).
     guard: Option<RangeInclusive<u16>>,
+    /// Whether the guard is in place.
     guarded: bool,
 }
 
@@ -48,7 +47,6 @@ impl NftablesDataplane {
     pub fn kernel() -> Self {
         NftablesDataplane {
             programmed: None,
-            proxy: false,
             guard: None,
             guarded: false,
         }
@@ -58,10 +56,14 @@ impl NftablesDataplane {
     pub fn proxy(ports: RangeInclusive<u16>) -> Self {
         NftablesDataplane {
             programmed: None,
-            proxy: true,
             guard: Some(ports),
             guarded: false,
         }
+    }
+
+    /// Whether this is the userspace path's program (redirects, not DNAT).
+    fn is_proxy(&self) -> bool {
+        self.guard.is_some()
     }
 
     /// Closes the proxy's port range to everything but the redirects, once, before the first
@@ -82,7 +84,7 @@ impl NftablesDataplane {
         table: &Table,
         touched: Option<&BTreeSet<VsKey>>,
     ) -> Vec<Unsupported> {
-        if self.proxy {
+        if self.is_proxy() {
             return Vec::new();
         }
         let check = |v: &VirtualServer| nft::check(v).err();
@@ -115,7 +117,7 @@ impl NftablesDataplane {
             return result;
         }
         let stale =
-            super::conntrack::stale_udp(self.programmed.as_ref(), table, !self.proxy, touched);
+            super::conntrack::stale_udp(self.programmed.as_ref(), table, !self.is_proxy(), touched);
         super::conntrack::delete(&stale).await;
         match (self.programmed.as_mut(), touched) {
             (Some(programmed), Some(keys)) => {
@@ -138,14 +140,14 @@ impl NftablesDataplane {
         touched: Option<&BTreeSet<VsKey>>,
         proxy_ports: &BTreeMap<VsKey, u16>,
     ) -> Result<(), NftError> {
-        let target = if self.proxy {
+        let target = if self.is_proxy() {
             Target::Proxy(proxy_ports)
         } else {
             Target::Kernel
         };
         for family in [Family::Ip, Family::Ip6] {
             let name = if family == Family::Ip { "ip" } else { "ip6" };
-            let kernel_old = self.programmed.as_ref().filter(|_| !self.proxy);
+            let kernel_old = self.programmed.as_ref().filter(|_| !self.is_proxy());
             if let (Some(old), Some(keys)) = (kernel_old, touched)
                 && write_element_changes(old, table, keys, family).await
             {
