@@ -1,5 +1,6 @@
-//! The forwarding layer with real traffic in the lab, for both data paths (nftables in the
-//! kernel, the userspace proxy), over IPv4 and IPv6:
+//! The forwarding layer with real traffic in the lab, for every data path (nftables in the
+//! kernel, the userspace proxy, and, built with the `vm-lab` feature and run in the VM lab's
+//! stock kernel, the kernel's IPVS), over IPv4 and IPv6:
 //!
 //! - here: a client reaches a LoadBalancer IP (routed to node1 statically, until layer 2 and
 //!   BGP announce it) and the node's data path spreads connections over pods on every node;
@@ -11,7 +12,13 @@
 //! - [`policy`]: `externalTrafficPolicy: Local` and its health-check node port;
 //! - [`proxy_ports`]: the userspace proxy's listeners answer only through the redirects;
 //! - [`churn`]: endpoint removal under continuous load, and a speaker killed and restarted
-//!   under load (the kernel keeps forwarding), then stopped cleanly (the table goes).
+//!   under load (the kernel keeps forwarding), then stopped cleanly (the table goes);
+//! - `ipvs` (VM lab only): every case above with `--dataplane ipvs`, `ipvsadm -Ln` compared
+//!   with the model after each step (`ipvs_table`), lc in the kernel, graceful removal with
+//!   weight 0, and layer 2 with the address on the dummy interface.
+//!
+//! The tests of each data path are named after it (`nftables_...`, `userspace_...`,
+//! `ipvs_...`): `tests/run.sh` runs the IPVS ones in the VM with the filter `ipvs_`.
 //!
 //! Every test builds its own lab (parallel-safe) with no router daemon. Needs root, iproute2,
 //! nftables, and the workspace binaries (`cargo build --workspace --bins`; tests/run.sh
@@ -23,6 +30,12 @@ mod churn;
 mod fixture;
 #[path = "lab_forwarding/frontends.rs"]
 mod frontends;
+#[cfg(feature = "vm-lab")]
+#[path = "lab_forwarding/ipvs.rs"]
+mod ipvs;
+#[cfg(feature = "vm-lab")]
+#[path = "lab_forwarding/ipvs_table.rs"]
+mod ipvs_table;
 #[path = "lab_forwarding/policy.rs"]
 mod policy;
 #[path = "lab_forwarding/predict.rs"]
@@ -38,7 +51,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-fn check_data_path(dataplane: &str) -> anyhow::Result<()> {
+pub(crate) fn check_data_path(dataplane: &str) -> anyhow::Result<()> {
     let lab = fixture::lab(&[("web-a", 1), ("web-b", 2)])?;
     lab.write_manifest("web.yaml", &service("web", "LoadBalancer", None, "", ""))?;
     endpoints(&lab, "web", &["web-a", "web-b"])?;
@@ -46,6 +59,11 @@ fn check_data_path(dataplane: &str) -> anyhow::Result<()> {
     speakers(&lab, dataplane, &["node1", "node2", "node3"])?;
     let ips = lab.wait_service_ips("default", "web", Duration::from_secs(20))?;
     route(&lab, "client1", &ips, 1)?;
+    if dataplane == "ipvs" {
+        for i in 1..=3 {
+            ipvs_check(&lab, i)?;
+        }
+    }
     for ip in &ips {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for a in answers(&lab, "client1", *ip, ECHO, 20)? {
@@ -88,6 +106,17 @@ fn nftables_forwards_a_loadbalancer_ip_to_pods_on_every_node() -> anyhow::Result
 #[test]
 fn userspace_forwards_a_loadbalancer_ip_to_pods_on_every_node() -> anyhow::Result<()> {
     check_data_path("userspace")
+}
+
+/// On the IPVS path: node `i`'s `ipvsadm -Ln` is what the model says.
+#[cfg(feature = "vm-lab")]
+pub(crate) fn ipvs_check(lab: &ferrolb_e2e::lab::Lab, i: u8) -> anyhow::Result<()> {
+    ipvs_table::assert_matches_model(lab, i)
+}
+
+#[cfg(not(feature = "vm-lab"))]
+pub(crate) fn ipvs_check(_: &ferrolb_e2e::lab::Lab, _: u8) -> anyhow::Result<()> {
+    anyhow::bail!("the IPVS checks are built with the vm-lab feature only")
 }
 
 /// The pods that answered, counted.

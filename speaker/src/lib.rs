@@ -90,7 +90,11 @@ impl Drop for Speaker {
 pub fn start(source: Source, options: Options, metrics: Arc<Metrics>) -> Speaker {
     let (tx, snapshots) = snapshots::channel();
     let dataplane_rx = tx.subscribe();
-    metrics.set_dataplane(options.dataplane.mode);
+    let mut options = options;
+    let (mode, why) = dataplane::resolve(options.dataplane.mode);
+    tracing::info!(node = %options.node, "data path {mode}: {why}");
+    options.dataplane.mode = mode;
+    metrics.set_dataplane(mode);
     let span = tracing::info_span!("speaker", node = %options.node);
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(

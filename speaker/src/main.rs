@@ -36,14 +36,22 @@ struct Cli {
     /// read (default: `<manifests>.status`).
     #[arg(long, requires = "manifests")]
     status_dir: Option<PathBuf>,
-    /// Data path: nftables, userspace or none.
-    #[arg(long, default_value = "nftables")]
+    /// Data path: auto (ipvs where the kernel offers IPVS, else nftables), ipvs, nftables,
+    /// userspace or none (kube-proxy forwards).
+    #[arg(long, default_value = "auto")]
     dataplane: Mode,
     /// Userspace data path: the local ports its listeners take (FIRST-LAST). Keep them out of
     /// the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999 by default)
     /// and the NodePort range.
     #[arg(long, default_value = "20000-29999", value_parser = parse_port_range)]
     proxy_ports: std::ops::RangeInclusive<u16>,
+    /// IPVS data path: the dummy interface that holds the service addresses.
+    #[arg(long, default_value = ferrolb_speaker::dataplane::ipvs::addresses::DEFAULT_LINK)]
+    ipvs_interface: String,
+    /// IPVS data path: where the speaker remembers which virtual servers are its own, for the
+    /// next speaker after a crash (keep it on the node, not in the container).
+    #[arg(long, default_value = ferrolb_speaker::dataplane::ipvs::table::DEFAULT_STATE_FILE)]
+    ipvs_state_file: PathBuf,
     /// Layer 2 mode: answer ARP/NDP for the LoadBalancer IPs this node is elected for.
     /// `--layer2 false` turns it off (BGP only, or tools and tests that must not announce).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -141,6 +149,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let mut options = Options::new(cli.node.clone(), cli.dataplane);
     options.dataplane.proxy_ports = cli.proxy_ports;
+    options.dataplane.ipvs.link = cli.ipvs_interface;
+    options.dataplane.ipvs.state_file = cli.ipvs_state_file;
     if cli.bgp {
         let mut bgp = BgpSettings::new(cli.node.clone());
         bgp.lb_class = cli.lb_class.clone();

@@ -237,9 +237,9 @@ impl Metrics {
         Arc::new(m)
     }
 
-    /// Record which data path runs: the label takes only the three mode names.
+    /// Record which data path runs (after `auto` is resolved): one label per runnable mode.
     pub fn set_dataplane(&self, selected: Mode) {
-        for mode in Mode::ALL {
+        for mode in Mode::RUNNABLE {
             self.dataplane
                 .with_label_values(&[mode.name()])
                 .set(i64::from(mode == selected));

@@ -47,6 +47,7 @@ fn vs(proto: Proto, port: u16, sched: SchedulerKind, backends: &[(u16, &str)]) -
         port_name: String::new(),
         frontend: Frontend::ClusterIp,
         scheduler: sched,
+        scheduler_flags: Default::default(),
         affinity: None,
         masquerade: false,
         drop: false,

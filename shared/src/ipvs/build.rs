@@ -5,7 +5,7 @@
 //! external traffic; `sessionAffinity: ClientIP` pins a client for its timeout.
 
 use super::model::*;
-use super::scheduler::SchedulerKind;
+use super::scheduler::{SchedulerFlags, SchedulerKind};
 use crate::alloc::ServiceKey;
 use crate::service::{annotation, service_key, status_ips};
 use k8s_openapi::api::core::v1::{Service, ServicePort};
@@ -19,6 +19,8 @@ use std::time::Duration;
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// Annotation (under any accepted prefix) that picks the scheduler of a Service.
 pub const SCHEDULER_ANNOTATION: &str = "scheduler";
+/// Annotation with the sh and mh options ([`SchedulerFlags`]: `fallback`, `port`).
+pub const SCHEDULER_FLAGS_ANNOTATION: &str = "scheduler-flags";
 /// Kubernetes' default `sessionAffinityConfig.clientIP.timeoutSeconds`.
 pub const DEFAULT_AFFINITY: Duration = Duration::from_secs(10_800);
 
@@ -124,6 +126,24 @@ pub(crate) fn add_service(
             opts.default_scheduler
         }),
     };
+    let scheduler_flags = match annotation(svc, SCHEDULER_FLAGS_ANNOTATION) {
+        None => SchedulerFlags::default(),
+        Some((prefix, value)) => match value.parse::<SchedulerFlags>() {
+            Ok(flags) if !flags.any() || SchedulerFlags::apply_to(scheduler) => flags,
+            Ok(flags) => {
+                warn(format!(
+                    "annotation {prefix}{SCHEDULER_FLAGS_ANNOTATION}: {flags} applies to the sh and mh schedulers only, not {scheduler}; ignored"
+                ));
+                SchedulerFlags::default()
+            }
+            Err(e) => {
+                warn(format!(
+                    "annotation {prefix}{SCHEDULER_FLAGS_ANNOTATION}: {e}; ignored"
+                ));
+                SchedulerFlags::default()
+            }
+        },
+    };
     let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
         let secs = spec
             .session_affinity_config
@@ -195,6 +215,7 @@ pub(crate) fn add_service(
                 port_name: port.name.clone().unwrap_or_default(),
                 frontend,
                 scheduler,
+                scheduler_flags,
                 affinity,
                 masquerade: frontend.is_external() && !external_local,
                 drop: is_local_policy && chosen.is_empty(),

@@ -34,6 +34,7 @@ pub fn vs(
         port_name: "http".into(),
         frontend: Frontend::LoadBalancer,
         scheduler,
+        scheduler_flags: Default::default(),
         affinity: None,
         masquerade: true,
         drop: false,

@@ -15,7 +15,12 @@
 //!   (those it wants, and those a previous FerroLB left, which it remembers); anything another
 //!   tool created is left alone.
 
-use super::genl::{Command, Dest, SVC_F_PERSISTENT, Service, ServiceId, whole_address_netmask};
+pub mod companion;
+
+use super::genl::{
+    Command, Dest, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, Service, ServiceId,
+    whole_address_netmask,
+};
 use super::model::{Table, VirtualServer, VsKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -86,10 +91,18 @@ pub fn wanted_server(vs: &VirtualServer) -> Wanted {
         ),
         None => (0, 0),
     };
+    // The sh/mh options are the kernel's scheduler flags 1 (fallback) and 2 (port).
+    let sched_flags = [
+        (vs.scheduler_flags.fallback, SVC_F_SCHED1),
+        (vs.scheduler_flags.port, SVC_F_SCHED2),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .fold(0, |acc, (_, bit)| acc | bit);
     let service = Service {
         id,
         scheduler: vs.scheduler.name().into(),
-        flags,
+        flags: flags | sched_flags,
         timeout,
         netmask: whole_address_netmask(vs.key.addr.is_ipv6()),
     };

@@ -1,7 +1,7 @@
 //! The node's virtual server table: what the forwarding layer must do, computed from Services,
 //! EndpointSlices and this node's addresses with kube-proxy's semantics.
 
-use super::scheduler::SchedulerKind;
+use super::scheduler::{SchedulerFlags, SchedulerKind};
 use crate::alloc::ServiceKey;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -126,6 +126,8 @@ pub struct VirtualServer {
     pub port_name: String,
     pub frontend: Frontend,
     pub scheduler: SchedulerKind,
+    /// sh and mh options (`ferrolb.io/scheduler-flags`); empty for the other schedulers.
+    pub scheduler_flags: SchedulerFlags,
     /// `sessionAffinity: ClientIP`: keep a client on one real server for this long.
     pub affinity: Option<Duration>,
     /// Rewrite the source to the node (Cluster policy for external traffic) so replies return

@@ -77,24 +77,33 @@ impl Family {
 
 /// Why a virtual server cannot be programmed in the kernel path.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{vs}: scheduler {scheduler} needs live connection counts, which nftables cannot express; use the userspace data path or one of rr, wrr, sh, dh, mh"
-)]
+#[error("{vs}: {why}")]
 pub struct Unsupported {
     pub vs: VsKey,
     pub scheduler: SchedulerKind,
+    pub why: String,
 }
 
 /// Whether the kernel path can program `vs`.
 pub fn check(vs: &VirtualServer) -> Result<(), Unsupported> {
-    if vs.scheduler.needs_connection_counts() {
-        Err(Unsupported {
-            vs: vs.key,
-            scheduler: vs.scheduler,
-        })
+    let why = if vs.scheduler.needs_connection_counts() {
+        format!(
+            "scheduler {} needs live connection counts, which nftables cannot express; use the ipvs or userspace data path, or one of rr, wrr, sh, dh, mh",
+            vs.scheduler
+        )
+    } else if vs.scheduler_flags.any() {
+        format!(
+            "scheduler {} with flags {} is carried out by the ipvs data path only; use it, or remove the flags",
+            vs.scheduler, vs.scheduler_flags
+        )
     } else {
-        Ok(())
-    }
+        return Ok(());
+    };
+    Err(Unsupported {
+        vs: vs.key,
+        scheduler: vs.scheduler,
+        why,
+    })
 }
 
 /// A script that replaces whatever FerroLB table of `family` exists with one programming

@@ -59,8 +59,8 @@ impl SchedulerKind {
         }
     }
 
-    /// Whether the choice needs live connection counts, which only the userspace path has:
-    /// the kernel path (nftables) cannot express these.
+    /// Whether the choice needs live connection counts, which the kernel's IPVS and the
+    /// userspace path keep: the nftables path cannot express these.
     pub fn needs_connection_counts(self) -> bool {
         matches!(
             self,
@@ -86,6 +86,59 @@ impl FromStr for SchedulerKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| UnknownScheduler(s.to_string()))
+    }
+}
+
+/// The options of the hashing schedulers sh and mh, as IPVS has them (ipvsadm's
+/// `-b sh-fallback,sh-port` / `mh-fallback,mh-port`, the service flags `SCHED1` and `SCHED2`):
+/// `fallback` sends a client elsewhere when its real server is unavailable (weight 0,
+/// overloaded) instead of refusing it; `port` hashes the source port with the address, so one
+/// client's connections spread. Set per Service with the annotation `ferrolb.io/scheduler-flags`
+/// (`fallback`, `port`, or both, comma-separated). Only the kernel's IPVS carries them out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SchedulerFlags {
+    pub fallback: bool,
+    pub port: bool,
+}
+
+impl SchedulerFlags {
+    /// Whether any flag is set.
+    pub fn any(self) -> bool {
+        self.fallback || self.port
+    }
+
+    /// Whether `kind` has these options at all (sh and mh).
+    pub fn apply_to(kind: SchedulerKind) -> bool {
+        matches!(kind, SchedulerKind::Sh | SchedulerKind::Mh)
+    }
+}
+
+impl fmt::Display for SchedulerFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = [(self.fallback, "fallback"), (self.port, "port")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scheduler flag {0:?}: use fallback, port or both (comma-separated)")]
+pub struct UnknownSchedulerFlag(pub String);
+
+impl FromStr for SchedulerFlags {
+    type Err = UnknownSchedulerFlag;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut flags = SchedulerFlags::default();
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "fallback" => flags.fallback = true,
+                "port" => flags.port = true,
+                other => return Err(UnknownSchedulerFlag(other.to_string())),
+            }
+        }
+        Ok(flags)
     }
 }
 

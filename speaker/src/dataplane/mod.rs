@@ -3,6 +3,8 @@
 //!
 //! ```text
 //!  SnapshotReceiver ──▶ Programmer: TableBuilder (only the Services that changed are rebuilt)
+//!                         ├─▶ ipvs: IpvsPath (the kernel's IPVS table, the dummy interface
+//!                         │         with the service addresses, nftables marks and SNAT)
 //!                         ├─▶ nftables: NftablesDataplane (DNAT in the kernel)
 //!                         ├─▶ userspace: UserspaceProxy (listeners) + nftables redirects
 //!                         └─▶ both: HealthChecks (health-check node ports of Local Services),
@@ -12,8 +14,12 @@
 //! A program the kernel refuses is retried whole, with backoff (200 ms doubling to 10 s),
 //! until it succeeds.
 //!
-//! On a clean stop ([`Dataplane::stop`]) FerroLB's nftables tables are removed; if the speaker
-//! crashes they stay, and the kernel keeps forwarding until the next speaker takes over.
+//! On a clean stop ([`Dataplane::stop`]) what FerroLB programmed is removed (nftables tables,
+//! IPVS virtual servers, the dummy interface); if the speaker crashes it stays, and the kernel
+//! keeps forwarding until the next speaker takes over.
+//!
+//! `--dataplane auto` (the default) is resolved once at start ([`resolve`]): ipvs where the
+//! kernel offers IPVS, nftables where it does not.
 
 pub mod conntrack;
 pub mod healthcheck;
@@ -35,22 +41,37 @@ use tracing::Instrument;
 /// Which data path forwards traffic on this node (`--dataplane`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// The kernel's IPVS (what `ipvsadm -Ln` shows), with nftables for marks and SNAT.
+    Ipvs,
     /// The kernel fast path, programmed through nftables.
     Nftables,
     /// A userspace proxy (no kernel programming).
     Userspace,
     /// Stand aside: kube-proxy or another data path forwards.
     None,
+    /// ipvs if the kernel offers it, else nftables: resolved at start ([`resolve`]).
+    Auto,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 3] = [Mode::Nftables, Mode::Userspace, Mode::None];
+    /// Every name `--dataplane` accepts.
+    pub const ALL: [Mode; 5] = [
+        Mode::Ipvs,
+        Mode::Nftables,
+        Mode::Userspace,
+        Mode::None,
+        Mode::Auto,
+    ];
+    /// The data paths a speaker can run (what `auto` resolves to, and the metric's labels).
+    pub const RUNNABLE: [Mode; 4] = [Mode::Ipvs, Mode::Nftables, Mode::Userspace, Mode::None];
 
     pub fn name(self) -> &'static str {
         match self {
+            Mode::Ipvs => "ipvs",
             Mode::Nftables => "nftables",
             Mode::Userspace => "userspace",
             Mode::None => "none",
+            Mode::Auto => "auto",
         }
     }
 }
@@ -63,7 +84,7 @@ impl fmt::Display for Mode {
 
 /// `--dataplane` named no known data path.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown data path {0:?}: use nftables, userspace or none")]
+#[error("unknown data path {0:?}: use auto, ipvs, nftables, userspace or none")]
 pub struct UnknownMode(String);
 
 impl FromStr for Mode {
@@ -74,6 +95,25 @@ impl FromStr for Mode {
             .into_iter()
             .find(|m| m.name() == s)
             .ok_or_else(|| UnknownMode(s.to_string()))
+    }
+}
+
+/// The data path `mode` runs as on this node, and why. `auto` is ipvs when the kernel offers
+/// IPVS (asking for its netlink family loads `ip_vs` where it is a module), nftables when not;
+/// every other mode is itself.
+pub fn resolve(mode: Mode) -> (Mode, String) {
+    if mode != Mode::Auto {
+        return (mode, format!("--dataplane {mode}"));
+    }
+    match ipvs::socket::IpvsSocket::open() {
+        Ok(_) => (
+            Mode::Ipvs,
+            "--dataplane auto: the kernel offers IPVS (the ip_vs module answers)".to_string(),
+        ),
+        Err(e) => (
+            Mode::Nftables,
+            format!("--dataplane auto: the kernel offers no IPVS ({e}); using nftables"),
+        ),
     }
 }
 
@@ -104,6 +144,7 @@ impl Drop for Dataplane {
 pub fn spawn(settings: Settings, snapshots: SnapshotReceiver, events: Events) -> Dataplane {
     let (stop, stopped) = watch::channel(false);
     let span = tracing::info_span!("dataplane", mode = %settings.mode);
+    debug_assert_ne!(settings.mode, Mode::Auto, "resolve the mode first");
     let programmer = Programmer::new(&settings).with_events(events);
     let task = tokio::spawn(drive(settings, programmer, snapshots, stopped).instrument(span));
     Dataplane { stop, task }
@@ -123,7 +164,18 @@ async fn drive(
     let mut backoff = RETRY_FIRST;
     let retry_at = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(retry_at);
+    // The IPVS path's next look at its draining real servers: set once, kept while snapshots
+    // come (so a stream of them cannot postpone it), and brought forward if one is due sooner.
+    let drain_at = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(drain_at);
+    let mut drain_due: Option<std::time::Instant> = None;
     loop {
+        if let Some(at) = programmer.next_drain_check()
+            && drain_due.is_none_or(|due| at < due)
+        {
+            drain_due = Some(at);
+            drain_at.as_mut().reset(at.into());
+        }
         let outcome = tokio::select! {
             s = snapshots.next() => match s {
                 Some(s) => {
@@ -141,6 +193,10 @@ async fn drive(
                 None => break,
             },
             () = &mut retry_at, if programmer.failed() => programmer.retry().await,
+            () = &mut drain_at, if drain_due.is_some() && !programmer.failed() => {
+                drain_due = None;
+                programmer.drain().await
+            }
             _ = stopped.changed() => break,
         };
         match outcome.failed {
@@ -167,7 +223,18 @@ mod tests {
         for m in Mode::ALL {
             assert_eq!(m.name().parse::<Mode>().unwrap(), m);
         }
-        let err = "ipvs".parse::<Mode>().unwrap_err();
-        assert!(err.to_string().contains("\"ipvs\""), "{err}");
+        let err = "iptables".parse::<Mode>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown data path \"iptables\": use auto, ipvs, nftables, userspace or none"
+        );
+    }
+
+    #[test]
+    fn only_auto_is_resolved() {
+        for m in Mode::RUNNABLE {
+            assert_eq!(resolve(m).0, m);
+        }
+        assert!(Mode::RUNNABLE.contains(&resolve(Mode::Auto).0));
     }
 }

@@ -316,7 +316,7 @@ pub fn write_elements(family: Family, changes: &[nft::Replacement]) -> Result<()
     Ok(())
 }
 
-async fn run_nft(script: &str, family: &'static str) -> Result<(), NftError> {
+pub(crate) async fn run_nft(script: &str, family: &'static str) -> Result<(), NftError> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])
         .stdin(Stdio::piped())

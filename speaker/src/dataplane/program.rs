@@ -6,6 +6,7 @@
 
 use super::Mode;
 use super::healthcheck::HealthChecks;
+use super::ipvs::path::{IpvsPath, IpvsSettings};
 use super::nftables::{NftError, NftablesDataplane};
 use super::userspace::{self, UserspaceProxy};
 use crate::events::{EventType, Events, ServiceEvent};
@@ -27,6 +28,8 @@ pub struct Settings {
     pub proxy_ports: RangeInclusive<u16>,
     /// Where health-check node ports listen (`[::]`: every address, both families).
     pub health_bind: IpAddr,
+    /// The IPVS path's interface and state file.
+    pub ipvs: IpvsSettings,
 }
 
 impl Settings {
@@ -36,6 +39,7 @@ impl Settings {
             table: Options::default(),
             proxy_ports: userspace::DEFAULT_PORTS,
             health_bind: std::net::Ipv6Addr::UNSPECIFIED.into(),
+            ipvs: IpvsSettings::default(),
         }
     }
 }
@@ -60,6 +64,7 @@ pub struct Programmer {
     /// Virtual servers the kernel path refused in the last pass.
     refused: Vec<(ServiceKey, String)>,
     nft: Option<NftablesDataplane>,
+    ipvs: Option<IpvsPath>,
     proxy: Option<UserspaceProxy>,
     health: Option<HealthChecks>,
     /// The last program failed: the next pass programs everything.
@@ -78,8 +83,9 @@ impl Programmer {
             nft: match mode {
                 Mode::Nftables => Some(NftablesDataplane::kernel()),
                 Mode::Userspace => Some(NftablesDataplane::proxy(settings.proxy_ports.clone())),
-                Mode::None => None,
+                Mode::Ipvs | Mode::None | Mode::Auto => None,
             },
+            ipvs: (mode == Mode::Ipvs).then(|| IpvsPath::new(&settings.ipvs)),
             proxy: (mode == Mode::Userspace).then(|| {
                 UserspaceProxy::new(
                     settings.proxy_ports.clone(),
@@ -195,6 +201,11 @@ impl Programmer {
             self.failed = result.is_err();
             outcome.failed = result.err().map(|e| e.to_string());
         }
+        if let Some(ipvs) = self.ipvs.as_mut() {
+            let result = ipvs.apply(self.builder.table(), touched).await;
+            self.failed = result.is_err();
+            outcome.failed = result.err().map(|e| e.to_string());
+        }
         outcome.apply = started.elapsed();
         // After the data path, so a 200 never announces a node that does not forward yet;
         // and a node whose data path could not be programmed answers 503 everywhere.
@@ -214,7 +225,25 @@ impl Programmer {
         outcome
     }
 
-    /// Stop listening and, on a clean stop, remove the nftables tables.
+    /// When the draining real servers of the IPVS path are to be looked at next, if any.
+    pub fn next_drain_check(&self) -> Option<std::time::Instant> {
+        self.ipvs.as_ref()?.next_drain_check()
+    }
+
+    /// Deletes the IPVS path's drained real servers (their connections are gone or their
+    /// time is up); nothing else is looked at.
+    pub async fn drain(&mut self) -> Outcome {
+        let mut outcome = Outcome::default();
+        if let Some(ipvs) = self.ipvs.as_mut()
+            && let Err(e) = ipvs.drain(self.builder.table()).await
+        {
+            self.failed = true;
+            outcome.failed = Some(e.to_string());
+        }
+        outcome
+    }
+
+    /// Stop listening and, on a clean stop, remove what was programmed.
     pub async fn shutdown(&mut self) {
         if let Some(h) = self.health.as_mut() {
             h.shutdown();
@@ -226,6 +255,14 @@ impl Programmer {
             match nft.remove().await {
                 Ok(()) => tracing::info!("nftables tables removed"),
                 Err(e) => tracing::warn!("cannot remove the nftables tables: {e}"),
+            }
+        }
+        if let Some(ipvs) = self.ipvs.as_mut() {
+            match ipvs.remove().await {
+                Ok(()) => {
+                    tracing::info!("IPVS virtual servers, service addresses and rules removed")
+                }
+                Err(e) => tracing::warn!("cannot remove the IPVS path: {e}"),
             }
         }
     }

@@ -196,6 +196,11 @@ impl Lab {
             node.into(),
             "--manifests".into(),
             m.to_string_lossy().into_owned(),
+            // The nodes share one filesystem: each remembers its IPVS virtual servers apart.
+            "--ipvs-state-file".into(),
+            m.with_file_name(format!("{node}.ipvs-owned"))
+                .to_string_lossy()
+                .into_owned(),
         ];
         argv.extend(extra.iter().map(|s| s.to_string()));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();

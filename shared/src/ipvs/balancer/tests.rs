@@ -14,6 +14,7 @@ fn vs(scheduler: SchedulerKind, servers: &[&str], affinity: Option<u64>) -> Virt
         port_name: String::new(),
         frontend: Frontend::ClusterIp,
         scheduler,
+        scheduler_flags: Default::default(),
         affinity: affinity.map(Duration::from_secs),
         masquerade: false,
         drop: false,

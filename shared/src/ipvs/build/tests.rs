@@ -256,6 +256,44 @@ fn scheduler_annotation_and_bad_values() {
 }
 
 #[test]
+fn scheduler_flags_for_sh_and_mh_only() {
+    let with = |scheduler: &str, flags: &str| {
+        WEB.replace(
+            "namespace: default}\nspec:\n  type",
+            &format!(
+                "namespace: default, annotations: {{ferrolb.io/scheduler: {scheduler}, ferrolb.io/scheduler-flags: '{flags}'}}}}\nspec:\n  type"
+            ),
+        )
+    };
+    let (t, w) = table(&with("mh", "fallback, port"));
+    let flags = vs(&t, Proto::Tcp, "10.96.0.10", 80).scheduler_flags;
+    assert_eq!(
+        (flags.fallback, flags.port, w.len()),
+        (true, true, 0),
+        "{w:?}"
+    );
+    let (t, w) = table(&with("sh", "port"));
+    let flags = vs(&t, Proto::Tcp, "10.96.0.10", 80).scheduler_flags;
+    assert_eq!(
+        (flags.fallback, flags.port, w.len()),
+        (false, true, 0),
+        "{w:?}"
+    );
+    let (t, w) = table(&with("rr", "port"));
+    assert!(!vs(&t, Proto::Tcp, "10.96.0.10", 80).scheduler_flags.any());
+    assert_eq!(
+        w[0].message,
+        "annotation ferrolb.io/scheduler-flags: port applies to the sh and mh schedulers only, not rr; ignored"
+    );
+    let (t, w) = table(&with("mh", "port,sticky"));
+    assert!(!vs(&t, Proto::Tcp, "10.96.0.10", 80).scheduler_flags.any());
+    assert_eq!(
+        w[0].message,
+        "annotation ferrolb.io/scheduler-flags: unknown scheduler flag \"sticky\": use fallback, port or both (comma-separated); ignored"
+    );
+}
+
+#[test]
 fn node_ports_outside_the_range_are_refused() {
     let (t, w) = table(&WEB.replace("nodePort: 30080", "nodePort: 80"));
     assert!(

@@ -70,6 +70,7 @@ fn the_wanted_table_follows_the_model() {
         vec![rs("fd00:244:1::11", 2)],
     );
     sticky.affinity = Some(Duration::from_secs(10800));
+    sticky.scheduler_flags = "port,fallback".parse().unwrap();
     let mut dropping = vs("10.96.0.2", SchedulerKind::Rr, vec![rs("10.244.1.11", 1)]);
     dropping.drop = true;
     let w = wanted(&table(vec![sticky, dropping]));
@@ -94,7 +95,7 @@ fn the_wanted_table_follows_the_model() {
             (
                 "tcp/[fd00:96::1]:80".into(),
                 "sh".into(),
-                SVC_F_PERSISTENT,
+                SVC_F_PERSISTENT | SVC_F_SCHED1 | SVC_F_SCHED2,
                 10800,
                 128,
                 1

@@ -127,6 +127,22 @@ fn connection_count_schedulers_are_refused_not_replaced() {
 }
 
 #[test]
+fn scheduler_flags_are_refused_not_ignored() {
+    let mut v = vs(
+        "10.96.0.1",
+        80,
+        SchedulerKind::Mh,
+        vec![rs("10.244.1.10", 80)],
+    );
+    assert!(check(&v).is_ok());
+    v.scheduler_flags.port = true;
+    assert_eq!(
+        check(&v).unwrap_err().to_string(),
+        "tcp/10.96.0.1:80: scheduler mh with flags port is carried out by the ipvs data path only; use it, or remove the flags"
+    );
+}
+
+#[test]
 fn local_policy_without_endpoints_drops() {
     let mut v = vs("10.100.0.200", 80, SchedulerKind::Rr, vec![]);
     v.drop = true;

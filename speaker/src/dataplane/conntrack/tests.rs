@@ -14,6 +14,7 @@ fn vs(proto: Proto, vip: &str, backends: &[&str]) -> VirtualServer {
         port_name: String::new(),
         frontend: Frontend::ClusterIp,
         scheduler: SchedulerKind::Rr,
+        scheduler_flags: Default::default(),
         affinity: None,
         masquerade: false,
         drop: false,

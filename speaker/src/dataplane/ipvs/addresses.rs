@@ -71,7 +71,11 @@ impl ServiceAddresses {
         wanted: &BTreeSet<IpAddr>,
     ) -> Result<(Vec<IpAddr>, Vec<IpAddr>), LinkError> {
         for (path, value) in ARP_SYSCTLS {
-            std::fs::write(path, value).map_err(|source| LinkError::Sysctl { path, source })?;
+            let fail = |source| LinkError::Sysctl { path, source };
+            // Written only when different: a node set up beforehand needs no writable /proc/sys.
+            if std::fs::read_to_string(path).map_err(fail)?.trim() != value {
+                std::fs::write(path, value).map_err(fail)?;
+            }
         }
         let index = self.ensure_link().await?;
         let mut held = BTreeSet::new();

@@ -1,13 +1,15 @@
-//! The kernel IPVS data path (`--dataplane ipvs`), under construction: the generic netlink
+//! The kernel IPVS data path (`--dataplane ipvs`): the generic netlink
 //! socket that programs and reads the kernel's virtual server table ([`socket::IpvsSocket`]),
 //! and the two steps a driver repeats around the pure plan (`ferrolb_shared::ipvs::kernel`):
 //! read what the kernel holds ([`read`]), carry out the requests ([`apply`]); and
 //! [`table::IpvsTable`], which keeps the kernel's table in line with the node's virtual server
 //! table pass after pass. Proven against a stock kernel in the VM lab (`tests/ipvs_kernel.rs`,
-//! run by `tests/vm.sh`). Not yet a `--dataplane` mode: the dummy interface, the sysctls and
-//! the masquerade rules around IPVS come next.
+//! run by `tests/vm.sh`). [`path::IpvsPath`] puts it together with the dummy interface
+//! ([`addresses`]), the sysctls ([`sysctls`]) and FerroLB's nftables table around IPVS: the
+//! `--dataplane ipvs` mode.
 
 pub mod addresses;
+pub mod path;
 pub mod socket;
 pub mod sysctls;
 pub mod table;

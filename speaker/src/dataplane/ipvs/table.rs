@@ -87,6 +87,14 @@ impl IpvsTable {
         result
     }
 
+    /// Opens the IPVS socket if it is not open yet (which loads `ip_vs`).
+    pub fn open(&mut self) -> Result<(), IpvsError> {
+        if self.socket.is_none() {
+            self.socket = Some(IpvsSocket::open()?);
+        }
+        Ok(())
+    }
+
     /// Deletes every virtual server FerroLB owns (a clean stop).
     pub fn remove(&mut self, now: Instant) -> Result<Vec<Request>, IpvsError> {
         self.held = None;
