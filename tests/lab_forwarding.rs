@@ -59,11 +59,7 @@ pub(crate) fn check_data_path(dataplane: &str) -> anyhow::Result<()> {
     speakers(&lab, dataplane, &["node1", "node2", "node3"])?;
     let ips = lab.wait_service_ips("default", "web", Duration::from_secs(20))?;
     route(&lab, "client1", &ips, 1)?;
-    if dataplane == "ipvs" {
-        for i in 1..=3 {
-            ipvs_check(&lab, i)?;
-        }
-    }
+    ipvs_matches_model(&lab, dataplane, &[1, 2, 3])?;
     for ip in &ips {
         let mut counts: BTreeMap<String, usize> = BTreeMap::new();
         for a in answers(&lab, "client1", *ip, ECHO, 20)? {
@@ -108,15 +104,25 @@ fn userspace_forwards_a_loadbalancer_ip_to_pods_on_every_node() -> anyhow::Resul
     check_data_path("userspace")
 }
 
-/// On the IPVS path: node `i`'s `ipvsadm -Ln` is what the model says.
-#[cfg(feature = "vm-lab")]
-pub(crate) fn ipvs_check(lab: &ferrolb_e2e::lab::Lab, i: u8) -> anyhow::Result<()> {
-    ipvs_table::assert_matches_model(lab, i)
-}
-
-#[cfg(not(feature = "vm-lab"))]
-pub(crate) fn ipvs_check(_: &ferrolb_e2e::lab::Lab, _: u8) -> anyhow::Result<()> {
-    anyhow::bail!("the IPVS checks are built with the vm-lab feature only")
+/// On the IPVS path, each of `nodes`' `ipvsadm -Ln` is what the model says (other paths have
+/// no IPVS table to compare).
+pub(crate) fn ipvs_matches_model(
+    lab: &ferrolb_e2e::lab::Lab,
+    dataplane: &str,
+    nodes: &[u8],
+) -> anyhow::Result<()> {
+    #[cfg(feature = "vm-lab")]
+    if dataplane == "ipvs" {
+        for i in nodes {
+            ipvs_table::assert_matches_model(lab, *i)?;
+        }
+    }
+    #[cfg(not(feature = "vm-lab"))]
+    anyhow::ensure!(
+        dataplane != "ipvs",
+        "the IPVS checks are built with the vm-lab feature only"
+    );
+    Ok(())
 }
 
 /// The pods that answered, counted.

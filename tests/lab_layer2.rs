@@ -17,14 +17,45 @@ mod fixture;
 #[path = "lab_layer2/policy.rs"]
 mod policy;
 
+use ferrolb_e2e::lab::wait_for;
 use fixture::*;
 
 #[test]
 fn the_elected_node_answers_arp_and_ndp_and_traffic_reaches_a_pod() -> anyhow::Result<()> {
-    let lab = up(&[("web-a", 1), ("web-b", 2), ("web-c", 3)], &[])?;
+    elected_node_answers("nftables")
+}
+
+/// The IPVS path puts every LoadBalancer IP on each node's dummy interface `ferrolb0`; still
+/// only the elected node answers ARP and NDP for it (arp_ignore/arp_announce, and no
+/// neighbour answers for addresses of another interface): MetalLB's strictARP trap closed.
+/// VM lab only (the host kernel has no IPVS).
+#[cfg(feature = "vm-lab")]
+#[test]
+fn ipvs_the_elected_node_answers_arp_and_ndp_though_every_node_holds_the_address()
+-> anyhow::Result<()> {
+    elected_node_answers("ipvs")
+}
+
+fn elected_node_answers(dataplane: &str) -> anyhow::Result<()> {
+    let lab = up_on(dataplane, &[("web-a", 1), ("web-b", 2), ("web-c", 3)], &[])?;
     lab.write_manifest("web.yaml", &web_service(false))?;
     forwarding::endpoints(&lab, "web", &["web-a", "web-b", "web-c"])?;
     let (v4, v6) = ips(&lab, "web")?;
+    if dataplane == "ipvs" {
+        for node in NODES {
+            wait_for(
+                &format!("{v4} and {v6} on {node}'s ferrolb0"),
+                ANNOUNCED,
+                || {
+                    let held = lab
+                        .exec(node, &["ip", "-br", "addr", "show", "dev", "ferrolb0"])
+                        .ok()?;
+                    (held.contains(&format!("{v4}/32")) && held.contains(&format!("{v6}/128")))
+                        .then_some(())
+                },
+            )?;
+        }
+    }
     let owner = owner_of(&lab, v4.into())?;
     // The client resolves each address to the elected node's MAC, and only to it.
     let mac = lab.mac(&owner, "eth0")?;

@@ -16,11 +16,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 /// A generous moment for the speaker to apply a change.
-const APPLY: Duration = Duration::from_secs(2);
+pub(crate) const APPLY: Duration = Duration::from_secs(2);
 
 /// A lab with `pods`, a LoadBalancer Service `web` over all of them, the controller and
 /// speakers on `nodes`, and the Service's addresses routed from the client to node1.
-fn lab_with(
+pub(crate) fn lab_with(
     pods: &[(&str, u8)],
     dataplane: &str,
     nodes: &[&str],
@@ -43,21 +43,25 @@ fn lab_with(
 }
 
 /// One hold run per address (named `hold<k>@client1`).
-fn start_holds(lab: &Lab, ips: &[IpAddr], spec: &HoldSpec) -> anyhow::Result<Vec<String>> {
+pub(crate) fn start_holds(
+    lab: &Lab,
+    ips: &[IpAddr],
+    spec: &HoldSpec,
+) -> anyhow::Result<Vec<String>> {
     ips.iter()
         .enumerate()
         .map(|(k, ip)| Ok(lab.start_hold(&format!("hold{k}"), "client1", *ip, ECHO, spec)?))
         .collect()
 }
 
-fn reports(lab: &Lab, names: &[String]) -> anyhow::Result<Vec<HoldReport>> {
+pub(crate) fn reports(lab: &Lab, names: &[String]) -> anyhow::Result<Vec<HoldReport>> {
     names
         .iter()
         .map(|n| Ok(lab.hold_report(n, Duration::from_secs(30))?))
         .collect()
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     unix_ms(SystemTime::now())
 }
 
@@ -65,12 +69,13 @@ fn now() -> u64 {
 /// coming: no held connection to web-a or web-b breaks, no new connection fails, and once the
 /// speaker had its moment none reaches web-c. (Held connections to web-c may go on: the pod
 /// still runs, as a terminating pod would.)
-fn endpoint_churn(dataplane: &str) -> anyhow::Result<()> {
+pub(crate) fn endpoint_churn(dataplane: &str) -> anyhow::Result<()> {
     let pods = [("web-a", 1), ("web-b", 2), ("web-c", 3)];
     let (lab, ips) = lab_with(&pods, dataplane, &["node1"])?;
     let spec = HoldSpec {
         hold: 6,
-        duration: Duration::from_secs(4),
+        // Room for ten new connections after the change, in the VM lab's emulated guest too.
+        duration: Duration::from_secs(6),
         ..HoldSpec::default()
     };
     let holds = start_holds(&lab, &ips, &spec)?;
@@ -123,6 +128,24 @@ fn endpoint_churn(dataplane: &str) -> anyhow::Result<()> {
         );
     }
     fixture::applied_as_changes(&lab, "node1")?;
+    super::ipvs_matches_model(&lab, dataplane, &[1])?;
+    #[cfg(feature = "vm-lab")]
+    if dataplane == "ipvs" {
+        // Graceful removal: web-c is still listed, at weight 0, while its connections close
+        // (closed TCP connections count as inactive until the kernel forgets them).
+        let (_, draining) = super::ipvs_table::read(&lab, 1)?;
+        for ip in &ips {
+            let addr = fixture::host_addr(&lab, "web-c", *ip)?;
+            let dest = match addr {
+                IpAddr::V4(a) => format!("-> {a}:{ECHO} Masq 0"),
+                IpAddr::V6(a) => format!("-> [{a}]:{ECHO} Masq 0"),
+            };
+            anyhow::ensure!(
+                draining.values().flatten().any(|d| *d == dest),
+                "{dest} not draining on node1: {draining:?}"
+            );
+        }
+    }
     lab.down()?;
     Ok(())
 }
@@ -253,7 +276,7 @@ const UDP_PORT: u16 = 30760;
 /// datagrams go nowhere, and the node, tracking connections as real nodes do, remembers that),
 /// is forwarded once the Service is programmed, sticks to one pod, and moves to the other pod
 /// when its pod leaves the Service.
-fn udp_flow(dataplane: &str) -> anyhow::Result<()> {
+pub(crate) fn udp_flow(dataplane: &str) -> anyhow::Result<()> {
     let lab = fixture::lab(&[("web-a", 1), ("web-b", 2)])?;
     let ports = [fixture::echo_port("UDP", Some(UDP_PORT))];
     let yaml = fixture::service_with_ports("dns", "NodePort", &ports, "", "");

@@ -25,12 +25,13 @@ fn cluster_ip_lab(pods: &[(&str, u8)], dataplane: &str, node: &str) -> anyhow::R
 /// node2, through node3's data path only (no other node runs a speaker). ClusterIP traffic
 /// is not masqueraded: in the kernel path the pods see the client pod itself; the userspace
 /// proxy opens its own connection from node3.
-fn cluster_ip_from_a_pod(dataplane: &str) -> anyhow::Result<()> {
+pub(crate) fn cluster_ip_from_a_pod(dataplane: &str) -> anyhow::Result<()> {
     let lab = cluster_ip_lab(
         &[("web-a", 1), ("web-b", 2), ("caller", 3)],
         dataplane,
         "node3",
     )?;
+    super::ipvs_matches_model(&lab, dataplane, &[3])?;
     for ip in CLUSTER_IPS {
         let ip: IpAddr = ip.parse()?;
         let got = answers(&lab, "caller", ip, ECHO, 10)?;
@@ -41,7 +42,7 @@ fn cluster_ip_from_a_pod(dataplane: &str) -> anyhow::Result<()> {
             "{dataplane} {ip}: round robin over both pods"
         );
         let want = match dataplane {
-            "nftables" => host_addr(&lab, "caller", ip)?,
+            "nftables" | "ipvs" => host_addr(&lab, "caller", ip)?,
             _ => node_addr(3, ip),
         };
         for a in &got {
@@ -67,8 +68,9 @@ fn userspace_forwards_a_cluster_ip_from_a_pod() -> anyhow::Result<()> {
 /// masquerades exactly that traffic (the pod sees its node's pod gateway), and nothing else
 /// (the other pod sees the caller's own address, in the kernel path; the userspace proxy
 /// connects from the node anyway).
-fn hairpin(dataplane: &str) -> anyhow::Result<()> {
+pub(crate) fn hairpin(dataplane: &str) -> anyhow::Result<()> {
     let lab = cluster_ip_lab(&[("web-a", 1), ("web-b", 2)], dataplane, "node1")?;
+    super::ipvs_matches_model(&lab, dataplane, &[1])?;
     for ip in CLUSTER_IPS {
         let ip: IpAddr = ip.parse()?;
         let got = answers(&lab, "web-a", ip, ECHO, 6)?;
@@ -79,7 +81,7 @@ fn hairpin(dataplane: &str) -> anyhow::Result<()> {
             "{dataplane} {ip}"
         );
         let caller = match dataplane {
-            "nftables" => host_addr(&lab, "web-a", ip)?,
+            "nftables" | "ipvs" => host_addr(&lab, "web-a", ip)?,
             _ => node_addr(1, ip),
         };
         for a in &got {
@@ -110,10 +112,11 @@ const NODE_PORT: u16 = 30700;
 /// The client reaches a NodePort Service (TCP and UDP on the same nodePort) on each node's
 /// addresses, node3 included, which has no pod of it: every node forwards to the pods on the
 /// others, and masquerades (Cluster policy), so each pod sees the node it came through.
-fn node_port_on_every_node(dataplane: &str) -> anyhow::Result<()> {
+pub(crate) fn node_port_on_every_node(dataplane: &str) -> anyhow::Result<()> {
     let lab = fixture::lab(&[("web-a", 1), ("web-b", 2)])?;
     fixture::tcp_and_udp_web(&lab, "NodePort", NODE_PORT, "")?;
     speakers(&lab, dataplane, &["node1", "node2", "node3"])?;
+    super::ipvs_matches_model(&lab, dataplane, &[1, 2, 3])?;
     for i in 1..=3u8 {
         for v6 in [false, true] {
             let like = fixture::any(v6);

@@ -41,7 +41,7 @@ fn wait_health(lab: &Lab, i: u8, status: u16, ips: &[IpAddr]) -> anyhow::Result<
     Ok(())
 }
 
-fn local_policy(dataplane: &str) -> anyhow::Result<()> {
+pub(crate) fn local_policy(dataplane: &str) -> anyhow::Result<()> {
     let lab = fixture::lab(&[("web-a", 1), ("web-b", 2)])?;
     let spec = format!("  externalTrafficPolicy: Local\n  healthCheckNodePort: {HEALTH}\n");
     lab.write_manifest(
@@ -56,9 +56,10 @@ fn local_policy(dataplane: &str) -> anyhow::Result<()> {
 
     // node1 has the endpoint: only web-a answers, and (kernel path) sees the real client.
     route(&lab, "client1", &ips, 1)?;
+    super::ipvs_matches_model(&lab, dataplane, &[1, 2])?;
     for ip in &ips {
         let seen = match dataplane {
-            "nftables" => host_addr(&lab, "client1", *ip)?,
+            "nftables" | "ipvs" => host_addr(&lab, "client1", *ip)?,
             _ => pod_gateway(1, *ip),
         };
         for a in answers(&lab, "client1", *ip, ECHO, 6)? {
@@ -89,9 +90,10 @@ fn local_policy(dataplane: &str) -> anyhow::Result<()> {
     // web-b becomes an endpoint: node2's health check turns to 200 and it serves web-b only.
     endpoints(&lab, "local", &["web-a", "web-b"])?;
     wait_health(&lab, 2, 200, &ips)?;
+    super::ipvs_matches_model(&lab, dataplane, &[1, 2])?;
     for ip in &ips {
         let seen = match dataplane {
-            "nftables" => host_addr(&lab, "client1", *ip)?,
+            "nftables" | "ipvs" => host_addr(&lab, "client1", *ip)?,
             _ => pod_gateway(2, *ip),
         };
         let got = answers(&lab, "client1", *ip, ECHO, 4)?;

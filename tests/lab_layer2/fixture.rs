@@ -44,12 +44,17 @@ pub fn named_service(name: &str, local: bool) -> String {
 /// The lab, its config (pool, advertisement, gossip key), the controller and a speaker on
 /// every node (with `speaker_flags` added); returns once every speaker runs its gossip.
 pub fn up(pods: &[(&str, u8)], speaker_flags: &[&str]) -> anyhow::Result<Lab> {
+    up_on("nftables", pods, speaker_flags)
+}
+
+/// [`up`] with the speakers on data path `dataplane`.
+pub fn up_on(dataplane: &str, pods: &[(&str, u8)], speaker_flags: &[&str]) -> anyhow::Result<Lab> {
     let lab = forwarding::lab(pods)?;
     lab.write_manifest("l2.yaml", L2)?;
     lab.write_manifest("secret.yaml", SECRET)?;
     lab.start_controller()?;
     for node in NODES {
-        let mut flags = vec!["--dataplane", "nftables", "--l2-hold-down", "3s"];
+        let mut flags = vec!["--dataplane", dataplane, "--l2-hold-down", "3s"];
         flags.extend(speaker_flags);
         lab.start_speaker_with(node, &flags)?;
     }

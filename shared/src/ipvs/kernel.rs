@@ -7,10 +7,11 @@
 //!   `sessionAffinity: ClientIP` as persistence (timeout in seconds, one client address);
 //! - real servers masqueraded (NAT), with their weights; a virtual server that must drop
 //!   (Local policy, no local endpoint) has none;
-//! - a real server that leaves is removed gracefully: first its weight goes to 0 (no new
+//! - a TCP real server that leaves is removed gracefully: first its weight goes to 0 (no new
 //!   connections, the established ones go on), then it is deleted once the kernel counts no
 //!   active or inactive connection to it, or after [`DRAIN_LIMIT`] at the latest; if it comes
-//!   back meanwhile, its weight is simply restored;
+//!   back meanwhile, its weight is simply restored; UDP and SCTP real servers are deleted at
+//!   once, as kube-proxy does (a flow moves on with its next datagram);
 //! - only virtual servers FerroLB owns are ever changed or deleted: the caller says which
 //!   (those it wants, and those a previous FerroLB left, which it remembers); anything another
 //!   tool created is left alone.
@@ -21,7 +22,7 @@ use super::genl::{
     Command, Dest, SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, Service, ServiceId,
     whole_address_netmask,
 };
-use super::model::{Table, VirtualServer, VsKey};
+use super::model::{Proto, Table, VirtualServer, VsKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -206,6 +207,11 @@ fn dests(
             continue;
         }
         let key = (id, at.0, at.1);
+        if !drains(id) {
+            draining.0.remove(&key);
+            out.push(Request::Dest(Command::DelDest, id, h.dest));
+            continue;
+        }
         if h.dest.weight > 0 {
             out.push(Request::Dest(
                 Command::SetDest,
@@ -224,6 +230,19 @@ fn dests(
             out.push(Request::Dest(Command::DelDest, id, h.dest));
         }
     }
+}
+
+/// Whether a real server of this virtual server that leaves is drained (TCP) or deleted at
+/// once (UDP and SCTP, as kube-proxy does: their flows have no end to wait for, and with
+/// `expire_nodest_conn` the next datagram of a flow finds a live real server).
+fn drains(id: ServiceId) -> bool {
+    matches!(
+        id,
+        ServiceId::Addr {
+            proto: Proto::Tcp,
+            ..
+        }
+    )
 }
 
 /// What the kernel holds after it accepted `request`: lets a driver keep its copy of the

@@ -185,6 +185,18 @@ impl Table {
             .collect()
     }
 
+    /// Makes `self` what `next` is in the virtual servers named by `keys` (and in the health
+    /// checks): how a data path keeps its copy of what it programmed, at the cost of a change.
+    pub fn follow<'a>(&mut self, next: &Table, keys: impl IntoIterator<Item = &'a VsKey>) {
+        for key in keys {
+            match next.servers.get(key) {
+                Some(vs) => self.servers.insert(*key, vs.clone()),
+                None => self.servers.remove(key),
+            };
+        }
+        self.health_checks.clone_from(&next.health_checks);
+    }
+
     /// [`Table::diff`] restricted to the virtual servers whose key passes `keep` (one address
     /// family, say). One ordered walk over both tables: only servers with the same key are
     /// compared, so a large table with a few changes costs one pass and no lookups.

@@ -120,15 +120,7 @@ impl NftablesDataplane {
             super::conntrack::stale_udp(self.programmed.as_ref(), table, !self.is_proxy(), touched);
         super::conntrack::delete(&stale).await;
         match (self.programmed.as_mut(), touched) {
-            (Some(programmed), Some(keys)) => {
-                for key in keys {
-                    match table.servers.get(key) {
-                        Some(vs) => programmed.servers.insert(*key, vs.clone()),
-                        None => programmed.servers.remove(key),
-                    };
-                }
-                programmed.health_checks.clone_from(&table.health_checks);
-            }
+            (Some(programmed), Some(keys)) => programmed.follow(table, keys),
             _ => self.programmed = Some(table.clone()),
         }
         result

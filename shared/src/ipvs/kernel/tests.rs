@@ -1,6 +1,6 @@
 use super::*;
 use crate::ipvs::fixtures::{self, table};
-use crate::ipvs::model::RealServer;
+use crate::ipvs::model::{Proto, RealServer};
 use crate::ipvs::scheduler::SchedulerKind;
 
 /// A real server on port 7000 of `weight`.
@@ -241,6 +241,32 @@ fn a_leaving_real_server_drains_before_it_is_deleted() {
         ["SetDest tcp/10.96.0.1:80 10.244.2.11 w1"]
     );
     assert!(draining.is_empty());
+}
+
+#[test]
+fn udp_and_sctp_real_servers_go_at_once() {
+    for proto in [Proto::Udp, Proto::Sctp] {
+        let with = |servers: Vec<RealServer>| {
+            let mut v = vs("10.96.0.53", SchedulerKind::Rr, servers);
+            v.key.proto = proto;
+            wanted(&table(vec![v]))
+        };
+        let two = with(vec![rs("10.244.1.11", 1), rs("10.244.2.11", 1)]);
+        let one = with(vec![rs("10.244.1.11", 1)]);
+        let mut draining = Draining::default();
+        let requests = plan(
+            &one,
+            &held_as(&two, 4),
+            &BTreeSet::new(),
+            &mut draining,
+            Instant::now(),
+        );
+        assert_eq!(
+            names(&requests),
+            [format!("DelDest {proto}/10.96.0.53:80 10.244.2.11 w1")]
+        );
+        assert!(draining.is_empty());
+    }
 }
 
 #[test]

@@ -15,6 +15,7 @@ use super::addresses::{DEFAULT_LINK, LinkError, ServiceAddresses};
 use super::socket::IpvsError;
 use super::sysctls::{self, SysctlError};
 use super::table::{DEFAULT_STATE_FILE, IpvsTable};
+use crate::dataplane::conntrack;
 use crate::dataplane::nftables::{NftError, run_nft};
 use ferrolb_shared::ipvs::kernel::companion::Companion;
 use ferrolb_shared::ipvs::model::{Table, VsKey};
@@ -62,6 +63,8 @@ pub struct IpvsPath {
     addresses: Option<ServiceAddresses>,
     link: String,
     companion: Companion,
+    /// The table as programmed, for the UDP conntrack entries a change leaves stale.
+    programmed: Option<Table>,
     /// Whether the sysctls, the nftables table and the addresses are known to match
     /// `companion`; false at first and after a failure: the next pass writes them whole.
     synced: bool,
@@ -74,6 +77,7 @@ impl IpvsPath {
             addresses: None,
             link: settings.link.clone(),
             companion: Companion::default(),
+            programmed: None,
             synced: false,
         }
     }
@@ -90,6 +94,15 @@ impl IpvsPath {
             // Start from what is there next time.
             self.synced = false;
             self.companion = Companion::default();
+            return result;
+        }
+        // Flows that would go on the wrong way: those that began before their virtual server
+        // existed (never translated), and those to UDP real servers that left.
+        let stale = conntrack::stale_udp(self.programmed.as_ref(), table, true, touched);
+        conntrack::delete(&stale).await;
+        match (self.programmed.as_mut(), touched) {
+            (Some(programmed), Some(keys)) => programmed.follow(table, keys),
+            _ => self.programmed = Some(table.clone()),
         }
         result
     }
@@ -156,6 +169,7 @@ impl IpvsPath {
         run_nft(&Companion::render_removal(), "inet").await?;
         self.synced = false;
         self.companion = Companion::default();
+        self.programmed = None;
         Ok(())
     }
 
