@@ -39,12 +39,21 @@ log "tests"
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 grep -q '^test result: ok' target/test-output.txt
 
-log "the IPVS suite in the VM lab (a stock Debian kernel under QEMU: tests/vm.sh)"
-# Built on the host with the vm-lab feature (the host kernel has no IPVS), run in the guest.
-ipvs_suite=$(cargo test --features vm-lab --test ipvs_kernel --no-run --message-format=json 2>/dev/null \
-  | grep '"name":"ipvs_kernel"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
-[ -x "$ipvs_suite" ] || { echo "tests/run.sh: cannot build the IPVS suite" >&2; exit 1; }
-tests/vm.sh --timeout 900 -- "$ipvs_suite"
+log "the IPVS suites in the VM lab (a stock Debian kernel under QEMU: tests/vm.sh)"
+# Built on the host with the vm-lab feature (the host kernel has no IPVS), run in one guest:
+# the netlink suite, then the forwarding and layer 2 lab cases of the IPVS path (named ipvs_*).
+vm_suite() {
+  cargo test --features vm-lab --test "$1" --no-run --message-format=json 2>/dev/null \
+    | grep "\"name\":\"$1\"" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1
+}
+ipvs_kernel=$(vm_suite ipvs_kernel)
+ipvs_forwarding=$(vm_suite lab_forwarding)
+ipvs_layer2=$(vm_suite lab_layer2)
+for suite in "$ipvs_kernel" "$ipvs_forwarding" "$ipvs_layer2"; do
+  [ -x "$suite" ] || { echo "tests/run.sh: cannot build the IPVS suites" >&2; exit 1; }
+done
+tests/vm.sh --timeout 1800 -- sh -c \
+  "$ipvs_kernel && $ipvs_forwarding --test-threads 2 ipvs_ && $ipvs_layer2 ipvs_"
 
 log "controller check accepts the examples and rejects a bad config"
 ./target/debug/ferrolb-controller check examples/pools.yaml examples/services.yaml >/dev/null

@@ -1,11 +1,12 @@
 //! One of the speaker's data paths, running in a lab node for the traffic scenarios
-//! (`--scenario serve nftables|userspace VIP BACKEND`): the same `NftablesDataplane` and
-//! `UserspaceProxy` the speaker drives, fed the table of one LoadBalancer Service at VIP whose
+//! (`--scenario serve nftables|userspace|ipvs VIP BACKEND`): the same `NftablesDataplane`,
+//! `UserspaceProxy` and `IpvsPath` the speaker drives, fed the table of one LoadBalancer Service at VIP whose
 //! only endpoint is BACKEND (iperf3 on 5201, the echo server on 7000). It prints `ready` once
 //! programmed and serves until it is stopped (at most 10 minutes).
 
 use crate::child::require_lab_netns;
 use crate::services;
+use ferrolb_speaker::dataplane::ipvs::path::{IpvsPath, IpvsSettings};
 use ferrolb_speaker::dataplane::nftables::NftablesDataplane;
 use ferrolb_speaker::dataplane::userspace::{
     DEFAULT_PORTS, DEFAULT_UDP_IDLE_TIMEOUT, UserspaceProxy,
@@ -27,6 +28,19 @@ pub fn child(mode: &str, vip: IpAddr, backend: IpAddr) -> Result<(), String> {
     let table = services::table(&[svc], &[slice], "node1", node_addr);
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async {
+        if mode == "ipvs" {
+            let settings = IpvsSettings {
+                state_file: std::env::temp_dir()
+                    .join(format!("ferrolb-bench-ipvs-{}", std::process::id())),
+                ..IpvsSettings::default()
+            };
+            let mut ipvs = IpvsPath::new(&settings);
+            ipvs.apply(&table, None).await.map_err(|e| e.to_string())?;
+            println!("ready: {} virtual servers", table.servers.len());
+            let _ = std::io::stdout().flush();
+            tokio::time::sleep(LIFETIME).await;
+            return Ok(());
+        }
         let (mut nft, proxy, ports) = match mode {
             "nftables" => (NftablesDataplane::kernel(), None, BTreeMap::new()),
             "userspace" => {

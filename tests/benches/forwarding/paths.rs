@@ -5,7 +5,11 @@
 //! nftables   client1 ──▶ VIP 10.250.0.10 ─(node1: DNAT, masquerade)─▶ pod
 //! userspace  client1 ──▶ VIP 10.250.0.11 ─(node1: redirect ▶ tokio proxy ▶ new connection)─▶ pod
 //! haproxy    client1 ──▶ VIP 10.250.0.12 ─(node1: on lo, HAProxy mode tcp ▶ new connection)─▶ pod
+//! ipvs       client1 ──▶ VIP 10.250.0.13 ─(node1: the kernel's IPVS, masquerade)─▶ pod
 //! ```
+//!
+//! `ipvs` needs a kernel with IPVS (the VM lab: `tests/benches/ipvs.sh` runs it there), so it
+//! is measured only when `FERROLB_BENCH_PATHS` names it.
 //!
 //! Each VIP is routed from client1 to node1 (statically, as the layer-2/BGP announcement
 //! would); only one path is set up at a time, and node1's nftables ruleset is flushed between
@@ -25,10 +29,20 @@ pub enum Path {
     Nftables,
     Userspace,
     Haproxy,
+    Ipvs,
 }
 
 impl Path {
+    /// The paths measured by default (every one this machine's kernel can run).
     pub const ALL: [Path; 4] = [Path::Direct, Path::Nftables, Path::Userspace, Path::Haproxy];
+    /// Every path, for `FERROLB_BENCH_PATHS`.
+    pub const NAMED: [Path; 5] = [
+        Path::Direct,
+        Path::Nftables,
+        Path::Userspace,
+        Path::Haproxy,
+        Path::Ipvs,
+    ];
 
     /// Its name in `FERROLB_BENCH_PATHS`.
     pub fn name(self) -> &'static str {
@@ -37,6 +51,7 @@ impl Path {
             Path::Nftables => "nftables",
             Path::Userspace => "userspace",
             Path::Haproxy => "haproxy",
+            Path::Ipvs => "ipvs",
         }
     }
 
@@ -46,6 +61,7 @@ impl Path {
             Path::Nftables => "client → LB IP → pod, nftables (kernel DNAT)",
             Path::Userspace => "client → LB IP → pod, userspace proxy",
             Path::Haproxy => "client → LB IP → pod, HAProxy (mode tcp)",
+            Path::Ipvs => "client → LB IP → pod, IPVS (kernel, masquerade)",
         }
     }
 
@@ -59,6 +75,7 @@ impl Path {
             Path::Nftables => Ipv4Addr::new(10, 250, 0, 10).into(),
             Path::Userspace => Ipv4Addr::new(10, 250, 0, 11).into(),
             Path::Haproxy => Ipv4Addr::new(10, 250, 0, 12).into(),
+            Path::Ipvs => Ipv4Addr::new(10, 250, 0, 13).into(),
         })
     }
 }
@@ -70,7 +87,7 @@ pub fn route_vips(lab: &Lab) -> anyhow::Result<()> {
         .addr(false)
         .ok_or_else(|| anyhow::anyhow!("{NODE} has no IPv4 address"))?
         .to_string();
-    for p in [Path::Nftables, Path::Userspace, Path::Haproxy] {
+    for p in [Path::Nftables, Path::Userspace, Path::Haproxy, Path::Ipvs] {
         let vip = format!("{}/32", p.addr(lab)?);
         lab.exec(CLIENT, &["ip", "route", "replace", &vip, "via", &via])?;
     }
@@ -84,12 +101,8 @@ pub fn set_up(lab: &Lab, path: Path) -> anyhow::Result<Option<String>> {
     let backend = path_backend(lab)?;
     let process = match path {
         Path::Direct => None,
-        Path::Nftables | Path::Userspace => {
-            let mode = if path == Path::Nftables {
-                "nftables"
-            } else {
-                "userspace"
-            };
+        Path::Nftables | Path::Userspace | Path::Ipvs => {
+            let mode = path.name();
             let exe = std::env::current_exe()?;
             let (exe, vip, be) = (exe.to_string_lossy(), addr.to_string(), backend.to_string());
             let argv = [&*exe, "--scenario", "serve", mode, &vip, &be];
@@ -142,6 +155,11 @@ pub fn tear_down(lab: &Lab, path: Path, process: Option<String>) -> anyhow::Resu
     if path == Path::Haproxy {
         let vip = format!("{}/32", path.addr(lab)?);
         lab.exec(NODE, &["ip", "addr", "del", &vip, "dev", "lo"])?;
+    }
+    if path == Path::Ipvs {
+        // The serving process was stopped without its clean stop: clear what it programmed.
+        lab.exec(NODE, &["ipvsadm", "-C"])?;
+        lab.exec(NODE, &["ip", "link", "del", "ferrolb0"])?;
     }
     lab.exec(NODE, &["nft", "flush", "ruleset"])?;
     Ok(())

@@ -61,7 +61,12 @@ pub fn measure(lab: &Lab, load: Load) -> anyhow::Result<Vec<(Path, Measured)>> {
     let mut out = Vec::new();
     let only = std::env::var("FERROLB_BENCH_PATHS").unwrap_or_default();
     let wanted = |p: Path| only.is_empty() || only.split(',').any(|w| w.trim() == p.name());
-    for path in Path::ALL.into_iter().filter(|p| wanted(*p)) {
+    let candidates = if only.is_empty() {
+        &Path::ALL[..]
+    } else {
+        &Path::NAMED[..]
+    };
+    for path in candidates.iter().copied().filter(|p| wanted(*p)) {
         eprintln!("forwarding bench: {path:?}: throughput and connections per second");
         let addr = path.addr(lab)?;
         let m = match paths::set_up(lab, path) {
@@ -148,6 +153,7 @@ pub fn report(rep: &mut Report, results: &[(Path, Measured)], load: Load) {
     let bps = |p: Path| get(p).and_then(|m| m.bps.as_ref().ok()).copied();
     let direct = bps(Path::Direct).unwrap_or(0.0);
     let haproxy = bps(Path::Haproxy).unwrap_or(0.0);
+    let nftables = bps(Path::Nftables).unwrap_or(0.0);
     for (path, m) in results {
         let what = path.label();
         match (&m.bps, path) {
@@ -161,6 +167,9 @@ pub fn report(rep: &mut Report, results: &[(Path, Measured)], load: Load) {
             }
             (Ok(v), Path::Userspace) => {
                 rep.at_least(what, report::bits(*v), *v, (haproxy, "HAProxy"), 1.00)
+            }
+            (Ok(v), Path::Ipvs) => {
+                rep.relative(what, report::bits(*v), *v, (nftables, "nftables"))
             }
             (Ok(v), _) => rep.relative(what, report::bits(*v), *v, (direct, "direct")),
         }
@@ -176,6 +185,7 @@ pub fn report(rep: &mut Report, results: &[(Path, Measured)], load: Load) {
     };
     let direct = rate(Path::Direct).unwrap_or(0.0);
     let haproxy = rate(Path::Haproxy).unwrap_or(0.0);
+    let nftables = rate(Path::Nftables).unwrap_or(0.0);
     for (path, m) in results {
         let what = path.label();
         match (&m.cps, path) {
@@ -187,6 +197,8 @@ pub fn report(rep: &mut Report, results: &[(Path, Measured)], load: Load) {
                 }
                 if *path == Path::Userspace {
                     rep.at_least(what, shown, r.rate(), (haproxy, "HAProxy"), 0.80);
+                } else if *path == Path::Ipvs {
+                    rep.relative(what, shown, r.rate(), (nftables, "nftables"));
                 } else {
                     rep.relative(what, shown, r.rate(), (direct, "direct"));
                 }
