@@ -129,7 +129,6 @@ pub(crate) fn endpoint_churn(dataplane: &str) -> anyhow::Result<()> {
     }
     fixture::applied_as_changes(&lab, "node1")?;
     super::ipvs_matches_model(&lab, dataplane, &[1])?;
-    #[cfg(feature = "vm-lab")]
     if dataplane == "ipvs" {
         // Graceful removal: web-c is still listed, at weight 0, while its connections close
         // (closed TCP connections count as inactive until the kernel forgets them).

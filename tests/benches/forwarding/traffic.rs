@@ -168,9 +168,7 @@ pub fn report(rep: &mut Report, results: &[(Path, Measured)], load: Load) {
             (Ok(v), Path::Userspace) => {
                 rep.at_least(what, report::bits(*v), *v, (haproxy, "HAProxy"), 1.00)
             }
-            (Ok(v), Path::Ipvs) => {
-                rep.relative(what, report::bits(*v), *v, (nftables, "nftables"))
-            }
+            (Ok(v), Path::Ipvs) => rep.relative(what, report::bits(*v), *v, (nftables, "nftables")),
             (Ok(v), _) => rep.relative(what, report::bits(*v), *v, (direct, "direct")),
         }
     }
