@@ -171,7 +171,8 @@ impl Lab {
         self.wait_process(
             &name,
             "the controller to be ready (/readyz)",
-            Duration::from_secs(15),
+            // Generous: a hang, not a slow start (the VM lab's emulated guest, two labs at once).
+            Duration::from_secs(60),
             || match self.http_request("ctl", localhost, 7472, "/readyz") {
                 Ok((200, _)) => Ok(()),
                 Ok((status, body)) => Err(format!("{status} {body}")),
