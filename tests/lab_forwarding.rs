@@ -118,6 +118,55 @@ pub(crate) fn ipvs_matches_model(
     Ok(())
 }
 
+/// `--dataplane auto` (the default, so no flag) resolves to the data path this kernel offers,
+/// says why in the log and in `ferrolb_speaker_dataplane`, and forwards. Whether the kernel
+/// has IPVS is asked independently first, with `ipvsadm` in the node's namespace.
+pub(crate) fn auto_resolves(want: &str) -> anyhow::Result<()> {
+    let lab = fixture::lab(&[("web-a", 1), ("web-b", 2)])?;
+    let has_ipvs = lab
+        .exec_output("node1", &["ipvsadm", "-Ln"])?
+        .status
+        .success();
+    anyhow::ensure!(
+        has_ipvs == (want == "ipvs"),
+        "this test expects a kernel {} IPVS here",
+        if want == "ipvs" { "with" } else { "without" }
+    );
+    lab.write_manifest("web.yaml", &service("web", "LoadBalancer", None, "", ""))?;
+    endpoints(&lab, "web", &["web-a", "web-b"])?;
+    lab.start_controller()?;
+    let speaker = lab.start_speaker("node1")?;
+    let why = if want == "ipvs" {
+        "data path ipvs: --dataplane auto: the kernel offers IPVS"
+    } else {
+        "data path nftables: --dataplane auto: the kernel offers no IPVS"
+    };
+    lab.wait_log(&speaker, why, fixture::PROGRAMMED)?;
+    let ips = lab.wait_service_ips("default", "web", Duration::from_secs(20))?;
+    route(&lab, "client1", &ips, 1)?;
+    for ip in &ips {
+        fixture::first_answer(&lab, "client1", *ip, ECHO)?;
+    }
+    let localhost = IpAddr::from([127, 0, 0, 1]);
+    let (status, metrics) = lab.http_request("node1", localhost, 7473, "/metrics")?;
+    assert_eq!(status, 200);
+    for mode in ["ipvs", "nftables", "userspace", "none"] {
+        let line = format!(
+            "ferrolb_speaker_dataplane{{mode=\"{mode}\"}} {}",
+            u8::from(mode == want)
+        );
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
+    ipvs_matches_model(&lab, want, &[1])?;
+    lab.down()?;
+    Ok(())
+}
+
+#[test]
+fn auto_is_nftables_on_a_kernel_without_ipvs() -> anyhow::Result<()> {
+    auto_resolves("nftables")
+}
+
 /// The pods that answered, counted.
 fn tally<'a>(pods: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();

@@ -17,6 +17,11 @@ fn ipvs_forwards_a_loadbalancer_ip_to_pods_on_every_node() -> anyhow::Result<()>
 }
 
 #[test]
+fn ipvs_is_what_auto_picks_on_a_kernel_with_ipvs() -> anyhow::Result<()> {
+    super::auto_resolves("ipvs")
+}
+
+#[test]
 fn ipvs_forwards_a_cluster_ip_from_a_pod() -> anyhow::Result<()> {
     frontends::cluster_ip_from_a_pod("ipvs")
 }
