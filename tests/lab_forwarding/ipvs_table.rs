@@ -7,15 +7,15 @@
 
 use ferrolb_e2e::lab::Lab;
 use ferrolb_shared::ipvs::build::{NodeView, Options, build_table};
-use ferrolb_shared::ipvs::genl::{SVC_F_PERSISTENT, ServiceId};
+use ferrolb_shared::ipvs::genl::{SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, ServiceId};
 use ferrolb_shared::ipvs::kernel;
 use ferrolb_shared::manifest::{ClusterObject, Manifest, parse_documents};
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service, ServiceStatus};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// A node's table: one line per virtual server (`TCP 10.96.0.10:7000 rr`, with
-/// `persistent <s>` when sticky), each with its real servers (`-> 10.244.1.2:7000 Masq 1`).
+/// A node's table: one line per virtual server (`TCP 10.96.0.10:7000 rr`, with the sh/mh
+/// flags as `(mh-fallback,mh-port)` and `persistent <s>` when sticky), each with its real servers (`-> 10.244.1.2:7000 Masq 1`).
 pub type IpvsLines = BTreeMap<String, Vec<String>>;
 
 fn addr_port(addr: IpAddr, port: u16) -> String {
@@ -73,6 +73,15 @@ pub fn model(lab: &Lab, i: u8) -> anyhow::Result<IpvsLines> {
                 addr_port(addr, port),
                 w.service.scheduler
             );
+            let sched = &w.service.scheduler;
+            let flags: Vec<String> = [(SVC_F_SCHED1, "fallback"), (SVC_F_SCHED2, "port")]
+                .into_iter()
+                .filter(|(bit, _)| w.service.flags & bit != 0)
+                .map(|(_, name)| format!("{sched}-{name}"))
+                .collect();
+            if !flags.is_empty() {
+                line.push_str(&format!(" ({})", flags.join(",")));
+            }
             if w.service.flags & SVC_F_PERSISTENT != 0 {
                 line.push_str(&format!(" persistent {}", w.service.timeout));
             }
@@ -131,6 +140,9 @@ pub fn read(lab: &Lab, i: u8) -> anyhow::Result<(IpvsLines, IpvsLines)> {
             }
             [proto, vaddr, scheduler, rest @ ..] => {
                 let mut vs = format!("{proto} {vaddr} {scheduler}");
+                if let Some(flags) = rest.iter().find(|w| w.starts_with('(')) {
+                    vs.push_str(&format!(" {flags}"));
+                }
                 if let Some(p) = rest.iter().position(|w| *w == "persistent") {
                     vs.push_str(&format!(" persistent {}", rest.get(p + 1).unwrap_or(&"?")));
                 }

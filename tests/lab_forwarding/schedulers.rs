@@ -155,6 +155,13 @@ pub(crate) fn hashing(dataplane: &str) -> anyhow::Result<()> {
     let services = [(SchedulerKind::Sh, 30711), (SchedulerKind::Mh, 30712)];
     let named: Vec<(&str, u16)> = services.iter().map(|(k, p)| (k.name(), *p)).collect();
     let lab = lab_with(&named, "")?;
+    if dataplane == "ipvs" {
+        // The kernel's own sh/mh options reach it: compared with the model below.
+        let meta = "  annotations: {ferrolb.io/scheduler: mh, ferrolb.io/scheduler-flags: 'fallback,port'}\n";
+        let yaml = fixture::service("flagged", "NodePort", Some(30713), meta, "");
+        lab.write_manifest("flagged.yaml", &yaml)?;
+        endpoints(&lab, "flagged", &NAMES)?;
+    }
     speakers(&lab, dataplane, &["node1", "node2"])?;
     let sources = add_sources(&lab, 8)?;
     for (kind, port) in services {
