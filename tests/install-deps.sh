@@ -7,9 +7,10 @@
 set -euo pipefail
 
 # qemu-system-x86, busybox-static (virtme-ng's initramfs), kmod (depmod) and ipvsadm: the VM lab
-# (tests/vm.sh), where a stock kernel with IPVS runs.
+# (tests/vm.sh), where a stock kernel with IPVS runs. buildah: the image (image/build.sh; FROM
+# scratch and COPY only, so no OCI runtime is needed and its recommends are not installed).
 packages=(iproute2 nftables conntrack bird2 frr gobgpd arping ndisc6 tcpdump iperf3 keepalived haproxy
-  qemu-system-x86 busybox-static kmod ipvsadm strace)
+  qemu-system-x86 busybox-static kmod ipvsadm strace buildah)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

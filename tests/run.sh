@@ -2,7 +2,8 @@
 # Runs FerroLB's whole test suite on a fresh machine, as root. Installs what it needs first.
 #
 #   tests/run.sh            everything: format, lints, unit, property, integration tests, the
-#                           IPVS suite in the VM lab (tests/vm.sh), the demo, a fuzz smoke run
+#                           IPVS suites in the VM lab (tests/vm.sh), the demo, the image and
+#                           the demo run from it (tests/image.sh), a fuzz smoke run
 #   tests/run.sh --quick    skip clippy and the fuzz smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +67,9 @@ fi
 
 log "the demo, once through with a failover (examples/lab/demo.sh --check --failover, debug build)"
 FERROLB_DEMO_PREBUILT=1 examples/lab/demo.sh --check --failover
+
+log "the image (image/build.sh, buildah), and the demo with its controller and speakers"
+tests/image.sh --check
 
 if [ $quick -eq 0 ]; then
   log "fuzz smoke run (libFuzzer, 20 s per target)"
