@@ -444,3 +444,65 @@ async fn a_waiting_service_gets_the_address_a_deleted_one_leaves() {
     })
     .await;
 }
+
+/// The speakers' gossip key: the leader creates the Secret when it is missing (random,
+/// 32 bytes, in its namespace, with a write RBAC allows), and never replaces it: neither a
+/// later leader nor an operator's own key is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_creates_the_gossip_secret_once_and_never_replaces_it() {
+    use ferrolb_controller::kubernetes::memberlist::{KEY_BYTES, Outcome, ensure};
+    within(async {
+        let server = FakeApiServer::start().await;
+        base_cluster(&server);
+        let c = start_controller(&server, "a", quick_lease());
+        let secret = eventually("the gossip Secret", || {
+            server.get("secrets", NS, "ferrolb-memberlist")
+        })
+        .await;
+        let key = secret["data"]["secretkey"]
+            .as_str()
+            .expect("a key")
+            .to_string();
+        let bytes = base64_len(&key);
+        assert_eq!(bytes, KEY_BYTES, "{secret}");
+        assert_writes_allowed_by_rbac(&server);
+        drop(c);
+
+        // A second leader (and a second call) finds it and leaves it alone.
+        let client = server.client("second");
+        assert_eq!(ensure(client.clone(), NS).await.unwrap(), Outcome::Exists);
+        let again = server.get("secrets", NS, "ferrolb-memberlist").unwrap();
+        assert_eq!(again["data"]["secretkey"].as_str(), Some(key.as_str()));
+
+        // An operator's own key in another install's namespace stays as it is.
+        server.create("namespaces", namespace("other"));
+        server.create(
+            "secrets",
+            json!({"apiVersion": "v1", "kind": "Secret",
+                   "metadata": {"name": "ferrolb-memberlist", "namespace": "other"},
+                   "data": {"secretkey": "b3BlcmF0b3I="}}),
+        );
+        assert_eq!(
+            ensure(client.clone(), "other").await.unwrap(),
+            Outcome::Exists
+        );
+        let theirs = server
+            .get("secrets", "other", "ferrolb-memberlist")
+            .unwrap();
+        assert_eq!(theirs["data"]["secretkey"], "b3BlcmF0b3I=");
+        // Two keys made apart differ.
+        server.create("namespaces", namespace("third"));
+        assert_eq!(ensure(client, "third").await.unwrap(), Outcome::Created);
+        let third = server
+            .get("secrets", "third", "ferrolb-memberlist")
+            .unwrap();
+        assert_ne!(third["data"]["secretkey"].as_str(), Some(key.as_str()));
+    })
+    .await;
+}
+
+/// The decoded length of a padded base64 string.
+fn base64_len(s: &str) -> usize {
+    let pad = s.bytes().rev().take_while(|b| *b == b'=').count();
+    s.len() / 4 * 3 - pad
+}

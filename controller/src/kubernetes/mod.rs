@@ -21,6 +21,7 @@
 
 pub mod events;
 pub mod leader;
+pub mod memberlist;
 pub mod queue;
 pub mod sink;
 pub mod source;
@@ -142,6 +143,10 @@ async fn run_inner(
     // As leader: ready once the first full listing is reconciled (the event loop sets it).
     metrics.ready.store(false, Ordering::Relaxed);
     tracing::info!(lease = LEASE_NAME, "leading: watching and writing");
+    // The speakers' gossip key, created if missing (beside the watches: it blocks nothing).
+    let _memberlist = AbortOnDrop(tokio::spawn(
+        memberlist::ensure_until_done(client.clone(), options.namespace.clone()).in_current_span(),
+    ));
 
     let view = state::SharedView::default();
     let (tx, rx) = mpsc::channel(1024);

@@ -67,6 +67,12 @@ use std::net::SocketAddr;
 use std::num::{NonZeroU8, NonZeroUsize};
 use std::time::{Duration, Instant};
 
+/// The Secret (in the speakers' namespace, or a manifest in standalone mode) whose key
+/// [`SECRET_KEY`] authenticates gossip, as MetalLB's `memberlist` Secret does; the
+/// controller creates it when it is missing.
+pub const SECRET_NAME: &str = "ferrolb-memberlist";
+pub const SECRET_KEY: &str = "secretkey";
+
 /// The default UDP port of speaker gossip (memberlist's, as MetalLB uses).
 pub const DEFAULT_PORT: u16 = 7946;
 /// At most this many seeds are announced to at once when a seed list arrives; the rest are

@@ -33,10 +33,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-/// The Secret (in the speaker's namespace, or a manifest in standalone mode) whose key
-/// [`SECRET_KEY`] authenticates gossip, as MetalLB's `memberlist` Secret does.
-pub const SECRET_NAME: &str = "ferrolb-memberlist";
-pub const SECRET_KEY: &str = "secretkey";
+pub use ferrolb_shared::l2::gossip::{SECRET_KEY, SECRET_NAME};
 /// How long the announcer may answer without hearing from this loop again, and how often the
 /// loop renews that lease (see `Lease` in the announcer).
 const LEASE: Duration = Duration::from_millis(500);
