@@ -15,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tag=${1:-}
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
-tag=${tag:-ferrolb:$version}
+# The name the install manifest (config/install.yaml) runs.
+tag=${tag:-ghcr.io/ferrolb/ferrolb:$version}
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 
 command -v buildah >/dev/null || tests/install-deps.sh >&2

@@ -6,6 +6,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
@@ -126,5 +127,63 @@ fn committed_crds_match_the_types() {
         yaml_files(&dir).len(),
         ferrolb_controller::crds::all().len(),
         "stray files in config/crds"
+    );
+}
+
+#[test]
+fn committed_install_manifest_matches_config() {
+    let committed =
+        std::fs::read_to_string(workspace_root().join("config/install.yaml")).unwrap_or_default();
+    assert!(
+        committed == ferrolb_controller::install::manifest(),
+        "config/install.yaml is out of date: run `cargo run -p ferrolb-controller -- install --out config/install.yaml`"
+    );
+    // Everything, in the order Kubernetes needs it: the namespace first, the CRDs before
+    // anything else of FerroLB's, the workloads last.
+    let kinds: Vec<String> = serde_yaml::Deserializer::from_str(&committed)
+        .filter_map(|doc| {
+            let v = serde_yaml::Value::deserialize(doc).ok()?;
+            Some(v.get("kind")?.as_str()?.to_string())
+        })
+        .collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("Namespace"));
+    let last_crd = kinds.iter().rposition(|k| k == "CustomResourceDefinition");
+    let first_other = kinds
+        .iter()
+        .position(|k| k != "Namespace" && k != "CustomResourceDefinition");
+    assert!(last_crd < first_other, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().rev().take(2).collect::<Vec<_>>(),
+        ["DaemonSet", "Deployment"],
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| *k == "CustomResourceDefinition")
+            .count(),
+        ferrolb_controller::crds::all().len()
+    );
+}
+
+/// The workloads run the image `image/build.sh` tags by default: the same name and this
+/// version.
+#[test]
+fn the_workloads_run_the_image_the_build_makes() {
+    let want = format!(
+        "image: ghcr.io/ferrolb/ferrolb:{}",
+        env!("CARGO_PKG_VERSION")
+    );
+    for file in [
+        "config/deploy/controller.yaml",
+        "config/deploy/speaker.yaml",
+    ] {
+        let text = std::fs::read_to_string(workspace_root().join(file)).unwrap();
+        assert!(text.contains(&want), "{file} does not run {want}");
+    }
+    let build = std::fs::read_to_string(workspace_root().join("image/build.sh")).unwrap();
+    assert!(
+        build.contains("tag=${tag:-ghcr.io/ferrolb/ferrolb:$version}"),
+        "image/build.sh tags another name"
     );
 }

@@ -7,6 +7,7 @@ pub mod check;
 pub mod crds;
 pub mod event_loop;
 pub mod inputs;
+pub mod install;
 pub mod kubernetes;
 pub mod metrics;
 pub mod sink;

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferrolb_cluster::task::shutdown_signal;
-use ferrolb_controller::{check, crds, event_loop, metrics, standalone};
+use ferrolb_controller::{check, crds, event_loop, install, metrics, standalone};
 use ferrolb_shared::reconcile::Reconciler;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +61,12 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print the one install manifest (namespace, CRDs, RBAC, controller, speakers), or write
+    /// it to a file (config/install.yaml).
+    Install {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +88,24 @@ fn main() -> ExitCode {
                 report.errors.len()
             );
             ExitCode::from(1)
+        }
+        Some(Command::Install { out }) => {
+            let text = install::manifest();
+            let written = match out {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display())),
+                None => {
+                    print!("{text}");
+                    Ok(())
+                }
+            };
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Some(Command::Crds { out }) => match write_crds(out) {
             Ok(()) => ExitCode::SUCCESS,
