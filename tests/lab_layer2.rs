@@ -94,6 +94,24 @@ fn elected_node_answers(dataplane: &str) -> anyhow::Result<()> {
             );
         }
     }
+    // The metrics the alerts read (config/prometheus/alerts.yaml): every speaker's election
+    // gives the address to some node; only the owner says it announces it.
+    let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+    for node in NODES {
+        let (status, metrics) = lab.http_request(node, localhost, 7473, "/metrics")?;
+        assert_eq!(status, 200, "{node}");
+        let elected = format!("ferrolb_l2_elected{{ip=\"{v4}\"}} 1");
+        assert!(
+            metrics.contains(&elected),
+            "{node}: no {elected} in\n{metrics}"
+        );
+        let announced = format!("ferrolb_l2_announced{{ip=\"{v4}\"}} 1");
+        assert_eq!(
+            metrics.contains(&announced),
+            node == owner,
+            "{node} (owner {owner}): {announced}"
+        );
+    }
     lab.down()?;
     Ok(())
 }

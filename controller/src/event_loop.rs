@@ -45,6 +45,9 @@ pub async fn run<S: Sink>(
             .services_allocated
             .set(i64::try_from(reconciler.allocated_services()).unwrap_or(i64::MAX));
         metrics
+            .services_waiting
+            .set(i64::try_from(reconciler.waiting().count()).unwrap_or(i64::MAX));
+        metrics
             .config_loaded
             .set(i64::from(reconciler.config().is_some()));
         metrics

@@ -13,6 +13,8 @@ pub struct Metrics {
     pub pool_capacity: IntGaugeVec,
     pub pool_in_use: IntGaugeVec,
     pub services_allocated: IntGauge,
+    /// Services of ours waiting for an address (AllocationFailed, retried when one frees up).
+    pub services_waiting: IntGauge,
     pub allocation_failures: IntCounter,
     pub config_loaded: IntGauge,
     pub config_stale: IntGauge,
@@ -45,6 +47,11 @@ impl Metrics {
             "LoadBalancer Services that hold their addresses",
         )
         .expect("valid metric");
+        let services_waiting = IntGauge::new(
+            "ferrolb_services_waiting",
+            "LoadBalancer Services of ours that have no address yet and wait for one",
+        )
+        .expect("valid metric");
         let allocation_failures = IntCounter::new(
             "ferrolb_allocation_failures_total",
             "Allocation attempts that failed",
@@ -72,6 +79,7 @@ impl Metrics {
             Box::new(pool_capacity.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(pool_in_use.clone()),
             Box::new(services_allocated.clone()),
+            Box::new(services_waiting.clone()),
             Box::new(allocation_failures.clone()),
             Box::new(config_loaded.clone()),
             Box::new(config_stale.clone()),
@@ -84,6 +92,7 @@ impl Metrics {
             pool_capacity,
             pool_in_use,
             services_allocated,
+            services_waiting,
             allocation_failures,
             config_loaded,
             config_stale,

@@ -417,9 +417,10 @@ async fn a_waiting_service_gets_the_address_a_deleted_one_leaves() {
         server.create("ferrolb.io/ipaddresspools", pool("main", &["10.0.0.0/31"]));
         server.create("services", service("default", "a"));
         server.create("services", service("default", "b"));
-        let _c = start_controller(&server, "a", quick_lease());
+        let c = start_controller(&server, "a", quick_lease());
         wait_for_ip(&server, "a", "10.0.0.0", "main").await;
         wait_for_ip(&server, "b", "10.0.0.1", "main").await;
+        assert_eq!(c.metrics.services_waiting.get(), 0);
         server.create("services", service("default", "c"));
         let failed = eventually("c's AllocationFailed Event", || {
             events(&server, "AllocationFailed")
@@ -432,9 +433,18 @@ async fn a_waiting_service_gets_the_address_a_deleted_one_leaves() {
             "failed to allocate: address pool \"main\" has no free IPv4 address left"
         );
         assert!(ips(&server, "c").is_empty());
+        // What the FerroLBServiceWithoutAddress alert watches.
+        eventually("one Service waiting", || {
+            (c.metrics.services_waiting.get() == 1).then_some(())
+        })
+        .await;
 
         server.delete("services", "default", "a");
         wait_for_ip(&server, "c", "10.0.0.0", "main").await;
+        eventually("no Service waiting", || {
+            (c.metrics.services_waiting.get() == 0).then_some(())
+        })
+        .await;
         eventually("c's IPAllocated Event", || {
             events(&server, "IPAllocated")
                 .into_iter()

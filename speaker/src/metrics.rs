@@ -28,6 +28,9 @@ pub struct Metrics {
     pub dataplane: IntGaugeVec,
     /// Layer 2: 1 per IP this node announces.
     pub l2_announced: IntGaugeVec,
+    /// The layer 2 addresses this speaker's election gives to some node (any node): with
+    /// `l2_announced` of every speaker, "announced by none" and "by two" are queries.
+    pub l2_elected: IntGaugeVec,
     pub l2_requests: IntCounterVec,
     pub l2_replies: IntCounterVec,
     pub l2_gratuitous: IntCounterVec,
@@ -134,6 +137,11 @@ impl Metrics {
                 &["ip"],
             )
             .expect("valid metric"),
+            l2_elected: gauge_vec(
+                "ferrolb_l2_elected",
+                "1 for each layer 2 address this speaker's election gives to some node (any node, not only this one)",
+                "ip",
+            ),
             l2_requests: counter_vec(
                 "ferrolb_l2_requests_received_total",
                 "ARP requests and neighbor solicitations received for an announced address",
@@ -218,6 +226,7 @@ impl Metrics {
             Box::new(m.batch_duration.clone()),
             Box::new(m.dataplane.clone()),
             Box::new(m.l2_announced.clone()),
+            Box::new(m.l2_elected.clone()),
             Box::new(m.l2_requests.clone()),
             Box::new(m.l2_replies.clone()),
             Box::new(m.l2_gratuitous.clone()),

@@ -542,7 +542,21 @@ impl State {
             tracing::debug!(liveness = liveness.join(" "), owners = owners.join(" "), next = ?self.next_deadline().map(|d| d.saturating_duration_since(now)), "recomputed");
         }
         let changes = self.handover.update(now, &election, alive);
+        let elected_changed = !self
+            .election
+            .assignments
+            .keys()
+            .eq(election.assignments.keys());
         self.election = election;
+        if elected_changed {
+            self.metrics.l2_elected.reset();
+            for ip in self.election.assignments.keys() {
+                self.metrics
+                    .l2_elected
+                    .with_label_values(&[&ip.to_string()])
+                    .set(1);
+            }
+        }
         for ip in self.handover.pending() {
             tracing::debug!(%ip, "waiting for the previous owner to let go");
         }
