@@ -9,8 +9,9 @@ set -euo pipefail
 # qemu-system-x86, busybox-static (virtme-ng's initramfs), kmod (depmod) and ipvsadm: the VM lab
 # (tests/vm.sh), where a stock kernel with IPVS runs. buildah: the image (image/build.sh; FROM
 # scratch and COPY only, so no OCI runtime is needed and its recommends are not installed).
+# prometheus: its promtool unit-tests the alerting rules (the server itself never starts).
 packages=(iproute2 nftables conntrack bird2 frr gobgpd arping ndisc6 tcpdump iperf3 keepalived haproxy
-  qemu-system-x86 busybox-static kmod ipvsadm strace buildah)
+  qemu-system-x86 busybox-static kmod ipvsadm strace buildah prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
