@@ -5,8 +5,7 @@
 //! binaries register. promtool comes from Debian's `prometheus` package
 //! (tests/install-deps.sh); without it this fails, it is not skipped.
 
-use ferrolb_e2e::workspace_root;
-use std::collections::BTreeSet;
+use ferrolb_e2e::{ferrolb_metric_names, workspace_root};
 use std::process::Command;
 
 fn promtool(args: &[&str]) -> String {
@@ -47,21 +46,6 @@ fn the_prometheus_rule_carries_the_same_groups() {
     assert_eq!(plain["groups"], operator["spec"]["groups"]);
 }
 
-/// The `ferrolb_...` names a text mentions.
-fn metric_names(text: &str) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("ferrolb_") {
-        let tail = &rest[i..];
-        let end = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .unwrap_or(tail.len());
-        names.insert(tail[..end].to_string());
-        rest = &tail[end..];
-    }
-    names
-}
-
 #[test]
 fn every_metric_the_alerts_read_is_registered_by_a_binary() {
     let root = workspace_root();
@@ -70,7 +54,7 @@ fn every_metric_the_alerts_read_is_registered_by_a_binary() {
         .iter()
         .map(|f| std::fs::read_to_string(root.join(f)).unwrap())
         .collect();
-    let read = metric_names(&rules);
+    let read = ferrolb_metric_names(&rules);
     assert!(read.len() >= 10, "{read:?}");
     for name in read {
         assert!(

@@ -58,3 +58,19 @@ pub fn wait_for<T>(
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// The FerroLB metric names (`ferrolb_...`) a text mentions: the alerting rules' and the
+/// dashboard's queries, for the tests that check them against what the binaries export.
+pub fn ferrolb_metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("ferrolb_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
