@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds FerroLB's image offline, from a clean clone, as root:
 #
-#   image/build.sh [TAG]          # default tag ferrolb:<version>; prints the image id
+#   image/build.sh [TAG]   # default tag ghcr.io/ferrolb/ferrolb:<version> (what config/install.yaml
+#                          # runs); prints the image id
 #
 # 1. release binaries (ferrolb-controller, ferrolb-speaker);
 # 2. the root filesystem in target/image/rootfs: the binaries, `nft` and `conntrack`, and every
