@@ -81,31 +81,12 @@ fn ipvs_lc_sends_new_connections_to_the_least_loaded_pod() -> anyhow::Result<()>
     for v6 in [false, true] {
         let node = node_addr(1, any(v6));
         first_answer(&lab, "client1", node, port)?;
-        let spec = HoldSpec {
-            hold: 1,
-            duration: Duration::from_secs(1),
-            new_every: Duration::from_millis(50),
-            ..HoldSpec::default()
-        };
-        let name = lab.start_hold(
+        schedulers::least_connections_steer_new_ones(
+            &lab,
             &format!("hold{}", u8::from(v6)),
-            "client1",
             node,
             port,
-            &spec,
         )?;
-        let report = lab.hold_report(&name, Duration::from_secs(10))?;
-        let held = &report.held[0];
-        let new = report.answered_between(0, u64::MAX);
-        let elsewhere = new.iter().filter(|(_, p)| p != held).count();
-        assert!(
-            new.len() >= 10 && elsewhere * 10 >= new.len() * 9,
-            "held on {held}, new ones: {new:?}"
-        );
-        assert!(
-            report.lost.is_empty() && report.failed().is_empty(),
-            "{report:?}"
-        );
     }
     lab.down()?;
     Ok(())
@@ -143,8 +124,9 @@ fn ipvs_keeps_forwarding_through_a_speaker_kill_and_cleans_up_on_sigterm() -> an
     );
     let spec = HoldSpec {
         hold: 4,
-        // Long enough to outlast a restart in the emulated guest, plus ten new connections.
-        duration: Duration::from_secs(12),
+        // Long enough to outlast a kill and a restart in the emulated guest while other labs
+        // run beside it (17 s seen), plus ten new connections after.
+        duration: Duration::from_secs(45),
         ..HoldSpec::default()
     };
     let holds = start_holds(&lab, &ips, &spec)?;
@@ -168,26 +150,7 @@ fn ipvs_keeps_forwarding_through_a_speaker_kill_and_cleans_up_on_sigterm() -> an
     super::ipvs_matches_model(&lab, "ipvs", &[1])?;
     let settled = now().max(restarted + APPLY.as_millis() as u64);
     for (ip, r) in ips.iter().zip(reports(&lab, &holds)?) {
-        assert!(
-            r.lost.is_empty(),
-            "{ip}: held connections broke: {:?}",
-            r.lost
-        );
-        assert!(
-            r.failed().is_empty(),
-            "{ip}: new connections failed: {:?}",
-            r.failed()
-        );
-        let dead = r.answered_between(killed, restarted);
-        assert!(
-            dead.len() >= 10 && dead.iter().any(|(_, p)| *p == "web-b"),
-            "{ip}: the kernel's table served on while the speaker was dead: {dead:?}"
-        );
-        let after = r.answered_between(settled, u64::MAX);
-        assert!(
-            after.len() >= 10 && after.iter().all(|(_, p)| *p == "web-a"),
-            "{ip}: after the restart only web-a: {after:?}"
-        );
+        churn::served_through_a_restart(&r, &ip.to_string(), (killed, restarted, settled));
     }
 
     // Another tool's virtual server must survive FerroLB's clean stop.

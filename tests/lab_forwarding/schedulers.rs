@@ -392,32 +392,39 @@ fn lc_is_refused_by_nftables_and_served_by_userspace() -> anyhow::Result<()> {
         // other (lc: fewest active connections). A few may race the count of a connection
         // that just closed.
         first_answer(&lab, "client1", n2, least)?;
-        let spec = HoldSpec {
-            hold: 1,
-            duration: Duration::from_secs(1),
-            new_every: Duration::from_millis(50),
-            ..HoldSpec::default()
-        };
-        let name = lab.start_hold(
-            &format!("hold{}", u8::from(v6)),
-            "client1",
-            n2,
-            least,
-            &spec,
-        )?;
-        let report = lab.hold_report(&name, Duration::from_secs(10))?;
-        let held = &report.held[0];
-        let new = report.answered_between(0, u64::MAX);
-        let elsewhere = new.iter().filter(|(_, p)| p != held).count();
-        assert!(
-            new.len() >= 10 && elsewhere * 10 >= new.len() * 9,
-            "held on {held}, new ones: {new:?}"
-        );
-        assert!(
-            report.lost.is_empty() && report.failed().is_empty(),
-            "{report:?}"
-        );
+        least_connections_steer_new_ones(&lab, &format!("hold{}", u8::from(v6)), n2, least)?;
     }
     lab.down()?;
+    Ok(())
+}
+
+/// lc with real traffic: while client1 holds one connection to `addr:port`, new connections
+/// (one every 50 ms for 1 s, through hold run `name`) go to the other pod, nine in ten at
+/// least (a few may race the count of a connection that just closed), and none fails.
+pub(crate) fn least_connections_steer_new_ones(
+    lab: &Lab,
+    name: &str,
+    addr: IpAddr,
+    port: u16,
+) -> anyhow::Result<()> {
+    let spec = HoldSpec {
+        hold: 1,
+        duration: Duration::from_secs(1),
+        new_every: Duration::from_millis(50),
+        ..HoldSpec::default()
+    };
+    let name = lab.start_hold(name, "client1", addr, port, &spec)?;
+    let report = lab.hold_report(&name, Duration::from_secs(10))?;
+    let held = &report.held[0];
+    let new = report.answered_between(0, u64::MAX);
+    let elsewhere = new.iter().filter(|(_, p)| p != held).count();
+    assert!(
+        new.len() >= 10 && elsewhere * 10 >= new.len() * 9,
+        "held on {held}, new ones: {new:?}"
+    );
+    assert!(
+        report.lost.is_empty() && report.failed().is_empty(),
+        "{report:?}"
+    );
     Ok(())
 }

@@ -20,6 +20,24 @@ use std::net::IpAddr;
 use std::process::Stdio;
 use tokio::process::Command;
 
+/// After `table` was programmed over `programmed` (looking at `touched`, `None`: all):
+/// deletes the UDP conntrack entries the change left stale ([`stale_udp`]) and brings the
+/// copy of what is programmed up to date, at the cost of the change. `kernel`: as for
+/// [`stale_udp`]. Both kernel paths (nftables, IPVS) and the proxy's redirects do this after
+/// every successful program.
+pub async fn after_program(
+    programmed: &mut Option<Table>,
+    table: &Table,
+    kernel: bool,
+    touched: Option<&BTreeSet<VsKey>>,
+) {
+    delete(&stale_udp(programmed.as_ref(), table, kernel, touched)).await;
+    match (programmed.as_mut(), touched) {
+        (Some(p), Some(keys)) => p.follow(table, keys),
+        _ => *programmed = Some(table.clone()),
+    }
+}
+
 /// One deletion: the UDP entries to `vip:port` that are ...
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stale {

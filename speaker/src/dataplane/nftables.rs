@@ -116,13 +116,8 @@ impl NftablesDataplane {
             self.programmed = None;
             return result;
         }
-        let stale =
-            super::conntrack::stale_udp(self.programmed.as_ref(), table, !self.is_proxy(), touched);
-        super::conntrack::delete(&stale).await;
-        match (self.programmed.as_mut(), touched) {
-            (Some(programmed), Some(keys)) => programmed.follow(table, keys),
-            _ => self.programmed = Some(table.clone()),
-        }
+        let kernel = !self.is_proxy();
+        super::conntrack::after_program(&mut self.programmed, table, kernel, touched).await;
         result
     }
 

@@ -98,12 +98,7 @@ impl IpvsPath {
         }
         // Flows that would go on the wrong way: those that began before their virtual server
         // existed (never translated), and those to UDP real servers that left.
-        let stale = conntrack::stale_udp(self.programmed.as_ref(), table, true, touched);
-        conntrack::delete(&stale).await;
-        match (self.programmed.as_mut(), touched) {
-            (Some(programmed), Some(keys)) => programmed.follow(table, keys),
-            _ => self.programmed = Some(table.clone()),
-        }
+        conntrack::after_program(&mut self.programmed, table, true, touched).await;
         result
     }
 
