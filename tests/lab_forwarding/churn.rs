@@ -57,7 +57,8 @@ pub(crate) fn start_holds(
 pub(crate) fn reports(lab: &Lab, names: &[String]) -> anyhow::Result<Vec<HoldReport>> {
     names
         .iter()
-        .map(|n| Ok(lab.hold_report(n, Duration::from_secs(30))?))
+        // A bound that catches a hung run, past the longest hold (the IPVS restart case).
+        .map(|n| Ok(lab.hold_report(n, Duration::from_secs(90))?))
         .collect()
 }
 
