@@ -17,3 +17,4 @@ pub mod reconcile;
 pub mod selector;
 pub mod service;
 pub mod snapshot;
+pub mod stop;
