@@ -37,6 +37,10 @@ pub const RESOURCES: &[ResourceDef] = &[
     def("", "namespaces", "Namespace", false, true),
     def("", "nodes", "Node", false, true),
     def("", "secrets", "Secret", true, false),
+    // Read by the speaker's `--on-stop auto` (its own pod and DaemonSet); the status
+    // subresource is not needed.
+    def("", "pods", "Pod", true, false),
+    def("apps", "daemonsets", "DaemonSet", true, false),
     def(
         "discovery.k8s.io",
         "endpointslices",

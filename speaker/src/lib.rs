@@ -13,6 +13,7 @@ pub mod events;
 pub mod gossip;
 pub mod layer2;
 pub mod metrics;
+pub mod on_stop;
 pub mod snapshots;
 pub mod source;
 pub mod status;
@@ -21,6 +22,7 @@ use anyhow::Context;
 use events::Events;
 use ferrolb_cluster::task::AbortOnDrop;
 use ferrolb_shared::snapshot::SnapshotBuilder;
+use ferrolb_shared::stop::StopKind;
 use metrics::Metrics;
 use snapshots::SnapshotReceiver;
 use source::Source;
@@ -65,13 +67,16 @@ pub struct Speaker {
     /// Ends on failure (the manifest directory cannot be read, the loop stopped), or after
     /// [`Speaker::shutdown`].
     pub task: JoinHandle<anyhow::Result<()>>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<StopKind>>,
 }
 
 impl Speaker {
-    /// Stop cleanly: the data path removes what it programmed, then everything ends.
-    pub async fn shutdown(&mut self) -> anyhow::Result<()> {
-        let _ = self.stop.send(true);
+    /// Stop: layer 2 stops answering and leaves the gossip (another node takes over at once,
+    /// either way); with [`StopKind::Clean`] the data path removes what it programmed and BGP
+    /// sessions are ceased, with [`StopKind::Keep`] both stay for the next speaker (see
+    /// [`ferrolb_shared::stop`]). Then everything ends.
+    pub async fn shutdown(&mut self, kind: StopKind) -> anyhow::Result<()> {
+        let _ = self.stop.send(Some(kind));
         match tokio::time::timeout(Duration::from_secs(10), &mut self.task).await {
             Ok(r) => r.context("speaker task")?,
             Err(_) => anyhow::bail!("the speaker did not stop within 10 s"),
@@ -96,7 +101,7 @@ pub fn start(source: Source, options: Options, metrics: Arc<Metrics>) -> Speaker
     options.dataplane.mode = mode;
     metrics.set_dataplane(mode);
     let span = tracing::info_span!("speaker", node = %options.node);
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(None);
     let task = tokio::spawn(
         run(source, options, metrics.clone(), tx, dataplane_rx, stopped).instrument(span),
     );
@@ -114,7 +119,7 @@ async fn run(
     metrics: Arc<Metrics>,
     snapshots: snapshots::SnapshotSender,
     dataplane_rx: SnapshotReceiver,
-    stop: watch::Receiver<bool>,
+    stop: watch::Receiver<Option<StopKind>>,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(1024);
     let builder = SnapshotBuilder::new(&options.node);
@@ -151,13 +156,14 @@ async fn run(
         },
         _ = &mut event_loop.0 => anyhow::bail!("the event loop stopped"),
         _ = stop.changed() => {
+            let kind = stop.borrow().unwrap_or(StopKind::Clean);
             if let Some(l2) = layer2 {
                 l2.stop().await;
             }
             if let Some(bgp) = bgp {
-                bgp.stop().await;
+                bgp.stop(kind).await;
             }
-            dataplane.stop().await;
+            dataplane.stop(kind).await;
             Ok(())
         }
     }

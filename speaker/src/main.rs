@@ -1,5 +1,6 @@
 //! `ferrolb-speaker`: runs on every node; builds this node's view of the cluster for the
-//! forwarding layer (and, later, layer 2 and BGP).
+//! forwarding layer, layer 2 and BGP. On SIGTERM it stops as `--on-stop` says
+//! (`ferrolb_shared::stop`).
 
 use anyhow::Context;
 use clap::Parser;
@@ -7,10 +8,12 @@ use ferrolb_cluster::backoff::WatchBackoff;
 use ferrolb_cluster::files::default_status_dir;
 use ferrolb_cluster::task::{AbortOnDrop, shutdown_signal};
 use ferrolb_shared::config::duration::parse_go_duration;
+use ferrolb_shared::stop::OnStop;
 use ferrolb_speaker::bgp::BgpSettings;
 use ferrolb_speaker::dataplane::Mode;
 use ferrolb_speaker::layer2::L2Settings;
 use ferrolb_speaker::metrics::Metrics;
+use ferrolb_speaker::on_stop::{self, PodRef};
 use ferrolb_speaker::source::Source;
 use ferrolb_speaker::{Options, start};
 use std::io::IsTerminal;
@@ -95,6 +98,17 @@ struct Cli {
     /// Kubernetes mode: the speaker's namespace, the only one whose Secrets it reads.
     #[arg(long, env = "FERROLB_NAMESPACE", default_value = "ferrolb-system")]
     namespace: String,
+    /// On SIGTERM: `clean` removes the data path, ceases BGP sessions (routers withdraw at
+    /// once) and leaves the gossip: for an uninstall. `keep` leaves the data path programmed
+    /// and closes BGP connections without a NOTIFICATION (routers with graceful restart keep
+    /// the routes until the next speaker's End-of-RIB): for a restart. `auto` asks the API
+    /// server: keep while the DaemonSet replaces this pod, clean otherwise (and in standalone
+    /// mode).
+    #[arg(long, default_value = "auto")]
+    on_stop: OnStop,
+    /// Kubernetes mode: this speaker's pod, looked up by `--on-stop auto`.
+    #[arg(long, env = "FERROLB_POD_NAME")]
+    pod_name: Option<String>,
     /// Log filter, as RUST_LOG.
     #[arg(long, env = "FERROLB_LOG", default_value = "info")]
     log: String,
@@ -132,6 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.metrics_addr,
         metrics.clone(),
     )));
+    let mut pod = None;
     let source = match cli.manifests {
         Some(manifests) => Source::Directory {
             status_dir: cli
@@ -139,13 +154,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or_else(|| default_status_dir(&manifests)),
             manifests,
         },
-        None => Source::Kubernetes {
-            client: kube::Client::try_default().await.context(
+        None => {
+            let client = kube::Client::try_default().await.context(
                 "cannot configure a Kubernetes client (no in-cluster config, no kubeconfig)",
-            )?,
-            namespace: cli.namespace,
-            backoff: WatchBackoff::default(),
-        },
+            )?;
+            pod = Some(PodRef {
+                client: client.clone(),
+                namespace: cli.namespace.clone(),
+                pod: cli.pod_name.clone(),
+            });
+            Source::Kubernetes {
+                client,
+                namespace: cli.namespace,
+                backoff: WatchBackoff::default(),
+            }
+        }
     };
     let mut options = Options::new(cli.node.clone(), cli.dataplane);
     options.dataplane.proxy_ports = cli.proxy_ports;
@@ -179,8 +202,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         r = &mut speaker.task => r.context("speaker task")??,
         r = &mut server.0 => r.context("metrics task")?.context("metrics server")?,
         _ = shutdown_signal() => {
-            tracing::info!("shutting down");
-            speaker.shutdown().await?;
+            let (kind, why) = on_stop::choose(cli.on_stop, pod.as_ref()).await;
+            tracing::info!(?kind, "shutting down: {why}");
+            speaker.shutdown(kind).await?;
         }
     }
     Ok(())

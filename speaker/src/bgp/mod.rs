@@ -17,6 +17,11 @@
 //! (`md5.rs`): the outbound socket gets the key before it connects, every listener gets it
 //! for the peer's address.
 //!
+//! Stopping ([`Bgp::stop`]): [`StopKind::Clean`] ceases every session (NOTIFICATION Cease,
+//! routers withdraw our routes at once); [`StopKind::Keep`] (a restart follows) only closes
+//! the TCP connections, which a router that negotiated graceful restart treats as our restart:
+//! it keeps our routes as stale until the next speaker's End-of-RIB (RFC 4724 §4.2).
+//!
 //! A peer's task is restarted when its `BGPPeer` changes (a new session: the router sees a
 //! Cease and a fresh OPEN); only the routes change otherwise. Nothing listens on port 179 and
 //! nothing connects while no `BGPPeer` selects this node, so a speaker without BGP
@@ -36,6 +41,7 @@ use ferrolb_cluster::task::AbortOnDrop;
 use ferrolb_shared::bfd::session::{SessionConfig as BfdConfig, minimum_ttl};
 use ferrolb_shared::bgp::advertise::{PeerPlan, advertise, is_ibgp};
 use ferrolb_shared::snapshot::Snapshot;
+use ferrolb_shared::stop::StopKind;
 use peer::{PeerCmd, PeerHandle, Routes};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -73,14 +79,15 @@ impl BgpSettings {
 
 /// The running BGP loop.
 pub struct Bgp {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<StopKind>>,
     task: JoinHandle<()>,
 }
 
 impl Bgp {
-    /// Cease every session, then return.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+    /// Cease every session ([`StopKind::Clean`]) or just close them ([`StopKind::Keep`]),
+    /// then return.
+    pub async fn stop(mut self, kind: StopKind) {
+        let _ = self.stop.send(Some(kind));
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
     }
 }
@@ -92,7 +99,7 @@ impl Drop for Bgp {
 }
 
 pub fn spawn(settings: BgpSettings, snapshots: SnapshotReceiver, metrics: Arc<Metrics>) -> Bgp {
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(None);
     let task = tokio::spawn(
         run(settings, snapshots, metrics, stopped).instrument(tracing::info_span!("bgp")),
     );
@@ -118,7 +125,7 @@ async fn run(
     settings: BgpSettings,
     mut snapshots: SnapshotReceiver,
     metrics: Arc<Metrics>,
-    mut stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<Option<StopKind>>,
 ) {
     let (accepted, mut incoming) = mpsc::channel(16);
     let mut state = State {
@@ -142,15 +149,17 @@ async fn run(
             _ = stopped.changed() => break,
         }
     }
+    let cease = *stopped.borrow() != Some(StopKind::Keep);
     let peers = std::mem::take(&mut state.peers);
     for (_, handle) in peers {
-        stop_peer(handle, false).await;
+        stop_peer(handle, false, cease).await;
     }
 }
 
-/// Stops a peer's task (Cease sent), forgetting its metric series if the peer is gone.
-async fn stop_peer(mut handle: PeerHandle, forget: bool) {
-    let _ = handle.tx.send(PeerCmd::Stop { forget });
+/// Stops a peer's task (a Cease sent when `cease`, else the connection just closed),
+/// forgetting its metric series if the peer is gone.
+async fn stop_peer(mut handle: PeerHandle, forget: bool, cease: bool) {
+    let _ = handle.tx.send(PeerCmd::Stop { forget, cease });
     if tokio::time::timeout(Duration::from_secs(2), &mut handle.task)
         .await
         .is_err()
@@ -188,7 +197,7 @@ impl State {
             if let Some(handle) = self.peers.remove(&name) {
                 let gone = !plans.contains_key(&name);
                 tracing::info!(peer = name, gone, "stopping the session");
-                tokio::spawn(stop_peer(handle, gone));
+                tokio::spawn(stop_peer(handle, gone, true));
             }
         }
         self.key_errors

@@ -55,10 +55,14 @@ pub enum PeerCmd {
     Routes(Arc<Routes>),
     /// The peer connected to our port 179.
     Accepted(TcpStream),
-    /// Send a Cease and end; `forget`: the peer is gone from the configuration, so its
-    /// metric series go too (a restarting peer keeps them for its next task).
+    /// End the session; `forget`: the peer is gone from the configuration, so its metric
+    /// series go too (a restarting peer keeps them for its next task). `cease`: send a
+    /// NOTIFICATION Cease (the router withdraws our routes at once); without it the
+    /// connections just close, as when the process dies, so a router that negotiated
+    /// graceful restart keeps our routes as stale for the next speaker.
     Stop {
         forget: bool,
+        cease: bool,
     },
 }
 
@@ -239,7 +243,7 @@ impl PeerTask {
         mut io: mpsc::UnboundedReceiver<Io>,
     ) {
         self.input(Input::Start);
-        let forget_series = loop {
+        let (forget_series, cease) = loop {
             let bfd = self.bfd.as_ref().and_then(Link::deadline);
             let deadline = self
                 .timers
@@ -262,15 +266,22 @@ impl PeerTask {
                         self.sync_routes();
                     }
                     Some(PeerCmd::Accepted(stream)) => self.accepted(stream),
-                    Some(PeerCmd::Stop { forget }) => break forget,
-                    None => break false,
+                    Some(PeerCmd::Stop { forget, cease }) => break (forget, cease),
+                    None => break (false, true),
                 },
                 Some(event) = io.recv() => self.io(event),
                 () = sleep => self.fire_timers(),
             }
             self.export();
         };
-        self.input(Input::Stop);
+        if cease {
+            self.input(Input::Stop);
+        } else {
+            // Dropping the connections closes them (FIN) without a NOTIFICATION. The session
+            // object goes with this task, so it never sees the close.
+            tracing::info!("closing the connections without a NOTIFICATION (graceful restart)");
+            self.conns.clear();
+        }
         self.bfd = None; // the peer's BFD goes down with the session, by design
         if forget_series {
             self.forget_series();

@@ -14,9 +14,10 @@
 //! A program the kernel refuses is retried whole, with backoff (200 ms doubling to 10 s),
 //! until it succeeds.
 //!
-//! On a clean stop ([`Dataplane::stop`]) what FerroLB programmed is removed (nftables tables,
-//! IPVS virtual servers, the dummy interface); if the speaker crashes it stays, and the kernel
-//! keeps forwarding until the next speaker takes over.
+//! On a clean stop ([`Dataplane::stop`] with [`StopKind::Clean`]) what FerroLB programmed is
+//! removed (nftables tables, IPVS virtual servers, the dummy interface); if the speaker
+//! crashes, or stops for a restart ([`StopKind::Keep`]), it stays, and the kernel keeps
+//! forwarding until the next speaker takes over (it adopts what it finds).
 //!
 //! `--dataplane auto` (the default) is resolved once at start ([`resolve`]): ipvs where the
 //! kernel offers IPVS, nftables where it does not.
@@ -30,6 +31,7 @@ pub mod userspace;
 
 use crate::events::Events;
 use crate::snapshots::SnapshotReceiver;
+use ferrolb_shared::stop::StopKind;
 pub use program::{Programmer, Settings};
 use std::fmt;
 use std::str::FromStr;
@@ -119,14 +121,15 @@ pub fn resolve(mode: Mode) -> (Mode, String) {
 
 /// A running data path.
 pub struct Dataplane {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<StopKind>>,
     task: JoinHandle<()>,
 }
 
 impl Dataplane {
-    /// Stop cleanly: remove what was programmed, then return (at most a few seconds).
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+    /// Stop: with [`StopKind::Clean`] remove what was programmed, with [`StopKind::Keep`]
+    /// leave it to the next speaker; then return (at most a few seconds).
+    pub async fn stop(mut self, kind: StopKind) {
+        let _ = self.stop.send(Some(kind));
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
     }
 }
@@ -134,7 +137,7 @@ impl Dataplane {
 impl Drop for Dataplane {
     fn drop(&mut self) {
         // Not stopped cleanly (the speaker is going down hard): leave the kernel programmed.
-        if !self.task.is_finished() && !*self.stop.borrow() {
+        if !self.task.is_finished() && self.stop.borrow().is_none() {
             self.task.abort();
         }
     }
@@ -142,7 +145,7 @@ impl Drop for Dataplane {
 
 /// Start the data path, following `snapshots` until stopped.
 pub fn spawn(settings: Settings, snapshots: SnapshotReceiver, events: Events) -> Dataplane {
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(None);
     let span = tracing::info_span!("dataplane", mode = %settings.mode);
     debug_assert_ne!(settings.mode, Mode::Auto, "resolve the mode first");
     let programmer = Programmer::new(&settings).with_events(events);
@@ -158,7 +161,7 @@ async fn drive(
     settings: Settings,
     mut programmer: Programmer,
     mut snapshots: SnapshotReceiver,
-    mut stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<Option<StopKind>>,
 ) {
     tracing::info!("data path {} selected", settings.mode);
     let mut backoff = RETRY_FIRST;
@@ -211,7 +214,12 @@ async fn drive(
             None => {}
         }
     }
-    programmer.shutdown().await;
+    if *stopped.borrow() == Some(StopKind::Keep) {
+        // Dropping the programmer closes its sockets and in-process listeners only.
+        tracing::info!("data path left programmed for the next speaker");
+    } else {
+        programmer.shutdown().await;
+    }
 }
 
 #[cfg(test)]
