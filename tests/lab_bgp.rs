@@ -371,3 +371,5 @@ mod misbehaving;
 mod multihop;
 #[path = "lab_bgp/restart.rs"]
 mod restart;
+#[path = "lab_bgp/uninstall.rs"]
+mod uninstall;

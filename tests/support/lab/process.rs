@@ -171,6 +171,18 @@ impl Lab {
         })
     }
 
+    /// Wait until a lab process exits by itself (after a signal the test sent): unlike
+    /// [`Lab::stop_process`], one that hangs past `limit` is an error, not killed quietly.
+    pub fn wait_exit(&self, name: &str, limit: Duration) -> Result<()> {
+        super::wait::wait_until(&format!("{name} to exit by itself"), limit, || {
+            Ok(if self.is_running(name)? {
+                Err("still running".to_string())
+            } else {
+                Ok(())
+            })
+        })
+    }
+
     /// Freeze a lab process (SIGSTOP): it keeps its sockets but does nothing, like a hung one.
     pub fn pause_process(&self, name: &str) -> Result<()> {
         self.signal(name, Signal::STOP)
