@@ -373,3 +373,5 @@ mod multihop;
 mod restart;
 #[path = "lab_bgp/uninstall.rs"]
 mod uninstall;
+#[path = "lab_bgp/upgrade.rs"]
+mod upgrade;

@@ -167,19 +167,24 @@ impl Lab {
             "127.0.0.1:7472",
         ];
         let name = self.spawn("controller", "ctl", &argv)?;
-        let localhost = IpAddr::from([127, 0, 0, 1]);
         self.wait_process(
             &name,
             "the controller to be ready (/readyz)",
             // Generous: a hang, not a slow start (the VM lab's emulated guest, two labs at once).
             Duration::from_secs(60),
-            || match self.http_request("ctl", localhost, 7472, "/readyz") {
-                Ok((200, _)) => Ok(()),
-                Ok((status, body)) => Err(format!("{status} {body}")),
-                Err(e) => Err(e.to_string()),
-            },
+            || self.readyz("ctl", 7472),
         )?;
         Ok(name)
+    }
+
+    /// `/readyz` on `host`'s 127.0.0.1:`port` answers 200 (else what it answered).
+    fn readyz(&self, host: &str, port: u16) -> std::result::Result<(), String> {
+        let localhost = IpAddr::from([127, 0, 0, 1]);
+        match self.http_request(host, localhost, port, "/readyz") {
+            Ok((200, _)) => Ok(()),
+            Ok((status, body)) => Err(format!("{status} {body}")),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// Start `ferrolb-speaker --node <node>` on the manifest directory, in the node's host.
@@ -206,6 +211,21 @@ impl Lab {
         argv.extend(extra.iter().map(|s| s.to_string()));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         self.spawn("speaker", node, &argv)
+    }
+
+    /// Restart `node`'s speaker as a DaemonSet's rolling update does: SIGTERM, wait until it
+    /// exits by itself, start a new one with `flags`, and wait until it is ready (`/readyz`,
+    /// the DaemonSet's readiness probe). Each wait is bounded by `limit`.
+    pub fn restart_speaker(&self, node: &str, flags: &[&str], limit: Duration) -> Result<String> {
+        let name = format!("speaker@{node}");
+        self.signal(&name, rustix::process::Signal::TERM)?;
+        self.wait_exit(&name, limit)?;
+        self.forget_process(&name)?;
+        let name = self.start_speaker_with(node, flags)?;
+        self.wait_process(&name, "the speaker to be ready (/readyz)", limit, || {
+            self.readyz(node, 7473)
+        })?;
+        Ok(name)
     }
 
     /// Start a speaker on every node.

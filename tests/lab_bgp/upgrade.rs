@@ -1,0 +1,169 @@
+//! A rolling upgrade under traffic, with BGP graceful restart: every speaker is restarted one
+//! node at a time, as a DaemonSet's rolling update does (SIGTERM, the old one exits, the new
+//! one starts, the next node once it is ready), with `--on-stop keep` (what `auto` chooses
+//! while the DaemonSet replaces its pods). Each old speaker leaves the kernel's data path
+//! programmed and closes its BGP connections without a NOTIFICATION, so the router keeps its
+//! routes as stale (RFC 4724) until the new speaker's End-of-RIB.
+//!
+//! Meanwhile an external client holds TCP connections through the LoadBalancer IPs (checked by
+//! echoing through them every 100 ms) and opens new ones one after another: none of either
+//! may fail. Then the controller is restarted, with a Service deleted while it is down: every
+//! other Service keeps its address (a controller that allocated afresh would hand out the
+//! lowest free address first and move them).
+
+use super::forwarding::{self, ECHO};
+use super::{LIMIT, NODES, SPEAKER_FLAGS, config, host_route, node_addr, service, wait_sessions};
+use ferrolb_e2e::lab::hold::unix_ms;
+use ferrolb_e2e::lab::{HoldSpec, Lab, LabSpec, RouterKind, plan};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+/// Pods on every node, so every node advertises a Cluster Service and the router spreads it
+/// with ECMP.
+const PODS: [&str; 3] = ["node1-pod1", "node2-pod1", "node3-pod1"];
+
+fn rolling_restart_loses_nothing(kind: RouterKind) -> anyhow::Result<()> {
+    let mut lab = Lab::up(LabSpec {
+        lan_clients: 0,
+        ..LabSpec::default().router(Some(kind))
+    })?;
+    lab.reconfigure_router(|c| c.graceful_restart = true)?;
+    lab.write_manifest(
+        "bgp.yaml",
+        &config(plan::NODE_ASN, "", ", enableGracefulRestart: true"),
+    )?;
+    lab.start_controller()?;
+    let flags: Vec<&str> = SPEAKER_FLAGS
+        .iter()
+        .copied()
+        .chain(["--on-stop", "keep"])
+        .collect();
+    for node in NODES {
+        lab.start_speaker_with(node, &flags)?;
+    }
+    let router = lab.router()?.clone();
+    wait_sessions(&lab)?;
+    let ips = service(&lab, "web", false, &PODS)?;
+    for ip in &ips {
+        let hops: Vec<IpAddr> = (1..=3).map(|i| node_addr(i, ip.is_ipv6())).collect();
+        router.wait_route(&host_route(*ip), &hops, LIMIT)?;
+        forwarding::first_answer(&lab, "ext1", *ip, ECHO)?;
+    }
+
+    let spec = HoldSpec {
+        hold: 8,
+        // Past the whole rolling restart (2 s with BIRD and FRR, 15 s with GoBGP's slow
+        // session), with room for a slow machine; the test checks that the runs outlasted it.
+        duration: Duration::from_secs(45),
+        new_every: Duration::from_millis(50),
+        ..HoldSpec::default()
+    };
+    let holds: Vec<String> = ips
+        .iter()
+        .enumerate()
+        .map(|(k, ip)| Ok(lab.start_hold(&format!("hold{k}"), "ext1", *ip, ECHO, &spec)?))
+        .collect::<anyhow::Result<_>>()?;
+    // New connections before the upgrade too, to compare with.
+    std::thread::sleep(Duration::from_secs(1));
+    let began = now();
+    let mut steps = Vec::new();
+    for node in NODES {
+        // The next node as soon as this one is ready, as a DaemonSet goes: its sessions may
+        // still be coming up (GoBGP takes ~10 s to accept a restarted peer again); the
+        // router's stale routes carry the traffic meanwhile.
+        let at = now();
+        lab.restart_speaker(node, &flags, LIMIT)?;
+        steps.push((node, now() - at));
+    }
+    let restarted = now();
+    wait_sessions(&lab)?;
+    let ended = now();
+    eprintln!(
+        "{kind:?}: every speaker restarted in {} ms {steps:?}, every session up again {} ms later",
+        restarted - began,
+        ended - restarted
+    );
+    for (ip, name) in ips.iter().zip(&holds) {
+        let r = lab.hold_report(name, Duration::from_secs(90))?;
+        let held: BTreeMap<&str, usize> = r.held.iter().fold(BTreeMap::new(), |mut m, p| {
+            *m.entry(p.as_str()).or_default() += 1;
+            m
+        });
+        eprintln!(
+            "{kind:?} {ip}: held {held:?}, {} new connections, checks {:?}",
+            r.answered_between(0, u64::MAX).len(),
+            r.checks
+        );
+        assert_eq!(r.held.len(), spec.hold, "{ip}: {:?}", r.held);
+        assert!(
+            r.lost.is_empty(),
+            "{ip}: held connections lost: {:?}",
+            r.lost
+        );
+        assert!(
+            r.failed().is_empty(),
+            "{ip}: new connections failed: {:?}",
+            r.failed()
+        );
+        // The run covered the whole upgrade: new connections before, during and after it,
+        // and every held connection was checked all along (every 100 ms).
+        for (from, to, what) in [
+            (0, began, "before"),
+            (began, ended, "during"),
+            (ended, u64::MAX, "after"),
+        ] {
+            let n = r.answered_between(from, to).len();
+            assert!(n >= 10, "{ip}: only {n} new connections {what} the upgrade");
+        }
+        let least = (ended - began) / 100;
+        assert!(
+            r.checks.iter().all(|c| *c >= least),
+            "{ip}: held connections checked fewer than {least} times: {:?}",
+            r.checks
+        );
+    }
+    for ip in &ips {
+        let hops: Vec<IpAddr> = (1..=3).map(|i| node_addr(i, ip.is_ipv6())).collect();
+        router.wait_route(&host_route(*ip), &hops, LIMIT)?;
+    }
+    controller_restart_keeps_addresses(&lab)?;
+    lab.down()?;
+    Ok(())
+}
+
+/// Services `a`, `b`, `c` get the next three addresses; `a` is deleted while the controller
+/// is down; the restarted controller gives `b`, `c` and `web` exactly what they had, and a
+/// new Service the address `a` freed (the lowest free one).
+fn controller_restart_keeps_addresses(lab: &Lab) -> anyhow::Result<()> {
+    let mut before = BTreeMap::new();
+    for name in ["web", "a", "b", "c"] {
+        before.insert(name, service(lab, name, false, &PODS)?);
+    }
+    lab.signal("controller@ctl", rustix::process::Signal::TERM)?;
+    lab.wait_exit("controller@ctl", LIMIT)?;
+    lab.forget_process("controller@ctl")?;
+    lab.remove_manifest("a.yaml")?;
+    lab.start_controller()?;
+    let freed = before.remove("a").unwrap_or_default();
+    // Written after `a`'s removal was handled: the freed addresses are the lowest free ones.
+    let d = service(lab, "d", false, &PODS)?;
+    for (name, ips) in &before {
+        assert_eq!(
+            lab.service_ips("default", name).as_ref(),
+            Some(ips),
+            "{name} kept its addresses through the controller's restart"
+        );
+    }
+    assert_eq!(d, freed, "the new Service got the addresses a freed");
+    Ok(())
+}
+
+fn now() -> u64 {
+    unix_ms(SystemTime::now())
+}
+
+per_router!(rolling_restart_loses_nothing:
+    bird_rolling_restart_with_graceful_restart_loses_no_connection,
+    frr_rolling_restart_with_graceful_restart_loses_no_connection,
+    gobgp_rolling_restart_with_graceful_restart_loses_no_connection);
