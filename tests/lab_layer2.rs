@@ -16,6 +16,8 @@ mod failover;
 mod fixture;
 #[path = "lab_layer2/policy.rs"]
 mod policy;
+#[path = "lab_layer2/upgrade.rs"]
+mod upgrade;
 
 use ferrolb_e2e::lab::wait_for;
 use fixture::*;
