@@ -13,6 +13,8 @@
 #[allow(dead_code)]
 #[path = "lab_forwarding/fixture.rs"]
 mod forwarding;
+#[path = "lab_forwarding/leftovers.rs"]
+mod leftovers;
 
 use ferrolb_e2e::lab::{
     Community, Lab, LabSpec, LargeCommunity, Proto, RouterKind, plan, wait_for, wait_until,

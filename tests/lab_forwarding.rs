@@ -15,7 +15,8 @@
 //!   under load (the kernel keeps forwarding), then stopped cleanly (the table goes);
 //! - `ipvs` (VM lab only): every case above with `--dataplane ipvs`, `ipvsadm -Ln` compared
 //!   with the model after each step (`ipvs_table`), lc in the kernel, graceful removal with
-//!   weight 0, and layer 2 with the address on the dummy interface.
+//!   weight 0, layer 2 with the address on the dummy interface, and an uninstall leaving
+//!   every node clean ([`leftovers`], shared with the BGP lab's uninstall case).
 //!
 //! The tests of each data path are named after it (`nftables_...`, `userspace_...`,
 //! `ipvs_...`): `tests/run.sh` runs the IPVS ones in the VM with the filter `ipvs_`.
@@ -35,6 +36,9 @@ mod frontends;
 mod ipvs;
 #[path = "lab_forwarding/ipvs_table.rs"]
 mod ipvs_table;
+#[cfg(feature = "vm-lab")]
+#[path = "lab_forwarding/leftovers.rs"]
+mod leftovers;
 #[path = "lab_forwarding/policy.rs"]
 mod policy;
 #[path = "lab_forwarding/predict.rs"]

@@ -8,7 +8,7 @@
 //! address, and no route at the router; nobody answers ARP for the layer 2 address.
 
 use super::forwarding::{self, ECHO};
-use super::{LIMIT, NODES, config, host_route, node_addr, wait_sessions};
+use super::{LIMIT, NODES, config, host_route, leftovers, node_addr, wait_sessions};
 use ferrolb_e2e::lab::{Lab, LabSpec, Proto, RouterKind, plan, wait_until};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -70,38 +70,19 @@ fn bird_uninstall_leaves_every_node_clean() -> anyhow::Result<()> {
     // Before: every node forwards (the same tables wherever the addresses are announced).
     for node in NODES {
         assert_eq!(
-            footprint(&lab, node)?.tables,
+            leftovers::ferrolb_tables(&lab, node)?,
             ["table ip ferrolb", "table ip6 ferrolb"],
             "{node}"
         );
     }
 
     // The uninstall: every FerroLB pod gets SIGTERM at once.
-    let names: Vec<String> = std::iter::once("controller@ctl".to_string())
-        .chain(NODES.iter().map(|n| format!("speaker@{n}")))
-        .collect();
-    for name in &names {
-        lab.signal(name, rustix::process::Signal::TERM)?;
-    }
-    for name in &names {
-        lab.wait_exit(name, EXIT)?;
-    }
-    for node in NODES {
-        let log = lab.log(&format!("speaker@{node}"))?;
-        assert!(
-            log.contains("shutting down: --on-stop auto: standalone mode"),
-            "{node}: {log}"
-        );
-    }
+    leftovers::uninstall(&lab, &NODES, EXIT)?;
 
     // After: nothing of FerroLB on any node, no route at the router, no answer anywhere.
     let all: Vec<IpAddr> = bgp_ips.iter().chain(&l2_ips).copied().collect();
     for node in NODES {
-        let f = footprint(&lab, node)?;
-        assert!(f.tables.is_empty(), "{node}: {:?}", f.tables);
-        assert!(!f.dummy, "{node}: ferrolb0 left behind");
-        let left: Vec<&IpAddr> = all.iter().filter(|ip| f.addresses.contains(ip)).collect();
-        assert!(left.is_empty(), "{node}: service addresses left: {left:?}");
+        leftovers::assert_clean(&lab, node, &all)?;
     }
     for ip in &bgp_ips {
         // At once (the Cease), not after the 9 s hold time.
@@ -131,46 +112,4 @@ fn answered(lab: &Lab, from: &str, ip: IpAddr) -> anyhow::Result<()> {
             .map_err(|e| e.to_string()))
     })?;
     Ok(())
-}
-
-/// What FerroLB may leave on a node.
-struct Footprint {
-    /// `nft list tables` lines naming a table of FerroLB (`ferrolb`, `ferrolb-ipvs`, ...).
-    tables: Vec<String>,
-    /// The IPVS path's dummy interface exists.
-    dummy: bool,
-    /// Every address on any interface of the node.
-    addresses: Vec<IpAddr>,
-}
-
-fn footprint(lab: &Lab, node: &str) -> anyhow::Result<Footprint> {
-    let tables = lab
-        .exec(node, &["nft", "list", "tables"])?
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            l.split(' ')
-                .next_back()
-                .is_some_and(|t| t.starts_with("ferrolb"))
-        })
-        .map(String::from)
-        .collect();
-    let dummy = lab
-        .exec_output(node, &["ip", "link", "show", "dev", "ferrolb0"])?
-        .status
-        .success();
-    let addresses = lab
-        .exec(node, &["ip", "-o", "addr", "show"])?
-        .lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            words.find(|w| *w == "inet" || *w == "inet6")?;
-            words.next()?.split('/').next()?.parse().ok()
-        })
-        .collect();
-    Ok(Footprint {
-        tables,
-        dummy,
-        addresses,
-    })
 }

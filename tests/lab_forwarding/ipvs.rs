@@ -7,7 +7,7 @@
 
 use super::churn::{APPLY, lab_with, now, reports, start_holds};
 use super::fixture::{self, ECHO, any, endpoints, first_answer, node_addr, scheduler, speakers};
-use super::{churn, frontends, policy, schedulers};
+use super::{churn, frontends, leftovers, policy, schedulers};
 use ferrolb_e2e::lab::{HoldSpec, Lab};
 use std::time::Duration;
 
@@ -170,6 +170,40 @@ fn ipvs_keeps_forwarding_through_a_speaker_kill_and_cleans_up_on_sigterm() -> an
         !link && !table,
         "ferrolb0 {link}, table inet ferrolb-ipvs {table}"
     );
+    for ip in &ips {
+        assert!(
+            fixture::refused(&lab, "client1", *ip, ECHO),
+            "{ip} still forwarded"
+        );
+    }
+    lab.down()?;
+    Ok(())
+}
+
+/// Uninstall on the IPVS path (see `leftovers.rs`): with a Service programmed on every node,
+/// the controller and every speaker get SIGTERM at once; no node keeps a virtual server,
+/// `ferrolb0`, a FerroLB nftables table or a service address, and the addresses stop
+/// answering.
+#[test]
+fn ipvs_uninstall_leaves_every_node_clean() -> anyhow::Result<()> {
+    let nodes = ["node1", "node2", "node3"];
+    let pods = [("web-a", 1), ("web-b", 2)];
+    let (lab, ips) = lab_with(&pods, "ipvs", &nodes)?;
+    super::ipvs_matches_model(&lab, "ipvs", &[1, 2, 3])?;
+    for i in 1..=3 {
+        let (servers, link, table) = footprint(&lab, i)?;
+        assert!(
+            servers > 0 && link && table,
+            "node{i}: {servers} {link} {table}"
+        );
+    }
+    // Generous: the emulated guest stops slowly, and a hang is what this catches.
+    leftovers::uninstall(&lab, &nodes, Duration::from_secs(30))?;
+    for i in 1..=3 {
+        let (live, _) = super::ipvs_table::read(&lab, i)?;
+        assert!(live.is_empty(), "node{i}: virtual servers left: {live:?}");
+        leftovers::assert_clean(&lab, &format!("node{i}"), &ips)?;
+    }
     for ip in &ips {
         assert!(
             fixture::refused(&lab, "client1", *ip, ECHO),
