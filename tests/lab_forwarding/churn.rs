@@ -228,12 +228,7 @@ fn nftables_keeps_forwarding_through_a_speaker_restart() -> anyhow::Result<()> {
         Vec::<String>::new(),
         "a clean stop removes the tables"
     );
-    for ip in &ips {
-        assert!(
-            fixture::refused(&lab, "client1", *ip, ECHO),
-            "{ip} still forwarded"
-        );
-    }
+    fixture::all_refused(&lab, "client1", &ips)?;
     lab.down()?;
     Ok(())
 }

@@ -195,6 +195,17 @@ pub fn refused(lab: &Lab, from: &str, addr: IpAddr, port: u16) -> bool {
         .is_err()
 }
 
+/// None of `ips` answers `from` on the echo port any more.
+pub fn all_refused(lab: &Lab, from: &str, ips: &[IpAddr]) -> anyhow::Result<()> {
+    for ip in ips {
+        anyhow::ensure!(
+            refused(lab, from, *ip, ECHO),
+            "{ip} still forwarded to {from}"
+        );
+    }
+    Ok(())
+}
+
 /// Make `node` track connections before any speaker runs, as a node with a CNI's (or anyone's)
 /// stateful rules does: a namespace's conntrack only starts with the first rule that needs it.
 pub fn track_connections(lab: &Lab, node: &str) -> anyhow::Result<()> {

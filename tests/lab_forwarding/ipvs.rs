@@ -6,7 +6,7 @@
 //! (everything it added goes).
 
 use super::churn::{APPLY, lab_with, now, reports, start_holds};
-use super::fixture::{self, ECHO, any, endpoints, first_answer, node_addr, scheduler, speakers};
+use super::fixture::{self, any, endpoints, first_answer, node_addr, scheduler, speakers};
 use super::{churn, frontends, leftovers, policy, schedulers};
 use ferrolb_e2e::lab::{HoldSpec, Lab};
 use std::time::Duration;
@@ -170,12 +170,7 @@ fn ipvs_keeps_forwarding_through_a_speaker_kill_and_cleans_up_on_sigterm() -> an
         !link && !table,
         "ferrolb0 {link}, table inet ferrolb-ipvs {table}"
     );
-    for ip in &ips {
-        assert!(
-            fixture::refused(&lab, "client1", *ip, ECHO),
-            "{ip} still forwarded"
-        );
-    }
+    fixture::all_refused(&lab, "client1", &ips)?;
     lab.down()?;
     Ok(())
 }
@@ -204,12 +199,7 @@ fn ipvs_uninstall_leaves_every_node_clean() -> anyhow::Result<()> {
         assert!(live.is_empty(), "node{i}: virtual servers left: {live:?}");
         leftovers::assert_clean(&lab, &format!("node{i}"), &ips)?;
     }
-    for ip in &ips {
-        assert!(
-            fixture::refused(&lab, "client1", *ip, ECHO),
-            "{ip} still forwarded"
-        );
-    }
+    fixture::all_refused(&lab, "client1", &ips)?;
     lab.down()?;
     Ok(())
 }
