@@ -34,18 +34,27 @@ struct Run {
 }
 
 /// Every node advertises a Cluster Service (pods on every node) to `kind` with graceful
-/// restart; external clients hold connections and open new ones through both its addresses
-/// for `duration` while every speaker is restarted in turn with `--on-stop on_stop`.
-fn rolling_restart(kind: RouterKind, on_stop: &str, duration: Duration) -> anyhow::Result<Run> {
+/// restart (and BFD on both sides when `bfd`); external clients hold connections and open new
+/// ones through both its addresses for `duration` while every speaker is restarted in turn
+/// with `--on-stop on_stop`.
+fn rolling_restart(
+    kind: RouterKind,
+    on_stop: &str,
+    duration: Duration,
+    bfd: bool,
+) -> anyhow::Result<Run> {
     let mut lab = Lab::up(LabSpec {
         lan_clients: 0,
+        bfd,
         ..LabSpec::default().router(Some(kind))
     })?;
     lab.reconfigure_router(|c| c.graceful_restart = true)?;
-    lab.write_manifest(
-        "bgp.yaml",
-        &config(plan::NODE_ASN, "", ", enableGracefulRestart: true"),
-    )?;
+    let peer = if bfd {
+        ", enableGracefulRestart: true, bfdProfile: fast"
+    } else {
+        ", enableGracefulRestart: true"
+    };
+    lab.write_manifest("bgp.yaml", &config(plan::NODE_ASN, "", peer))?;
     lab.start_controller()?;
     let flags: Vec<&str> = SPEAKER_FLAGS
         .iter()
@@ -123,9 +132,19 @@ fn rolling_restart(kind: RouterKind, on_stop: &str, duration: Duration) -> anyho
 const HELD: usize = 8;
 
 fn rolling_restart_loses_nothing(kind: RouterKind) -> anyhow::Result<()> {
+    keep_loses_nothing(kind, false)
+}
+
+/// With BFD on the sessions too: a stopping speaker sends BFD AdminDown, which routers must
+/// not take for a failure (RFC 5882 §3.2) that would end the graceful restart.
+fn with_bfd_rolling_restart_loses_nothing(kind: RouterKind) -> anyhow::Result<()> {
+    keep_loses_nothing(kind, true)
+}
+
+fn keep_loses_nothing(kind: RouterKind, bfd: bool) -> anyhow::Result<()> {
     // Past the whole rolling restart (2 s with BIRD and FRR, 15 s with GoBGP's slow session),
     // with room for a slow machine; checked below.
-    let run = rolling_restart(kind, "keep", Duration::from_secs(45))?;
+    let run = rolling_restart(kind, "keep", Duration::from_secs(45), bfd)?;
     let (began, ended) = (run.began, run.ended);
     for (ip, r) in run.ips.iter().zip(&run.reports) {
         assert_eq!(r.held.len(), HELD, "{ip}: {:?}", r.held);
@@ -162,7 +181,9 @@ fn rolling_restart_loses_nothing(kind: RouterKind) -> anyhow::Result<()> {
             .router()?
             .wait_route(&host_route(*ip), &hops, LIMIT)?;
     }
-    controller_restart_keeps_addresses(&run.lab)?;
+    if !bfd {
+        controller_restart_keeps_addresses(&run.lab)?;
+    }
     run.lab.down()?;
     Ok(())
 }
@@ -173,7 +194,7 @@ fn rolling_restart_loses_nothing(kind: RouterKind) -> anyhow::Result<()> {
 /// router moves them to other nodes, which do not know them).
 #[test]
 fn bird_rolling_restart_with_clean_stops_breaks_connections() -> anyhow::Result<()> {
-    let run = rolling_restart(RouterKind::Bird, "clean", Duration::from_secs(15))?;
+    let run = rolling_restart(RouterKind::Bird, "clean", Duration::from_secs(15), false)?;
     let lost: usize = run.reports.iter().map(|r| r.lost.len()).sum();
     assert!(lost > 0, "no held connection broke: {:?}", run.reports);
     run.lab.down()?;
@@ -215,3 +236,13 @@ per_router!(rolling_restart_loses_nothing:
     bird_rolling_restart_with_graceful_restart_loses_no_connection,
     frr_rolling_restart_with_graceful_restart_loses_no_connection,
     gobgp_rolling_restart_with_graceful_restart_loses_no_connection);
+
+#[test]
+fn bird_rolling_restart_with_bfd_and_graceful_restart_loses_no_connection() -> anyhow::Result<()> {
+    with_bfd_rolling_restart_loses_nothing(RouterKind::Bird)
+}
+
+#[test]
+fn frr_rolling_restart_with_bfd_and_graceful_restart_loses_no_connection() -> anyhow::Result<()> {
+    with_bfd_rolling_restart_loses_nothing(RouterKind::Frr)
+}

@@ -281,6 +281,12 @@ impl PeerTask {
             // object goes with this task, so it never sees the close.
             tracing::info!("closing the connections without a NOTIFICATION (graceful restart)");
             self.conns.clear();
+            // BFD AdminDown rather than silence: a peer whose BFD simply expired would take
+            // it as a forwarding failure and drop the session hard, stale routes included;
+            // AdminDown is no failure (RFC 5882 §3.2), so the graceful restart proceeds.
+            if let Some(link) = self.bfd.as_mut() {
+                link.handle(BfdInput::AdminDown);
+            }
         }
         self.bfd = None; // the peer's BFD goes down with the session, by design
         if forget_series {

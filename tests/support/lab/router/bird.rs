@@ -77,7 +77,14 @@ pub fn config(c: &BgpConfig) -> String {
     // connection whose OPEN never comes (a neighbor sending a TTL that GTSM drops) is given
     // up after 5 s instead of 4 minutes, during which BIRD would refuse the neighbor's
     // every new connection.
-    let bfd = if c.bfd { " bfd on;" } else { "" };
+    // With graceful restart too, a BFD session going down (a restarting speaker's AdminDown)
+    // starts a graceful restart instead of a hard reset that would drop the neighbor's routes
+    // (BIRD's `bfd graceful`; FRR needs nothing: it does not take AdminDown for a failure).
+    let bfd = match (c.bfd, c.graceful_restart) {
+        (true, true) => " bfd graceful;",
+        (true, false) => " bfd on;",
+        (false, _) => "",
+    };
     let password = c
         .password
         .as_ref()
