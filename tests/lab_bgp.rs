@@ -5,7 +5,9 @@
 //! Sessions signed with TCP-MD5 (`lab_bgp/md5.rs`), a speaker restart with and without
 //! graceful restart (`lab_bgp/restart.rs`), a peer that misbehaves beside the real router
 //! (`lab_bgp/misbehaving.rs`), multi-hop sessions to the router's loopback
-//! (`lab_bgp/multihop.rs`), and BFD packets forged from off the link (`lab_bgp/bfd_ttl.rs`).
+//! (`lab_bgp/multihop.rs`), BFD packets forged from off the link (`lab_bgp/bfd_ttl.rs`), a
+//! rolling restart of every speaker under traffic and a controller restart
+//! (`lab_bgp/upgrade.rs`), and an uninstall leaving every node clean (`lab_bgp/uninstall.rs`).
 //!
 //! Needs root (namespaces) and the Debian packages of the router daemons (bird2, frr,
 //! gobgpd) besides the lab's usual tools (tests/install-deps.sh).

@@ -1,7 +1,9 @@
 //! Layer 2 mode in the lab: real speakers in the node namespaces answer ARP and NDP for the
 //! LoadBalancer IPs they are elected for, a real LAN client resolves and reaches them through
 //! the forwarding layer, and the IPs move when a node dies, pauses or loses its link, without
-//! ever two nodes answering at once.
+//! ever two nodes answering at once; a rolling restart of every speaker under traffic
+//! (`lab_layer2/upgrade.rs`) fails no new connection and breaks only the connections through
+//! an address that moves.
 //!
 //! Needs root (namespaces) and the Debian packages iproute2, nftables, arping, ndisc6 and
 //! tcpdump (tests/install-deps.sh); fails loudly without them.

@@ -19,8 +19,9 @@
 //!
 //! Stopping ([`Bgp::stop`]): [`StopKind::Clean`] ceases every session (NOTIFICATION Cease,
 //! routers withdraw our routes at once); [`StopKind::Keep`] (a restart follows) only closes
-//! the TCP connections, which a router that negotiated graceful restart treats as our restart:
-//! it keeps our routes as stale until the next speaker's End-of-RIB (RFC 4724 §4.2).
+//! the TCP connections (after a BFD AdminDown, which is no failure), which a router that
+//! negotiated graceful restart treats as our restart: it keeps our routes as stale until the
+//! next speaker's End-of-RIB (RFC 4724 §4.2).
 //!
 //! A peer's task is restarted when its `BGPPeer` changes (a new session: the router sees a
 //! Cease and a fresh OPEN); only the routes change otherwise. Nothing listens on port 179 and
