@@ -1,8 +1,10 @@
 //! `--on-stop auto` against the fake API server: the speaker's lookup of its pod and the
-//! pod's DaemonSet (real HTTP, real kube client) and the decision it leads to. Every answer
-//! the API can give is set up here; the decision's own table is unit-tested in
-//! `ferrolb_shared::stop`. (403, the uninstall's deleted RBAC, needs a real API server: the
-//! fake has no RBAC.)
+//! pod's DaemonSet (real HTTP, real kube client) and the decision it leads to, then the real
+//! binary on SIGTERM (`FERROLB_POD_NAME` as the DaemonSet sets it). Every answer the API can
+//! give is set up here; the decision's own table is unit-tested in `ferrolb_shared::stop`.
+//! (403, the uninstall's deleted RBAC, needs a real API server: the fake has no RBAC.)
+
+mod support;
 
 use ferrolb_fake_apiserver::FakeApiServer;
 use ferrolb_shared::stop::{Facts, OnStop, StopKind};
@@ -132,5 +134,47 @@ async fn auto_cleans_when_the_api_server_does_not_answer() {
             <= ferrolb_speaker::on_stop::LOOKUP_LIMIT + std::time::Duration::from_secs(1),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// The binary in Kubernetes mode, pointed at the fake server by a kubeconfig, with its pod
+/// name from the environment: SIGTERM during a rolling update keeps, after the DaemonSet's
+/// deletion cleans (data path `none`: these speakers run in the root namespace and must
+/// program nothing there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_chooses_on_sigterm_from_what_the_api_server_says() {
+    let server = fake().await;
+    server.create("pods", pod(Some(DS), true));
+    server.create("apps/daemonsets", daemonset(false));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = server.write_kubeconfig(dir.path()).display().to_string();
+    let stop = move || {
+        let p = support::SpeakerProcess::start(
+            &["--node", "n1", "--namespace", NS, "--dataplane", "none"],
+            &[
+                ("KUBECONFIG", kubeconfig.as_str()),
+                ("FERROLB_POD_NAME", POD),
+            ],
+        );
+        let addr = p.metrics_addr();
+        support::wait_for("a ready speaker", || {
+            (support::http_get(addr, "/readyz")?.0 == 200).then_some(())
+        });
+        let (clean, log) = p.terminate_logged();
+        assert!(clean, "an exit without error: {log:?}");
+        log.into_iter().find(|l| l.contains("shutting down: "))
+    };
+    let updating = tokio::task::spawn_blocking(stop.clone()).await.unwrap();
+    let updating = updating.expect("the stop is logged");
+    assert!(
+        updating.contains("--on-stop auto: the DaemonSet replaces this pod"),
+        "{updating}"
+    );
+    server.delete("apps/daemonsets", NS, DS);
+    let uninstalling = tokio::task::spawn_blocking(stop).await.unwrap();
+    let uninstalling = uninstalling.expect("the stop is logged");
+    assert!(
+        uninstalling.contains("--on-stop auto: the DaemonSet is gone"),
+        "{uninstalling}"
     );
 }

@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,8 @@ pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 pub struct SpeakerProcess {
     pub child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    /// The log's pipe reached its end (the speaker exited and every line is in `log`).
+    drained: Arc<AtomicBool>,
 }
 
 impl SpeakerProcess {
@@ -57,14 +60,21 @@ impl SpeakerProcess {
         let stdout = child.stdout.take().expect("piped stdout");
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = log.clone();
+        let drained = Arc::new(AtomicBool::new(false));
+        let end = drained.clone();
         // Drain the pipe continuously: a full pipe would block the speaker.
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 eprintln!("speaker| {line}");
                 sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
             }
+            end.store(true, Ordering::Release);
         });
-        SpeakerProcess { child, log }
+        SpeakerProcess {
+            child,
+            log,
+            drained,
+        }
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -97,6 +107,19 @@ impl SpeakerProcess {
             assert!(Instant::now() < deadline, "the speaker ignored SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl SpeakerProcess {
+    /// [`SpeakerProcess::terminate`], then everything the speaker logged, to its last line.
+    pub fn terminate_logged(self) -> (bool, Vec<String>) {
+        let (log, drained) = (self.log.clone(), self.drained.clone());
+        let clean = self.terminate();
+        wait_for("the end of the speaker's log", || {
+            drained.load(Ordering::Acquire).then_some(())
+        });
+        let lines = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        (clean, lines)
     }
 }
 
