@@ -14,10 +14,19 @@ cd "$(dirname "$0")/.."
 # built-in kustomize (2.0) is the oldest the overlays are written for; python3-yaml reads the
 # renders. A kubectl already there (a newer one) is kept: kubernetes-client would also clash
 # with another package's /usr/bin/kubectl.
+# A python3 that can import yaml: the one on PATH, else Debian's (the PATH one may be another
+# installation, which Debian's python3-yaml does not reach).
+yaml_python() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    if "$py" -c 'import yaml' 2>/dev/null; then echo "$py"; return 0; fi
+  done
+  return 1
+}
 install_overlay_test_deps() {
   local missing=()
   [ -n "${KUBECTL:-}" ] || command -v kubectl >/dev/null || missing+=(kubernetes-client)
-  python3 -c 'import yaml' 2>/dev/null || missing+=(python3 python3-yaml)
+  yaml_python >/dev/null || missing+=(python3 python3-yaml)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "== installing ${missing[*]}"
   apt-get update -qq
@@ -30,7 +39,7 @@ if ! "$kubectl" kustomize --help >/dev/null 2>&1; then
   echo "tests/overlays.sh: '$kubectl kustomize' does not run: install kubernetes-client" >&2
   exit 1
 fi
-python3 -c 'import yaml' || { echo "tests/overlays.sh: python3 cannot import yaml (python3-yaml)" >&2; exit 1; }
+python=$(yaml_python) || { echo "tests/overlays.sh: no python3 can import yaml (python3-yaml)" >&2; exit 1; }
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -59,7 +68,7 @@ images: [{name: ghcr.io/ferrolb/ferrolb, newName: registry.example/ferrolb, newT
 EOF
 render "$out/retag" retag
 
-python3 - "$out" "${overlays[@]}" <<'EOF'
+"$python" - "$out" "${overlays[@]}" <<'EOF'
 import copy, sys, yaml
 
 out, overlays = sys.argv[1], sys.argv[2:]
