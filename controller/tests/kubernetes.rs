@@ -211,6 +211,20 @@ async fn a_rejected_config_keeps_the_last_good_one() {
         assert_eq!(rejected["metadata"]["namespace"], NS);
         let message = rejected["message"].as_str().unwrap();
         assert!(message.contains("broken"), "{message}");
+        // The controller's ConfigurationState says Invalid, with the error in full.
+        let state = eventually("the controller's ConfigurationState to say Invalid", || {
+            let s = server.get("ferrolb.io/configurationstates", NS, "controller")?;
+            (s["status"]["result"] == "Invalid").then_some(s)
+        })
+        .await;
+        assert_eq!(state["status"]["component"], "controller");
+        let errors = state["status"]["errors"].as_array().unwrap();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.as_str().unwrap().contains("10.1.0.300/24")),
+            "{state}"
+        );
 
         // Allocation goes on from the pools in force.
         server.create("services", service("default", "b"));
@@ -225,6 +239,13 @@ async fn a_rejected_config_keeps_the_last_good_one() {
                 .then_some(())
         })
         .await;
+        eventually("the ConfigurationState to say Valid again", || {
+            let s = server.get("ferrolb.io/configurationstates", NS, "controller")?;
+            (s["status"]["result"] == "Valid" && s["status"]["errors"] == serde_json::json!([]))
+                .then_some(())
+        })
+        .await;
+        assert_writes_allowed_by_rbac(&server);
     })
     .await;
 }

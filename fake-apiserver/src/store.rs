@@ -79,6 +79,13 @@ pub const RESOURCES: &[ResourceDef] = &[
         true,
         true,
     ),
+    def(
+        "ferrolb.io",
+        "configurationstates",
+        "ConfigurationState",
+        true,
+        true,
+    ),
 ];
 
 const fn def(

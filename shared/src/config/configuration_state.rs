@@ -67,7 +67,8 @@ pub struct ConfigurationStateStatus {
     #[serde(default)]
     pub summary: String,
     /// Every error (up to [`MAX_LISTED_ERRORS`]), naming the file or object and the field.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Always written, empty too: a patch then replaces an earlier list rather than keeping it.
+    #[serde(default)]
     pub errors: Vec<String>,
 }
 
@@ -162,7 +163,7 @@ mod tests {
         let v = serde_json::to_value(&o).unwrap();
         assert_eq!(v["kind"], "ConfigurationState");
         assert_eq!(v["status"]["result"], "Valid");
-        assert!(v["status"].get("errors").is_none());
+        assert_eq!(v["status"]["errors"], serde_json::json!([]));
         let back: ConfigurationState = serde_json::from_value(v).unwrap();
         assert_eq!(back, o);
     }
