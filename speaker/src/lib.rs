@@ -123,6 +123,12 @@ async fn run(
         status::StatusTarget::choose(source.client().cloned(), source.report_dir(&options.node));
     let layer2_rx = snapshots.subscribe();
     let bgp_rx = snapshots.subscribe();
+    let config_state = status::config_state::spawn(
+        status.clone(),
+        options.node.clone(),
+        source.namespace().unwrap_or("standalone").to_string(),
+        snapshots.subscribe(),
+    );
     let mut source = AbortOnDrop(tokio::spawn(source.run(tx).in_current_span()));
     let mut event_loop = AbortOnDrop(tokio::spawn(
         event_loop::run(rx, builder, snapshots, metrics.clone(), options.coalesce)
@@ -158,6 +164,7 @@ async fn run(
                 bgp.stop().await;
             }
             dataplane.stop().await;
+            config_state.stop().await;
             Ok(())
         }
     }

@@ -2,7 +2,7 @@
 //! error, for `kubectl get configurationstates` (MetalLB's kind of the same name, with the
 //! errors listed one by one). FerroLB has no admission webhook: per-object mistakes are refused
 //! by the CRD schemas (`schema_rules`), and everything else is found by the components, which
-//! say so here. One object per component: `controller`, and `speaker-<node>` for each speaker
+//! say so here. One object per component: `controller`, and `speaker.<node>` for each speaker
 //! (a speaker validates its own view, which can differ while the controller is down or a
 //! watch lags). Written by FerroLB; never configuration (a copy in a manifest is skipped).
 

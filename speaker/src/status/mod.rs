@@ -21,6 +21,7 @@
 //!                                               failures retried with backoff
 //! ```
 
+pub mod config_state;
 mod naming;
 mod writer;
 
