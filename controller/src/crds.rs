@@ -2,8 +2,8 @@
 //! `config/crds/` holds their output; a test fails when the two drift apart.
 
 use ferrolb_shared::config::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, ConfigurationState, IPAddressPool,
-    L2Advertisement, ServiceBGPStatus, ServiceL2Status,
+    BFDProfile, BGPAdvertisement, BGPPeer, BGPSessionState, Community, ConfigurationState,
+    IPAddressPool, L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -21,6 +21,7 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         ("servicel2statuses.yaml", ServiceL2Status::crd()),
         ("servicebgpstatuses.yaml", ServiceBGPStatus::crd()),
         ("configurationstates.yaml", ConfigurationState::crd()),
+        ("bgpsessionstates.yaml", BGPSessionState::crd()),
     ];
     for (_, crd) in &mut crds {
         spec_optional_when_empty(crd);

@@ -86,6 +86,13 @@ pub const RESOURCES: &[ResourceDef] = &[
         true,
         true,
     ),
+    def(
+        "ferrolb.io",
+        "bgpsessionstates",
+        "BGPSessionState",
+        true,
+        true,
+    ),
 ];
 
 const fn def(

@@ -123,10 +123,11 @@ async fn run(
         status::StatusTarget::choose(source.client().cloned(), source.report_dir(&options.node));
     let layer2_rx = snapshots.subscribe();
     let bgp_rx = snapshots.subscribe();
+    let namespace = source.namespace().map(str::to_string);
     let config_state = status::config_state::spawn(
         status.clone(),
         options.node.clone(),
-        source.namespace().unwrap_or("standalone").to_string(),
+        namespace.clone().unwrap_or_else(|| "standalone".into()),
         snapshots.subscribe(),
     );
     let mut source = AbortOnDrop(tokio::spawn(source.run(tx).in_current_span()));
@@ -145,6 +146,9 @@ async fn run(
     let bgp = options.bgp.clone().map(|mut settings| {
         if settings.status.is_none() {
             settings.status = status;
+        }
+        if let Some(namespace) = namespace.clone() {
+            settings.namespace = namespace;
         }
         bgp::spawn(settings, bgp_rx, metrics.clone())
     });

@@ -9,6 +9,7 @@ pub mod configuration_state;
 pub mod duration;
 pub mod error;
 pub mod schema_rules;
+pub mod session_state;
 pub mod types;
 pub mod validate;
 
@@ -18,6 +19,9 @@ pub use configuration_state::{
     configuration_state,
 };
 pub use error::{ConfigError, Source};
+pub use session_state::{
+    BFD_NOT_CONFIGURED, BGPSessionState, BGPSessionStateSpec, BGPSessionStateStatus,
+};
 pub use types::*;
 pub use validate::{Config, validate};
 

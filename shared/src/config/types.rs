@@ -452,7 +452,12 @@ pub struct CommunityAlias {
 
 /// Kinds (in [`GROUP`], and MetalLB's equivalents in [`METALLB_GROUP`]) that FerroLB writes as
 /// status. A copy of one in a manifest directory is not configuration and is skipped.
-pub const STATUS_KINDS: [&str; 3] = ["ServiceL2Status", "ServiceBGPStatus", "ConfigurationState"];
+pub const STATUS_KINDS: [&str; 4] = [
+    "ServiceL2Status",
+    "ServiceBGPStatus",
+    "ConfigurationState",
+    "BGPSessionState",
+];
 
 /// Label on a [`ServiceL2Status`]: the announced Service's name (as a label value).
 pub const LABEL_SERVICE_NAME: &str = "ferrolb.io/service-name";

@@ -27,6 +27,7 @@ mod conn;
 mod md5;
 pub mod peer;
 mod routes;
+pub mod sessions;
 pub mod status;
 
 use crate::metrics::Metrics;
@@ -56,8 +57,11 @@ pub struct BgpSettings {
     pub lb_class: Option<String>,
     /// The port to listen on for peers that connect to us.
     pub listen_port: u16,
-    /// Where the BGP status goes ([`status`]): `ServiceBGPStatus` objects or `bgp.yaml`.
+    /// Where the BGP status goes ([`status`]): `ServiceBGPStatus` objects or `bgp.yaml`;
+    /// and the session states ([`sessions`]): `BGPSessionState` objects or `sessions.yaml`.
     pub status: StatusTarget,
+    /// Kubernetes mode: the speaker's namespace, where its `BGPSessionState`s go.
+    pub namespace: String,
 }
 
 impl BgpSettings {
@@ -67,6 +71,7 @@ impl BgpSettings {
             lb_class: None,
             listen_port: BGP_PORT,
             status: StatusTarget::None,
+            namespace: "standalone".into(),
         }
     }
 }
@@ -112,6 +117,8 @@ struct State {
     key_errors: BTreeMap<String, String>,
     accepted: mpsc::Sender<(TcpStream, SocketAddr)>,
     status: status::StatusSink,
+    /// Where the peer tasks post their session state.
+    sessions: sessions::Board,
 }
 
 async fn run(
@@ -121,8 +128,16 @@ async fn run(
     mut stopped: watch::Receiver<bool>,
 ) {
     let (accepted, mut incoming) = mpsc::channel(16);
+    let sessions = sessions::Board::default();
+    let session_sink = sessions::SessionSink::start(
+        &settings.status,
+        &settings.node,
+        &settings.namespace,
+        &sessions,
+    );
     let mut state = State {
         status: status::StatusSink::start(&settings.status, &settings.node),
+        sessions,
         settings,
         bfd_hub: bfd::Hub::new(metrics.bfd_discarded.clone()),
         metrics,
@@ -146,6 +161,7 @@ async fn run(
     for (_, handle) in peers {
         stop_peer(handle, false).await;
     }
+    session_sink.stop().await;
 }
 
 /// Stops a peer's task (Cease sent), forgetting its metric series if the peer is gone.
@@ -222,6 +238,7 @@ impl State {
                     md5,
                     self.bfd_hub.clone(),
                     self.metrics.clone(),
+                    self.sessions.clone(),
                 ) else {
                     continue;
                 };

@@ -22,7 +22,7 @@
 //! ```
 
 pub mod config_state;
-mod naming;
+pub(crate) mod naming;
 mod writer;
 
 /// For the kinds' tests: a listed object must compare equal to the one its mode builds.
