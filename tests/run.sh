@@ -65,6 +65,9 @@ if ./target/debug/ferrolb-controller check tests/data/bad-config.yaml >/dev/null
   exit 1
 fi
 
+log "kustomize base and overlays (tests/overlays.sh)"
+tests/overlays.sh
+
 log "the demo, once through with a failover (examples/lab/demo.sh --check --failover, debug build)"
 FERROLB_DEMO_PREBUILT=1 examples/lab/demo.sh --check --failover
 

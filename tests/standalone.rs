@@ -172,6 +172,60 @@ fn picks_up_edits_and_keeps_the_last_good_config() {
     assert!(events.contains("ConfigRejected"), "{events}");
 }
 
+/// What the CRD schemas cannot refuse (it needs other objects) is in the ConfigurationState:
+/// overlapping pools, a reference to a BFD profile and to a pool that do not exist.
+#[test]
+fn cross_object_mistakes_are_listed_in_the_configuration_state() {
+    let s = setup();
+    let _c = start(&s);
+    wait_ips(&s, "default", "web");
+    let state = |s: &Setup| {
+        let text = std::fs::read_to_string(s.status.join("configurationstate.yaml")).ok()?;
+        let v: serde_json::Value = serde_yaml::from_str(&text).ok()?;
+        Some(v)
+    };
+    let valid = state(&s).expect("configurationstate.yaml");
+    assert_eq!(valid["kind"], "ConfigurationState");
+    assert_eq!(valid["metadata"]["name"], "controller");
+    assert_eq!(valid["status"]["result"], "Valid", "{valid}");
+    let bad = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: overlapping}\n\
+               spec: {addresses: [198.51.100.10/32]}\n---\n\
+               apiVersion: ferrolb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: tor-b}\n\
+               spec: {myASN: 64500, peerASN: 64501, peerAddress: 192.0.2.1, bfdProfile: nope}\n---\n\
+               apiVersion: ferrolb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: l2}\n\
+               spec: {ipAddressPools: [missing]}\n";
+    std::fs::write(s.manifests.join("cross.yaml"), bad).unwrap();
+    let invalid = wait_for("an Invalid ConfigurationState", LIMIT, || {
+        state(&s).filter(|v| v["status"]["result"] == "Invalid")
+    });
+    let errors: Vec<&str> = invalid["status"]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    for expected in [
+        "overlaps",
+        "BFDProfile \"nope\" does not exist",
+        "IPAddressPool \"missing\" does not exist",
+    ] {
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected}: {errors:#?}"
+        );
+    }
+    assert_eq!(invalid["status"]["component"], "controller");
+    assert!(
+        invalid["status"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("3 errors"),
+        "{invalid}"
+    );
+    // Addresses already handed out stay: the last good configuration is in force.
+    assert_eq!(wait_ips(&s, "default", "web")[0], "198.51.100.2");
+}
+
 fn lb_service(name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec: {{type: LoadBalancer, ports: [{{port: 80}}]}}\n"

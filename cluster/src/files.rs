@@ -4,10 +4,12 @@
 //!
 //! ```text
 //! <status-dir>/services/<namespace>/<name>.yaml   a Service's status and pool annotation
+//! <status-dir>/configurationstate.yaml            the controller's ConfigurationState
+//! <report-dir>/configurationstate.yaml            a speaker's (speaker_report_dir)
 //! ```
 
 use ferrolb_shared::alloc::ServiceKey;
-use ferrolb_shared::config::{ConfigError, Source};
+use ferrolb_shared::config::{ConfigError, ConfigurationState, Source};
 use ferrolb_shared::service;
 use k8s_openapi::api::core::v1::Service;
 use std::collections::BTreeMap;
@@ -197,6 +199,26 @@ pub fn read_status(path: &Path) -> Result<RecordedStatus, String> {
         ips: service::status_ips(&recorded),
         pool: service::status_pool(&recorded).map(str::to_string),
     })
+}
+
+/// The file a component's `ConfigurationState` is kept in, in standalone mode.
+pub const STATE_FILE: &str = "configurationstate.yaml";
+
+/// Write `state` as `dir/configurationstate.yaml` (what `kubectl get configurationstate -o
+/// yaml` would show in Kubernetes mode).
+pub fn write_state(dir: &Path, state: ConfigurationState) -> std::io::Result<()> {
+    let text = serde_yaml::to_string(&state).unwrap_or_default();
+    write_atomic(&dir.join(STATE_FILE), text.as_bytes())
+}
+
+/// Write `contents` to `path` atomically: readers see the old file or the new one, never a mix.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

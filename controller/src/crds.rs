@@ -2,15 +2,15 @@
 //! `config/crds/` holds their output; a test fails when the two drift apart.
 
 use ferrolb_shared::config::{
-    BFDProfile, BGPAdvertisement, BGPPeer, Community, IPAddressPool, L2Advertisement,
-    ServiceBGPStatus, ServiceL2Status,
+    BFDProfile, BGPAdvertisement, BGPPeer, BGPSessionState, Community, ConfigurationState,
+    IPAddressPool, L2Advertisement, ServiceBGPStatus, ServiceL2Status,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
 /// Every CRD, with a file name for `config/crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![
+    let mut crds = vec![
         ("ipaddresspools.yaml", IPAddressPool::crd()),
         ("l2advertisements.yaml", L2Advertisement::crd()),
         ("bgpadvertisements.yaml", BGPAdvertisement::crd()),
@@ -20,7 +20,40 @@ pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {
         // Status the speakers write, not configuration.
         ("servicel2statuses.yaml", ServiceL2Status::crd()),
         ("servicebgpstatuses.yaml", ServiceBGPStatus::crd()),
-    ]
+        ("configurationstates.yaml", ConfigurationState::crd()),
+        ("bgpsessionstates.yaml", BGPSessionState::crd()),
+    ];
+    for (_, crd) in &mut crds {
+        spec_optional_when_empty(crd);
+    }
+    crds
+}
+
+/// kube-derive makes `spec` required in every kind; but an `L2Advertisement` with no spec at
+/// all (every pool, every node, every interface) is how MetalLB's documentation writes the
+/// common case, and the API server would refuse it. A spec that requires nothing of its own
+/// may be left out.
+fn spec_optional_when_empty(crd: &mut CustomResourceDefinition) {
+    for version in &mut crd.spec.versions {
+        let Some(root) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        let spec_requires_nothing = root
+            .properties
+            .as_ref()
+            .and_then(|p| p.get("spec"))
+            .is_some_and(|spec| spec.required.as_ref().is_none_or(Vec::is_empty));
+        if let (true, Some(required)) = (spec_requires_nothing, root.required.as_mut()) {
+            required.retain(|r| r != "spec");
+            if required.is_empty() {
+                root.required = None;
+            }
+        }
+    }
 }
 
 /// One CRD as the YAML committed in `config/crds/`.

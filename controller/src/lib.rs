@@ -12,3 +12,4 @@ pub mod kubernetes;
 pub mod metrics;
 pub mod sink;
 pub mod standalone;
+pub mod status;

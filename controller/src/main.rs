@@ -67,11 +67,30 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Print what FerroLB is doing: configuration state per component, pools, Services with
+    /// their addresses, announcing nodes and BGP peers, BGP sessions. From the API server
+    /// (KUBECONFIG or in-cluster), or with --status-dir from a standalone status directory.
+    Status {
+        /// table (default), json or yaml.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: ferrolb_controller::status::Output,
+        /// A standalone controller's status directory instead of the API server.
+        #[arg(long)]
+        status_dir: Option<PathBuf>,
+        /// Kubernetes mode: FerroLB's namespace.
+        #[arg(long, env = "FERROLB_NAMESPACE", default_value = "ferrolb-system")]
+        namespace: String,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Status {
+            output,
+            status_dir,
+            namespace,
+        }) => status(output, status_dir, &namespace),
         Some(Command::Check { files }) => {
             let report = check::check(&files);
             for line in &report.lines {
@@ -183,4 +202,44 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "ferrolb-controller".into())
+}
+
+/// `ferrolb-controller status`: the report on stdout, unreadable parts as warnings on stderr.
+fn status(
+    output: ferrolb_controller::status::Output,
+    status_dir: Option<PathBuf>,
+    namespace: &str,
+) -> ExitCode {
+    use ferrolb_controller::status::{assemble, from_dir, from_kube, render};
+    let read = match status_dir {
+        Some(dir) => from_dir::read(&dir),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| {
+                rt.block_on(async {
+                    let client = kube::Client::try_default().await.context(
+                        "no Kubernetes client (KUBECONFIG, or --status-dir for standalone mode)",
+                    )?;
+                    from_kube::read(&client, namespace).await
+                })
+            }),
+    };
+    match read {
+        Ok((inputs, warnings)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            print!(
+                "{}",
+                render(&assemble(inputs, jiff::Timestamp::now()), output)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferrolb-controller status: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! ```text
 //! <status-dir>/services/<namespace>/<name>.yaml   the Service's status and pool annotation
 //! <status-dir>/config.yaml                        accepted or rejected, with every error
+//! <status-dir>/configurationstate.yaml            the same as the controller's ConfigurationState
 //! <status-dir>/pools.yaml                         capacity and usage of each pool
 //! <status-dir>/events.log                         one line per Event, newest last
 //! ```
@@ -18,17 +19,21 @@ use crate::inputs;
 use crate::sink::Sink;
 use ferrolb_cluster::dir::{DirectorySource, StatusDir};
 use ferrolb_cluster::files::manifest_files;
-pub use ferrolb_cluster::files::{default_status_dir, status_path};
+pub use ferrolb_cluster::files::{
+    STATE_FILE, default_status_dir, status_path, write_atomic, write_state,
+};
 use ferrolb_cluster::{Closed, ClusterEvent, EventSink, Kind};
 use ferrolb_shared::alloc::{PoolStats, ServiceKey};
-use ferrolb_shared::config::ConfigError;
+use ferrolb_shared::config::{
+    CONTROLLER_STATE_NAME, ConfigError, ConfigurationStateStatus, configuration_state,
+};
 use ferrolb_shared::manifest::ClusterObject;
 use ferrolb_shared::reconcile::{Action, EventType, Input};
 use ferrolb_shared::service::{self, service_key};
 use k8s_openapi::api::core::v1::Service;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 /// The directory source as the controller runs it: Services and Namespaces, with the status
@@ -94,16 +99,6 @@ impl EventSink for StandaloneInputs {
     }
 }
 
-/// Write `contents` to `path` atomically: readers see the old file or the new one, never a mix.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, contents)?;
-    std::fs::rename(&tmp, path)
-}
-
 /// Writes the controller's actions into the status directory.
 pub struct StatusDirSink {
     dir: PathBuf,
@@ -163,6 +158,15 @@ impl StatusDirSink {
         write_atomic(
             &self.dir.join("config.yaml"),
             serde_yaml::to_string(&doc).unwrap_or_default().as_bytes(),
+        )?;
+        let status = if accepted {
+            ConfigurationStateStatus::valid("controller", "", summary)
+        } else {
+            ConfigurationStateStatus::invalid("controller", "", errors)
+        };
+        write_state(
+            &self.dir,
+            configuration_state(CONTROLLER_STATE_NAME, "standalone", status),
         )
     }
 }

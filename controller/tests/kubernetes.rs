@@ -211,6 +211,20 @@ async fn a_rejected_config_keeps_the_last_good_one() {
         assert_eq!(rejected["metadata"]["namespace"], NS);
         let message = rejected["message"].as_str().unwrap();
         assert!(message.contains("broken"), "{message}");
+        // The controller's ConfigurationState says Invalid, with the error in full.
+        let state = eventually("the controller's ConfigurationState to say Invalid", || {
+            let s = server.get("ferrolb.io/configurationstates", NS, "controller")?;
+            (s["status"]["result"] == "Invalid").then_some(s)
+        })
+        .await;
+        assert_eq!(state["status"]["component"], "controller");
+        let errors = state["status"]["errors"].as_array().unwrap();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.as_str().unwrap().contains("10.1.0.300/24")),
+            "{state}"
+        );
 
         // Allocation goes on from the pools in force.
         server.create("services", service("default", "b"));
@@ -225,6 +239,13 @@ async fn a_rejected_config_keeps_the_last_good_one() {
                 .then_some(())
         })
         .await;
+        eventually("the ConfigurationState to say Valid again", || {
+            let s = server.get("ferrolb.io/configurationstates", NS, "controller")?;
+            (s["status"]["result"] == "Valid" && s["status"]["errors"] == serde_json::json!([]))
+                .then_some(())
+        })
+        .await;
+        assert_writes_allowed_by_rbac(&server);
     })
     .await;
 }
@@ -515,4 +536,84 @@ async fn the_leader_creates_the_gossip_secret_once_and_never_replaces_it() {
 fn base64_len(s: &str) -> usize {
     let pad = s.bytes().rev().take_while(|b| *b == b'=').count();
     s.len() / 4 * 3 - pad
+}
+
+/// `ferrolb-controller status` against the API server: the controller's writes (address,
+/// pool counters, ConfigurationState) and what speakers write (their ConfigurationState,
+/// ServiceL2Status, ServiceBGPStatus, BGPSessionState; created here as a speaker would),
+/// joined per Service, in all three outputs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_report_reads_everything_from_the_api_server() {
+    use ferrolb_controller::status::{Output, assemble, from_kube, render};
+    within(async {
+        let server = FakeApiServer::start().await;
+        base_cluster(&server);
+        server.create("services", service("default", "web"));
+        let _c = start_controller(&server, "a", quick_lease());
+        wait_for_ip(&server, "web", "10.0.0.0", "main").await;
+        eventually("the pool's counters and the controller's ConfigurationState", || {
+            let pool = server.get("ferrolb.io/ipaddresspools", NS, "main")?;
+            let state = server.get("ferrolb.io/configurationstates", NS, "controller")?;
+            (pool["status"]["assignedIPv4"] == 1 && state["status"]["result"] == "Valid")
+                .then_some(())
+        })
+        .await;
+        let status_of = |kind: &str, name: &str, ns: &str, status: serde_json::Value| {
+            json!({
+                "apiVersion": "ferrolb.io/v1beta1", "kind": kind,
+                "metadata": { "name": name, "namespace": ns }, "spec": {}, "status": status,
+            })
+        };
+        server.create(
+            "ferrolb.io/servicel2statuses",
+            status_of("ServiceL2Status", "web.node1", "default", json!({
+                "node": "node1", "serviceName": "web", "serviceNamespace": "default",
+                "interfaces": [], "ips": ["10.0.0.0"],
+            })),
+        );
+        server.create(
+            "ferrolb.io/servicebgpstatuses",
+            status_of("ServiceBGPStatus", "web.node2", "default", json!({
+                "node": "node2", "serviceName": "web", "serviceNamespace": "default",
+                "peers": ["tor"], "ips": ["10.0.0.0"],
+            })),
+        );
+        server.create(
+            "ferrolb.io/bgpsessionstates",
+            status_of("BGPSessionState", "tor.node2", NS, json!({
+                "node": "node2", "peer": "tor", "peerAddress": "192.0.2.1",
+                "bgpStatus": "Established", "establishedSince": "2026-01-01T00:00:00Z",
+                "bfdStatus": "N/A", "lastError": "",
+            })),
+        );
+        server.create(
+            "ferrolb.io/configurationstates",
+            status_of("ConfigurationState", "speaker.node1", NS, json!({
+                "component": "speaker", "node": "node1", "result": "Invalid",
+                "summary": "rejected", "errors": ["api: BGPPeer \"tor\": spec.bfdProfile: BFDProfile \"x\" does not exist"],
+            })),
+        );
+        let (inputs, warnings) = from_kube::read(&server.client("status"), NS).await.unwrap();
+        assert_eq!(warnings, Vec::<String>::new());
+        let report = assemble(inputs, jiff::Timestamp::now());
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&report, Output::Json)).unwrap();
+        assert_eq!(json["configuration"][0]["component"], "controller");
+        assert_eq!(json["configuration"][0]["result"], "Valid");
+        assert_eq!(json["configuration"][1]["result"], "Invalid");
+        assert_eq!(json["pools"][0]["name"], "main");
+        assert_eq!(json["pools"][0]["capacityIPv4"], 8);
+        assert_eq!(json["pools"][0]["inUseIPv4"], 1);
+        let web = &json["services"][0];
+        assert_eq!(web["addresses"], json!(["10.0.0.0"]));
+        assert_eq!(web["pool"], "main");
+        assert_eq!(web["layer2Nodes"][0]["node"], "node1");
+        assert_eq!(web["bgp"][0], json!({ "node": "node2", "peers": ["tor"] }));
+        assert_eq!(json["bgpSessions"][0]["bgpStatus"], "Established");
+        assert!(json["bgpSessions"][0]["uptimeSeconds"].as_u64().unwrap() > 0);
+        let table = render(&report, Output::Table);
+        assert!(table.contains("spec.bfdProfile"), "{table}");
+        assert!(table.contains("default/web  10.0.0.0   main  node1"), "{table}");
+    })
+    .await;
 }

@@ -83,6 +83,20 @@ pub const RESOURCES: &[ResourceDef] = &[
         true,
         true,
     ),
+    def(
+        "ferrolb.io",
+        "configurationstates",
+        "ConfigurationState",
+        true,
+        true,
+    ),
+    def(
+        "ferrolb.io",
+        "bgpsessionstates",
+        "BGPSessionState",
+        true,
+        true,
+    ),
 ];
 
 const fn def(

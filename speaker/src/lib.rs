@@ -128,6 +128,13 @@ async fn run(
         status::StatusTarget::choose(source.client().cloned(), source.report_dir(&options.node));
     let layer2_rx = snapshots.subscribe();
     let bgp_rx = snapshots.subscribe();
+    let namespace = source.namespace().map(str::to_string);
+    let config_state = status::config_state::spawn(
+        status.clone(),
+        options.node.clone(),
+        namespace.clone().unwrap_or_else(|| "standalone".into()),
+        snapshots.subscribe(),
+    );
     let mut source = AbortOnDrop(tokio::spawn(source.run(tx).in_current_span()));
     let mut event_loop = AbortOnDrop(tokio::spawn(
         event_loop::run(rx, builder, snapshots, metrics.clone(), options.coalesce)
@@ -144,6 +151,9 @@ async fn run(
     let bgp = options.bgp.clone().map(|mut settings| {
         if settings.status.is_none() {
             settings.status = status;
+        }
+        if let Some(namespace) = namespace.clone() {
+            settings.namespace = namespace;
         }
         bgp::spawn(settings, bgp_rx, metrics.clone())
     });
@@ -164,6 +174,7 @@ async fn run(
                 bgp.stop(kind).await;
             }
             dataplane.stop(kind).await;
+            config_state.stop().await;
             Ok(())
         }
     }

@@ -48,6 +48,14 @@ impl Source {
         }
     }
 
+    /// Kubernetes mode: the speaker's namespace (where its ConfigurationState goes).
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            Source::Kubernetes { namespace, .. } => Some(namespace),
+            Source::Directory { .. } => None,
+        }
+    }
+
     /// Kubernetes mode: the API server's client (the layer 2 status is written through it).
     pub fn client(&self) -> Option<&kube::Client> {
         match self {

@@ -120,6 +120,17 @@ fn start_speaker(server: &FakeApiServer) -> Speaker {
     start(source, Options::new("n1", Mode::None), Metrics::new())
 }
 
+/// Poll `f` until it returns something (the test's own time limit catches a hang).
+async fn eventually_some<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        tracing::debug!("waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Wait for a snapshot that satisfies `f`.
 async fn snapshot_where(
     speaker: &mut Speaker,
@@ -274,6 +285,22 @@ async fn a_rejected_config_keeps_the_last_good_one_and_sets_stale() {
         let metrics = speaker.metrics.render();
         assert_eq!(metric(&metrics, "ferrolb_speaker_config_stale"), Some(1.0));
         assert_eq!(metric(&metrics, "ferrolb_speaker_config_loaded"), Some(1.0));
+        // The speaker's ConfigurationState, in its namespace, labelled with its node.
+        let state = |result: &'static str| {
+            let server = &server;
+            move || {
+                let s = server.get("ferrolb.io/configurationstates", NS, "speaker.n1")?;
+                (s["status"]["result"] == result).then_some(s)
+            }
+        };
+        let invalid = eventually_some("an Invalid ConfigurationState", state("Invalid")).await;
+        assert_eq!(invalid["metadata"]["labels"]["ferrolb.io/node"], "n1");
+        assert!(
+            invalid["status"]["errors"][0]
+                .as_str()
+                .unwrap()
+                .contains("10.1.0.300/24")
+        );
 
         server.delete("ferrolb.io/ipaddresspools", NS, "broken");
         let s = snapshot_where(&mut speaker, "the config accepted again", |s| {
@@ -285,6 +312,16 @@ async fn a_rejected_config_keeps_the_last_good_one_and_sets_stale() {
             metric(&speaker.metrics.render(), "ferrolb_speaker_config_stale"),
             Some(0.0)
         );
+        eventually_some("a Valid ConfigurationState", state("Valid")).await;
+        // A stopped speaker takes its ConfigurationState with it.
+        speaker.shutdown().await.unwrap();
+        eventually_some("the ConfigurationState deleted", || {
+            server
+                .get("ferrolb.io/configurationstates", NS, "speaker.n1")
+                .is_none()
+                .then_some(())
+        })
+        .await;
     })
     .await;
 }
@@ -417,7 +454,17 @@ async fn the_binary_serves_its_view_in_metrics_and_stops_on_sigterm() {
             .await
             .unwrap();
         assert!(clean, "a clean exit on SIGTERM");
-        assert!(server.writes().is_empty());
+        // Its only writes: its own ConfigurationState (no Service here is announced).
+        let writes = server.writes();
+        assert!(!writes.is_empty(), "the ConfigurationState was written");
+        for w in &writes {
+            assert!(
+                w.path
+                    .contains("/namespaces/ferrolb-system/configurationstates/speaker."),
+                "{}",
+                w.path
+            );
+        }
     })
     .await;
 }

@@ -146,8 +146,27 @@ fn the_snapshot_follows_manifests_and_the_controllers_status_files() {
             .any(|l| l.contains("broken.yaml (document 1): IPAddressPool \"broken\""))
             .then_some(())
     });
+    // The speaker's own ConfigurationState says so, beside its other reports.
+    let state_file =
+        ferrolb_cluster::files::speaker_report_dir(&s.status, "n1").join("configurationstate.yaml");
+    let state = |result: &str| {
+        let text = std::fs::read_to_string(&state_file).ok()?;
+        let v: serde_json::Value = serde_yaml::from_str(&text).ok()?;
+        (v["status"]["result"] == result).then_some(v)
+    };
+    let invalid = wait_for("an Invalid speaker ConfigurationState", || state("Invalid"));
+    assert_eq!(invalid["metadata"]["name"], "speaker.n1");
+    assert_eq!(invalid["status"]["node"], "n1");
+    assert!(
+        invalid["status"]["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("IPAddressPool \"broken\""),
+        "{invalid}"
+    );
     std::fs::remove_file(s.manifests.join("broken.yaml")).unwrap();
     wait_metric(addr, "ferrolb_speaker_config_stale", 0.0);
+    wait_for("a Valid speaker ConfigurationState", || state("Valid"));
 
     assert!(speaker.terminate(), "a clean exit on SIGTERM");
 }

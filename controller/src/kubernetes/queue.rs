@@ -55,6 +55,8 @@ pub enum Lane {
     Service(ServiceKey),
     Pool(String),
     Controller,
+    /// The controller's ConfigurationState: a newer verdict replaces one not yet written.
+    ConfigState,
 }
 
 #[derive(Default)]
@@ -157,6 +159,7 @@ impl<W: Perform> Writer<W> {
                 }
                 Lane::Pool(p) => tracing::debug_span!("write", pool = %p),
                 Lane::Controller => tracing::debug_span!("write", controller = true),
+                Lane::ConfigState => tracing::debug_span!("write", configuration_state = true),
             };
             self.in_flight.spawn(
                 async move {

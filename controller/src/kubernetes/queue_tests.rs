@@ -29,6 +29,7 @@ fn label(job: &Job) -> (String, String) {
             (name, e.reason.clone().unwrap_or_default())
         }
         Job::PoolStatus { name, .. } => (name.clone(), "pool".into()),
+        Job::ConfigState(s) => ("controller".into(), format!("config {}", s.result)),
     }
 }
 

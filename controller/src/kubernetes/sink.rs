@@ -12,7 +12,7 @@ use super::state::SharedView;
 use super::writes::{Job, Writes};
 use crate::sink::Sink;
 use ferrolb_shared::alloc::PoolStats;
-use ferrolb_shared::config::IPAddressPoolStatus;
+use ferrolb_shared::config::{ConfigurationStateStatus, IPAddressPoolStatus};
 use ferrolb_shared::reconcile::{Action, EventType};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -78,12 +78,17 @@ impl Sink for KubeSink {
                     message,
                 } => self.event(key.as_ref(), kind, reason, &message),
                 Action::ConfigAccepted { summary } => {
-                    self.event(None, EventType::Normal, "ConfigLoaded", &summary)
+                    self.event(None, EventType::Normal, "ConfigLoaded", &summary);
+                    let state = ConfigurationStateStatus::valid("controller", "", summary);
+                    self.send(Lane::ConfigState, Job::ConfigState(state));
                 }
                 Action::ConfigRejected { errors } => {
-                    // The event loop has logged every error; the Event tells `kubectl` users.
+                    // The event loop has logged every error; the Event tells `kubectl` users,
+                    // and the ConfigurationState keeps the whole list until the next verdict.
                     let message = rejected_message(&errors);
-                    self.event(None, EventType::Warning, "ConfigRejected", &message)
+                    self.event(None, EventType::Warning, "ConfigRejected", &message);
+                    let state = ConfigurationStateStatus::invalid("controller", "", &errors);
+                    self.send(Lane::ConfigState, Job::ConfigState(state));
                 }
             }
         }

@@ -9,7 +9,10 @@
 use super::events::{self, Regarding};
 use super::state::SharedView;
 use ferrolb_shared::alloc::ServiceKey;
-use ferrolb_shared::config::{IPAddressPool, IPAddressPoolStatus};
+use ferrolb_shared::config::{
+    CONTROLLER_STATE_NAME, ConfigurationState, ConfigurationStateStatus, IPAddressPool,
+    IPAddressPoolStatus,
+};
 use ferrolb_shared::reconcile::EventType;
 use ferrolb_shared::service::POOL_ANNOTATION;
 use k8s_openapi::api::core::v1::{Event, Service};
@@ -18,6 +21,9 @@ use kube::{Api, Client};
 use serde_json::json;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The field manager of the controller's server-side applies.
+const FIELD_MANAGER: &str = "ferrolb-controller";
 
 /// One write to carry out.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +43,8 @@ pub enum Job {
         namespace: String,
         status: IPAddressPoolStatus,
     },
+    /// The controller's `ConfigurationState`, created if missing.
+    ConfigState(ConfigurationStateStatus),
 }
 
 impl Job {
@@ -108,6 +116,7 @@ impl Writes {
                     .await
                     .map(drop)
             }
+            Job::ConfigState(status) => self.config_state(status).await,
         };
         result.map_err(WriteError::classify)
     }
@@ -139,6 +148,26 @@ impl Writes {
         let annotation = json!({ "metadata": { "annotations": { POOL_ANNOTATION: pool } } });
         api.patch(&key.name, &pp, &Patch::Merge(annotation)).await?;
         Ok(())
+    }
+
+    /// Server-side apply of the object, then of its status (a subresource): creates it when
+    /// missing (a fresh install, or an operator deleted it) and owns only these fields.
+    async fn config_state(&self, status: &ConfigurationStateStatus) -> Result<(), kube::Error> {
+        let api: Api<ConfigurationState> = Api::namespaced(self.client.clone(), &self.namespace);
+        let pp = PatchParams::apply(FIELD_MANAGER).force();
+        let object = json!({
+            "apiVersion": "ferrolb.io/v1beta1",
+            "kind": "ConfigurationState",
+            "metadata": { "name": CONTROLLER_STATE_NAME, "namespace": self.namespace },
+            "spec": {},
+        });
+        api.patch(CONTROLLER_STATE_NAME, &pp, &Patch::Apply(&object))
+            .await?;
+        let mut with_status = object;
+        with_status["status"] = json!(status);
+        api.patch_status(CONTROLLER_STATE_NAME, &pp, &Patch::Apply(&with_status))
+            .await
+            .map(drop)
     }
 
     async fn event(&self, event: &Event) -> Result<(), kube::Error> {

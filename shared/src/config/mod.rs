@@ -5,13 +5,23 @@
 pub mod accept;
 pub mod addresses;
 pub mod community;
+pub mod configuration_state;
 pub mod duration;
 pub mod error;
+pub mod schema_rules;
+pub mod session_state;
 pub mod types;
 pub mod validate;
 
 pub use accept::{ConfigState, Outcome};
+pub use configuration_state::{
+    CONTROLLER_STATE_NAME, ConfigurationState, ConfigurationStateSpec, ConfigurationStateStatus,
+    configuration_state,
+};
 pub use error::{ConfigError, Source};
+pub use session_state::{
+    BFD_NOT_CONFIGURED, BGPSessionState, BGPSessionStateSpec, BGPSessionStateStatus,
+};
 pub use types::*;
 pub use validate::{Config, validate};
 

@@ -8,8 +8,10 @@
 // kube-derive takes one `printcolumn(...)` per column, which clippy mistakes for repeats.
 #![allow(clippy::duplicated_attributes)]
 
+use super::schema_rules as rules;
 use crate::selector::LabelSelector;
 use kube_derive::CustomResource;
+use kube_derive::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -20,7 +22,8 @@ pub const GROUP: &str = "ferrolb.io";
 pub const METALLB_GROUP: &str = "metallb.io";
 
 /// A set of addresses the controller hands out to LoadBalancer Services.
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(crates(kube_core = ::kube_core))]
 #[kube(
     group = "ferrolb.io",
     version = "v1beta1",
@@ -68,6 +71,8 @@ pub const METALLB_GROUP: &str = "metallb.io";
 #[serde(rename_all = "camelCase")]
 pub struct IPAddressPoolSpec {
     /// CIDRs (`10.0.0.0/24`, `2001:db8::/120`) or inclusive ranges (`10.0.0.10-10.0.0.20`).
+    #[schemars(length(min = 1, max = 1024), inner(length(max = 100)))]
+    #[x_kube(validation = Rule::new(rules::POOL_ADDRESSES).message(rules::POOL_ADDRESSES_MESSAGE))]
     pub addresses: Vec<String>,
     /// Whether the controller may pick this pool on its own. Default `true`; `false` pools are
     /// only used when a Service asks for them by name or asks for one of their addresses.
@@ -113,6 +118,7 @@ pub struct IPAddressPoolStatus {
 pub struct ServiceAllocationSpec {
     /// Lower numbers are tried first; pools without a priority come after those with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
     pub priority: Option<i32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub namespaces: Vec<String>,
@@ -193,6 +199,7 @@ pub struct L2AdvertisementSpec {
 pub struct BGPAdvertisementSpec {
     /// Prefix length of the IPv4 routes advertised. Default 32.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 32))]
     pub aggregation_length: Option<i32>,
     /// Prefix length of the IPv6 routes advertised. Default 128.
     #[serde(
@@ -200,6 +207,7 @@ pub struct BGPAdvertisementSpec {
         rename = "aggregationLengthV6",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(range(min = 0, max = 128))]
     pub aggregation_length_v6: Option<i32>,
     /// BGP LOCAL_PREF, sent to iBGP peers only. 0 means unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,7 +236,15 @@ impl BGPAdvertisementSpec {
 }
 
 /// A BGP router the speakers keep a session with (MetalLB v1beta2 shape; v1beta1 is a subset).
-#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[x_kube(
+    crates(kube_core = ::kube_core),
+    validation = Rule::new(rules::PEER_ASN_XOR_DYNAMIC).message(rules::PEER_ASN_XOR_DYNAMIC_MESSAGE),
+    validation = Rule::new(rules::PASSWORD_XOR_SECRET).message(rules::PASSWORD_XOR_SECRET_MESSAGE),
+    validation = Rule::new(rules::PEER_ADDRESS_OR_INTERFACE).message(rules::PEER_ADDRESS_OR_INTERFACE_MESSAGE),
+    validation = Rule::new(rules::KEEPALIVE_WITHIN_HOLD).message(rules::KEEPALIVE_WITHIN_HOLD_MESSAGE),
+    validation = Rule::new(rules::SAME_FAMILY).message(rules::SAME_FAMILY_MESSAGE)
+)]
 #[kube(
     group = "ferrolb.io",
     version = "v1beta2",
@@ -251,10 +267,13 @@ impl BGPAdvertisementSpec {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct BGPPeerSpec {
+    /// 1-4294967295 (0 is reserved, RFC 7607).
     #[serde(rename = "myASN")]
+    #[schemars(range(min = 1))]
     pub my_asn: u32,
     /// The peer's AS. Exactly one of this and `dynamicASN`.
     #[serde(rename = "peerASN", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub peer_asn: Option<u32>,
     /// `internal` or `external`: accept whatever AS the peer announces, of that kind.
     #[serde(
@@ -262,28 +281,42 @@ pub struct BGPPeerSpec {
         default,
         skip_serializing_if = "Option::is_none"
     )]
+    #[schemars(regex(pattern = r"^(internal|external)$"))]
     pub dynamic_asn: Option<String>,
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(rules::IP_OR_EMPTY).message("peerAddress must be an IP address"))]
     pub peer_address: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new(rules::IP).message("sourceAddress must be an IP address"))]
     pub source_address: Option<String>,
     /// Default 179.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
     pub peer_port: Option<u16>,
     /// Go duration (`90s`, `1m30s`). Default 90s; 0 disables keepalives; otherwise at least 3s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = rules::DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new(rules::HOLD_TIME).message(rules::HOLD_TIME_MESSAGE))]
     pub hold_time: Option<String>,
     /// Go duration. Default a third of the hold time; never above it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = rules::DURATION_PATTERN))]
     pub keepalive_time: Option<String>,
     /// Go duration between connection attempts. Default 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = rules::DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new(rules::POSITIVE_DURATION).message("connectTime must be more than 0"))]
     pub connect_time: Option<String>,
     #[serde(rename = "routerID", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 15))]
+    #[x_kube(validation = Rule::new(rules::IPV4).message("routerID must be an IPv4 address"))]
     pub router_id: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_selectors: Vec<LabelSelector>,
-    /// TCP-MD5 password. Not together with `passwordSecret`.
+    /// TCP-MD5 password (at most 80 bytes). Not together with `passwordSecret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 80))]
     pub password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretReference>,
@@ -351,15 +384,19 @@ pub struct SecretReference {
 pub struct BFDProfileSpec {
     /// Milliseconds, 10–60000, default 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 60000))]
     pub receive_interval: Option<u32>,
     /// Milliseconds, 10–60000, default 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 60000))]
     pub transmit_interval: Option<u32>,
     /// 2–255, default 3.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 255))]
     pub detect_multiplier: Option<u32>,
     /// Milliseconds, 10–60000, default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 60000))]
     pub echo_interval: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub echo_mode: Option<bool>,
@@ -367,6 +404,7 @@ pub struct BFDProfileSpec {
     pub passive_mode: Option<bool>,
     /// 1–254, default 254.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 254))]
     pub minimum_ttl: Option<u32>,
 }
 
@@ -414,7 +452,12 @@ pub struct CommunityAlias {
 
 /// Kinds (in [`GROUP`], and MetalLB's equivalents in [`METALLB_GROUP`]) that FerroLB writes as
 /// status. A copy of one in a manifest directory is not configuration and is skipped.
-pub const STATUS_KINDS: [&str; 2] = ["ServiceL2Status", "ServiceBGPStatus"];
+pub const STATUS_KINDS: [&str; 4] = [
+    "ServiceL2Status",
+    "ServiceBGPStatus",
+    "ConfigurationState",
+    "BGPSessionState",
+];
 
 /// Label on a [`ServiceL2Status`]: the announced Service's name (as a label value).
 pub const LABEL_SERVICE_NAME: &str = "ferrolb.io/service-name";

@@ -409,6 +409,12 @@ impl Validator {
             ("", Some(_)) => None,
             (text, _) => ip("peerAddress", text, &mut errs),
         };
+        if spec.peer_port == Some(0) {
+            errs.push(r.error(
+                "spec.peerPort",
+                "0 is not a port: give 1-65535 (default 179)",
+            ));
+        }
         let source_address = spec
             .source_address
             .as_deref()

@@ -33,6 +33,7 @@ mod conn;
 mod md5;
 pub mod peer;
 mod routes;
+pub mod sessions;
 pub mod status;
 
 use crate::metrics::Metrics;
@@ -63,8 +64,11 @@ pub struct BgpSettings {
     pub lb_class: Option<String>,
     /// The port to listen on for peers that connect to us.
     pub listen_port: u16,
-    /// Where the BGP status goes ([`status`]): `ServiceBGPStatus` objects or `bgp.yaml`.
+    /// Where the BGP status goes ([`status`]): `ServiceBGPStatus` objects or `bgp.yaml`;
+    /// and the session states ([`sessions`]): `BGPSessionState` objects or `sessions.yaml`.
     pub status: StatusTarget,
+    /// Kubernetes mode: the speaker's namespace, where its `BGPSessionState`s go.
+    pub namespace: String,
 }
 
 impl BgpSettings {
@@ -74,6 +78,7 @@ impl BgpSettings {
             lb_class: None,
             listen_port: BGP_PORT,
             status: StatusTarget::None,
+            namespace: "standalone".into(),
         }
     }
 }
@@ -120,6 +125,8 @@ struct State {
     key_errors: BTreeMap<String, String>,
     accepted: mpsc::Sender<(TcpStream, SocketAddr)>,
     status: status::StatusSink,
+    /// Where the peer tasks post their session state.
+    sessions: sessions::Board,
 }
 
 async fn run(
@@ -129,8 +136,16 @@ async fn run(
     mut stopped: watch::Receiver<Option<StopKind>>,
 ) {
     let (accepted, mut incoming) = mpsc::channel(16);
+    let sessions = sessions::Board::default();
+    let session_sink = sessions::SessionSink::start(
+        &settings.status,
+        &settings.node,
+        &settings.namespace,
+        &sessions,
+    );
     let mut state = State {
         status: status::StatusSink::start(&settings.status, &settings.node),
+        sessions,
         settings,
         bfd_hub: bfd::Hub::new(metrics.bfd_discarded.clone()),
         metrics,
@@ -155,6 +170,7 @@ async fn run(
     for (_, handle) in peers {
         stop_peer(handle, false, cease).await;
     }
+    session_sink.stop().await;
 }
 
 /// Stops a peer's task (a Cease sent when `cease`, else the connection just closed),
@@ -232,6 +248,7 @@ impl State {
                     md5,
                     self.bfd_hub.clone(),
                     self.metrics.clone(),
+                    self.sessions.clone(),
                 ) else {
                     continue;
                 };

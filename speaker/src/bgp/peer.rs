@@ -16,6 +16,7 @@ use super::bfd::{Hub, Link, Settings as BfdSettings};
 use super::conn::{self, Conn, Dial, Io};
 use super::md5::Key;
 use super::routes::{OurAddresses, diff, with_next_hops};
+use super::sessions::Board;
 use super::take_due;
 use crate::metrics::Metrics;
 use ferrolb_cluster::task::AbortOnDrop;
@@ -27,6 +28,7 @@ use ferrolb_shared::bgp::session::{
     TimerKind,
 };
 use ferrolb_shared::config::validate::Peer;
+use ferrolb_shared::config::{BFD_NOT_CONFIGURED, BGPSessionStateStatus};
 use ipnet::IpNet;
 use prometheus::IntGaugeVec;
 use std::collections::{BTreeMap, HashMap};
@@ -129,6 +131,7 @@ pub fn spawn(
     md5: Option<Key>,
     hub: Hub,
     metrics: Arc<Metrics>,
+    sessions: Board,
 ) -> Option<PeerHandle> {
     let Some(address) = peer.peer_address else {
         tracing::error!(
@@ -173,6 +176,9 @@ pub fn spawn(
         given: BTreeMap::new(),
         metrics,
         exported: Exported::default(),
+        sessions,
+        established_since: None,
+        address,
         bfd_config: bfd,
         hub,
         bfd: None,
@@ -206,6 +212,11 @@ struct PeerTask {
     given: BTreeMap<IpNet, Attributes>,
     metrics: Arc<Metrics>,
     exported: Exported,
+    /// Where this session's state is posted for operators (`BGPSessionState`).
+    sessions: Board,
+    /// When the session last reached Established; `None` while it is not.
+    established_since: Option<jiff::Timestamp>,
+    address: IpAddr,
     bfd_config: Option<BfdSettings>,
     hub: Hub,
     /// Started with the first connection, when our address is known; runs until the end.
@@ -484,17 +495,47 @@ impl PeerTask {
             .inc_by(received.saturating_sub(self.exported.updates_received));
         self.exported.updates_received = received;
         let error = self.session.counters().last_error.as_ref().map(error_label);
+        let posted = error.clone();
         export_last_error(
             &m.bgp_last_error,
             &self.name,
             &mut self.exported.last_error,
             error,
         );
+        self.post_state(up, bfd_up, posted.as_deref());
+    }
+
+    /// The same facts as the metrics, for `kubectl get bgpsessionstates` and `ferrolb status`.
+    fn post_state(&mut self, up: bool, bfd_up: bool, error: Option<&str>) {
+        self.established_since = match (up, self.established_since) {
+            (true, None) => Some(jiff::Timestamp::now()),
+            (true, since) => since,
+            (false, _) => None,
+        };
+        let bfd_status = match (&self.bfd_config, bfd_up) {
+            (None, _) => BFD_NOT_CONFIGURED,
+            (Some(_), true) => "Up",
+            (Some(_), false) => "Down",
+        };
+        let state = BGPSessionStateStatus {
+            node: String::new(),
+            peer: self.name.clone(),
+            peer_address: self.address.to_string(),
+            bgp_status: format!("{:?}", self.session.state()),
+            established_since: self
+                .established_since
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            bfd_status: bfd_status.to_string(),
+            last_error: error.unwrap_or_default().to_string(),
+        };
+        self.sessions.post(&self.name, state);
     }
 
     /// Removes every series of this peer: a deleted `BGPPeer` must not go on reporting its
     /// last state (a session "up" forever on a dashboard).
     fn forget_series(&mut self) {
+        self.sessions.forget(&self.name);
         let label = [self.name.as_str()];
         let m = &self.metrics;
         // Each fails only when the series is absent, which leaves nothing to remove.

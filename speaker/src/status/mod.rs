@@ -21,7 +21,8 @@
 //!                                               failures retried with backoff
 //! ```
 
-mod naming;
+pub mod config_state;
+pub(crate) mod naming;
 mod writer;
 
 /// For the kinds' tests: a listed object must compare equal to the one its mode builds.
