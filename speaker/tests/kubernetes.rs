@@ -10,6 +10,7 @@ use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::cluster::ObjectKey;
 use ferrolb_shared::service::status_ips;
 use ferrolb_shared::snapshot::Snapshot;
+use ferrolb_shared::stop::StopKind;
 use ferrolb_speaker::dataplane::Mode;
 use ferrolb_speaker::metrics::Metrics;
 use ferrolb_speaker::source::Source;
@@ -314,7 +315,7 @@ async fn a_rejected_config_keeps_the_last_good_one_and_sets_stale() {
         );
         eventually_some("a Valid ConfigurationState", state("Valid")).await;
         // A stopped speaker takes its ConfigurationState with it.
-        speaker.shutdown().await.unwrap();
+        speaker.shutdown(StopKind::Clean).await.unwrap();
         eventually_some("the ConfigurationState deleted", || {
             server
                 .get("ferrolb.io/configurationstates", NS, "speaker.n1")
