@@ -89,12 +89,12 @@ fn a_rolling_restart_fails_no_new_connection_and_breaks_only_those_through_a_mov
         hold: HELD,
         // A restart (under 1 s), the hold-down (3 s) and the move back, with room to spare;
         // checked below.
-        duration: Duration::from_secs(10),
+        duration: Duration::from_secs(12),
         new_every: Duration::from_millis(20),
         ..HoldSpec::default()
     };
     let between = HoldSpec {
-        duration: Duration::from_secs(8),
+        duration: Duration::from_secs(10),
         ..before
     };
     let mut moved = 0;
