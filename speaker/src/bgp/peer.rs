@@ -42,6 +42,9 @@ use tokio::sync::mpsc;
 const RESTART_TIME: u16 = 120;
 /// How long a stopping session gets to send its Cease before its sockets are dropped.
 const STOP_GRACE: Duration = Duration::from_millis(200);
+/// How long a session stopping for a restart waits between closing its connection and its BFD
+/// AdminDown, so the peer has read the close (and holds our routes as stale) first.
+const ADMIN_DOWN_AFTER: Duration = Duration::from_millis(100);
 
 /// The routes a peer should have, without next hops, and this node's addresses.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -292,10 +295,14 @@ impl PeerTask {
             // object goes with this task, so it never sees the close.
             tracing::info!("closing the connections without a NOTIFICATION (graceful restart)");
             self.conns.clear();
-            // BFD AdminDown rather than silence: a peer whose BFD simply expired would take
-            // it as a forwarding failure and drop the session hard, stale routes included;
-            // AdminDown is no failure (RFC 5882 §3.2), so the graceful restart proceeds.
+            // Then BFD, which must go Down at the peer while it holds our routes for the
+            // restart: a BFD Down (even AdminDown) that FRR hears while the session is still
+            // Established, or that reaches our next speaker's new session (our BFD expiring
+            // after we are gone, or the new BFD session's first Down packets meeting the old
+            // one still Up), ends the session hard with a Cease, stale routes and all. So:
+            // after the close, with a moment for the peer to read it, and before we exit.
             if let Some(link) = self.bfd.as_mut() {
+                tokio::time::sleep(ADMIN_DOWN_AFTER).await;
                 link.handle(BfdInput::AdminDown);
             }
         }
