@@ -137,7 +137,7 @@ async fn run(
 ) {
     let (accepted, mut incoming) = mpsc::channel(16);
     let sessions = sessions::Board::default();
-    let session_sink = sessions::SessionSink::start(
+    let session_sink = sessions::start(
         &settings.status,
         &settings.node,
         &settings.namespace,

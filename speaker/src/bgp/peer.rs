@@ -233,6 +233,8 @@ struct Exported {
     updates_received: u64,
     /// The `error` label last set to 1, removed when another error replaces it.
     last_error: Option<String>,
+    /// (state, BFD up, last error) last posted as the session's `BGPSessionState`.
+    posted: Option<(State, bool, Option<String>)>,
 }
 
 /// The `error` label of a [`DownReason`]: names and numbers only, never a NOTIFICATION's data
@@ -502,18 +504,27 @@ impl PeerTask {
             .inc_by(received.saturating_sub(self.exported.updates_received));
         self.exported.updates_received = received;
         let error = self.session.counters().last_error.as_ref().map(error_label);
-        let posted = error.clone();
         export_last_error(
             &m.bgp_last_error,
             &self.name,
             &mut self.exported.last_error,
             error,
         );
-        self.post_state(up, bfd_up, posted.as_deref());
+        self.post_state(bfd_up);
     }
 
-    /// The same facts as the metrics, for `kubectl get bgpsessionstates` and `ferrolb status`.
-    fn post_state(&mut self, up: bool, bfd_up: bool, error: Option<&str>) {
+    /// The same facts as the metrics (read back from what was just exported), for `kubectl get
+    /// bgpsessionstates` and `ferrolb status`. Runs after every event of the session, so it
+    /// builds and posts a state only when the session state, BFD or the last error changed.
+    fn post_state(&mut self, bfd_up: bool) {
+        let state = self.session.state();
+        let error = &self.exported.last_error;
+        if matches!(&self.exported.posted, Some((s, b, e)) if *s == state && *b == bfd_up && e == error)
+        {
+            return;
+        }
+        self.exported.posted = Some((state, bfd_up, error.clone()));
+        let up = state == State::Established;
         self.established_since = match (up, self.established_since) {
             (true, None) => Some(jiff::Timestamp::now()),
             (true, since) => since,
@@ -528,13 +539,13 @@ impl PeerTask {
             node: String::new(),
             peer: self.name.clone(),
             peer_address: self.address.to_string(),
-            bgp_status: format!("{:?}", self.session.state()),
+            bgp_status: format!("{state:?}"),
             established_since: self
                 .established_since
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             bfd_status: bfd_status.to_string(),
-            last_error: error.unwrap_or_default().to_string(),
+            last_error: self.exported.last_error.clone().unwrap_or_default(),
         };
         self.sessions.post(&self.name, state);
     }

@@ -10,18 +10,14 @@
 //!  peer tasks ── post() ──▶ watch<Board> ──▶ writer task ──▶ API server | sessions.yaml
 //! ```
 
-use crate::status::{Objects, STOP_TIMEOUT, StatusKind, StatusTarget, Timing, Writer};
+use crate::status::{Objects, STOP_TIMEOUT, StatusKind, StatusTarget, StatusTask, Writer};
 use ferrolb_cluster::files::write_atomic;
-use ferrolb_shared::config::{
-    BGPSessionState, BGPSessionStateSpec, BGPSessionStateStatus, LABEL_NODE,
-};
+use ferrolb_shared::config::{BGPSessionState, BGPSessionStateStatus, LABEL_NODE};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tracing::Instrument;
 
 /// Each peer's session state, by `BGPPeer` name (the `node` field is the writer's to fill).
 pub type Sessions = BTreeMap<String, BGPSessionStateStatus>;
@@ -58,20 +54,6 @@ impl Board {
     }
 }
 
-impl StatusKind for BGPSessionState {
-    type Status = BGPSessionStateStatus;
-    fn status(&self) -> Option<&Self::Status> {
-        self.status.as_ref()
-    }
-    fn assemble(metadata: ObjectMeta, status: Option<Self::Status>) -> Self {
-        BGPSessionState {
-            metadata,
-            spec: BGPSessionStateSpec {},
-            status,
-        }
-    }
-}
-
 /// The objects of `node` for `sessions` (pure): `<peer>.<node>` in `namespace`, labelled with
 /// the node.
 pub fn objects(node: &str, namespace: &str, sessions: &Sessions) -> Objects<BGPSessionState> {
@@ -98,30 +80,14 @@ pub fn objects(node: &str, namespace: &str, sessions: &Sessions) -> Objects<BGPS
         .collect()
 }
 
-/// The running writer; stopping it removes this node's objects (Kubernetes mode).
-pub struct SessionSink {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl SessionSink {
-    pub fn start(target: &StatusTarget, node: &str, namespace: &str, board: &Board) -> Self {
-        let (stop, stopped) = watch::channel(false);
-        let run = run(
-            target.clone(),
-            node.to_string(),
-            namespace.to_string(),
-            board.subscribe(),
-            stopped,
-        );
-        let task = tokio::spawn(run.instrument(tracing::info_span!("bgpsessions")));
-        SessionSink { stop, task }
-    }
-
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(STOP_TIMEOUT * 2, self.task).await;
-    }
+/// Start the writer of `node`'s sessions; [`StatusTask::stop`] ends it (and, in Kubernetes
+/// mode, deletes this node's objects).
+pub fn start(target: &StatusTarget, node: &str, namespace: &str, board: &Board) -> StatusTask {
+    let (target, node, namespace) = (target.clone(), node.to_string(), namespace.to_string());
+    let board = board.subscribe();
+    StatusTask::spawn(tracing::info_span!("bgpsessions"), |stopped| {
+        run(target, node, namespace, board, stopped)
+    })
 }
 
 async fn run(
@@ -131,14 +97,7 @@ async fn run(
     mut board: watch::Receiver<Sessions>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let writer = match &target {
-        StatusTarget::Kubernetes(client) => Some(Writer::<BGPSessionState>::spawn(
-            client.clone(),
-            node.clone(),
-            Timing::default(),
-        )),
-        _ => None,
-    };
+    let writer = Writer::<BGPSessionState>::for_target(&target, &node);
     loop {
         let sessions = board.borrow_and_update().clone();
         let objects = objects(&node, &namespace, &sessions);

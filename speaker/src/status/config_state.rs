@@ -7,34 +7,16 @@
 //! Follows the snapshots (it never holds up a mode) and writes only when the verdict changes.
 
 use super::naming::{self, label_value};
-use super::{Objects, STOP_TIMEOUT, StatusKind, StatusTarget, Timing, Writer};
+use super::{Objects, STOP_TIMEOUT, StatusTarget, StatusTask, Writer};
 use crate::snapshots::SnapshotReceiver;
 use ferrolb_cluster::files::write_state;
 use ferrolb_shared::config::{
-    ConfigurationState, ConfigurationStateSpec, ConfigurationStateStatus, LABEL_NODE,
-    configuration_state,
+    ConfigurationState, ConfigurationStateStatus, LABEL_NODE, configuration_state,
 };
 use ferrolb_shared::reconcile::summarize;
 use ferrolb_shared::snapshot::Snapshot;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tracing::Instrument;
-
-impl StatusKind for ConfigurationState {
-    type Status = ConfigurationStateStatus;
-    fn status(&self) -> Option<&Self::Status> {
-        self.status.as_ref()
-    }
-    fn assemble(metadata: ObjectMeta, status: Option<Self::Status>) -> Self {
-        ConfigurationState {
-            metadata,
-            spec: ConfigurationStateSpec {},
-            status,
-        }
-    }
-}
 
 /// The name of `node`'s object, `speaker.<node>`: named like the per-Service status objects
 /// (`<service>.<node>`), so a valid name whatever the node is called.
@@ -54,29 +36,17 @@ pub fn verdict(node: &str, snapshot: &Snapshot) -> ConfigurationStateStatus {
     ConfigurationStateStatus::valid("speaker", node, summary)
 }
 
-/// The running writer; [`ConfigStateTask::stop`] ends it.
-pub struct ConfigStateTask {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl ConfigStateTask {
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(STOP_TIMEOUT * 2, self.task).await;
-    }
-}
-
+/// Start the writer; [`StatusTask::stop`] ends it (and, in Kubernetes mode, deletes the
+/// object).
 pub fn spawn(
     target: StatusTarget,
     node: String,
     namespace: String,
     snapshots: SnapshotReceiver,
-) -> ConfigStateTask {
-    let (stop, stopped) = watch::channel(false);
-    let span = tracing::info_span!("configuration_state");
-    let task = tokio::spawn(run(target, node, namespace, snapshots, stopped).instrument(span));
-    ConfigStateTask { stop, task }
+) -> StatusTask {
+    StatusTask::spawn(tracing::info_span!("configuration_state"), |stopped| {
+        run(target, node, namespace, snapshots, stopped)
+    })
 }
 
 async fn run(
@@ -87,14 +57,7 @@ async fn run(
     mut stopped: watch::Receiver<bool>,
 ) {
     let name = object_name(&node);
-    let writer = match &target {
-        StatusTarget::Kubernetes(client) => Some(Writer::<ConfigurationState>::spawn(
-            client.clone(),
-            node.clone(),
-            Timing::default(),
-        )),
-        _ => None,
-    };
+    let writer = Writer::<ConfigurationState>::for_target(&target, &node);
     let mut last: Option<ConfigurationStateStatus> = None;
     loop {
         let snapshot = tokio::select! {

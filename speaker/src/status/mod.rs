@@ -32,13 +32,18 @@ pub use writer::{StatusError, Timing, Writer};
 
 use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::config::{
-    ServiceBGPStatus, ServiceBGPStatusSpec, ServiceBGPStatusStatus, ServiceL2Status,
-    ServiceL2StatusSpec, ServiceL2StatusStatus,
+    BGPSessionState, BGPSessionStateSpec, BGPSessionStateStatus, ConfigurationState,
+    ConfigurationStateSpec, ConfigurationStateStatus, ServiceBGPStatus, ServiceBGPStatusSpec,
+    ServiceBGPStatusStatus, ServiceL2Status, ServiceL2StatusSpec, ServiceL2StatusStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// The field manager of the speaker's server-side applies.
 pub const FIELD_MANAGER: &str = "ferrolb-speaker";
@@ -153,3 +158,49 @@ status_kind!(
     ServiceBGPStatusSpec,
     ServiceBGPStatusStatus
 );
+// One per speaker, and one per (speaker, BGP peer): not per Service, but written the same way.
+status_kind!(
+    ConfigurationState,
+    ConfigurationStateSpec,
+    ConfigurationStateStatus
+);
+status_kind!(BGPSessionState, BGPSessionStateSpec, BGPSessionStateStatus);
+
+impl<K: StatusKind> Writer<K> {
+    /// The writer of `node`'s objects in Kubernetes mode; `None` in the other modes (which
+    /// write files, or nothing).
+    pub fn for_target(target: &StatusTarget, node: &str) -> Option<Writer<K>> {
+        match target {
+            StatusTarget::Kubernetes(client) => Some(Writer::spawn(
+                client.clone(),
+                node.to_string(),
+                Timing::default(),
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// A status task that follows a source until told to stop: the speaker's ConfigurationState
+/// and BGPSessionState writers. Stopping waits (a bounded while) for it to delete its objects.
+pub struct StatusTask {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl StatusTask {
+    /// Run `body` (given the stop signal) in `span`.
+    pub fn spawn<F>(span: tracing::Span, body: impl FnOnce(watch::Receiver<bool>) -> F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(body(stopped).instrument(span));
+        StatusTask { stop, task }
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(STOP_TIMEOUT * 2, self.task).await;
+    }
+}
