@@ -188,7 +188,11 @@ fn sessions(path: &Path, inputs: &mut Inputs, warnings: &mut Vec<String>) {
         match <Option<BGPSessionState> as serde::Deserialize>::deserialize(doc) {
             Ok(Some(s)) => inputs.sessions.extend(s.status),
             Ok(None) => {}
-            Err(e) => warnings.push(format!("{}: {e}", path.display())),
+            // serde_yaml's document iterator repeats a syntax error forever: stop at the first.
+            Err(e) => {
+                warnings.push(format!("{}: {e}", path.display()));
+                break;
+            }
         }
     }
 }

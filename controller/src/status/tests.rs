@@ -124,3 +124,38 @@ fn uptimes_read_at_a_glance() {
     assert_eq!(table::uptime(3723), "1h2m");
     assert_eq!(table::uptime(90000), "1d1h");
 }
+
+#[test]
+fn a_directory_without_controller_status_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = from_dir::read(tmp.path()).unwrap_err().to_string();
+    assert!(e.contains(&tmp.path().display().to_string()), "{e}");
+    assert!(e.contains("configurationstate.yaml"), "{e}");
+}
+
+#[test]
+fn unreadable_files_are_named_in_warnings_and_the_rest_is_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("lb.status");
+    let state = ferrolb_shared::config::configuration_state(
+        "controller",
+        "standalone",
+        ConfigurationStateStatus::valid("controller", "", "1 pools"),
+    );
+    ferrolb_cluster::files::write_state(&dir, state).unwrap();
+    std::fs::write(dir.join("pools.yaml"), "lan: [unterminated").unwrap();
+    let speaker = ferrolb_cluster::files::speaker_report_dir(&dir, "node1");
+    std::fs::create_dir_all(&speaker).unwrap();
+    std::fs::write(speaker.join("sessions.yaml"), "---\nkind: [\n").unwrap();
+    let (inputs, warnings) = from_dir::read(&dir).unwrap();
+    assert_eq!(inputs.configuration.len(), 1);
+    assert!(inputs.pools.is_empty() && inputs.sessions.is_empty());
+    assert!(
+        warnings.iter().any(|w| w.contains("pools.yaml")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.contains("sessions.yaml")),
+        "{warnings:?}"
+    );
+}
