@@ -2,8 +2,7 @@
 //! LoadBalancer IPs they are elected for, a real LAN client resolves and reaches them through
 //! the forwarding layer, and the IPs move when a node dies, pauses or loses its link, without
 //! ever two nodes answering at once; a rolling restart of every speaker under traffic
-//! (`lab_layer2/upgrade.rs`) fails no new connection and breaks only the connections through
-//! an address that moves.
+//! (`lab_layer2/upgrade.rs`) loses no connection, held or new, and moves no address.
 //!
 //! Needs root (namespaces) and the Debian packages iproute2, nftables, arping, ndisc6 and
 //! tcpdump (tests/install-deps.sh); fails loudly without them.

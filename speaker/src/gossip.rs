@@ -36,6 +36,9 @@ pub use ferrolb_shared::l2::gossip::DEFAULT_PORT;
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
 /// How long [`GossipHandle::leave_and_stop`] waits for the task to finish.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a restart notice spreads before this speaker leaves: a few gossip periods, so
+/// that no member learns of the leave (and takes this node's addresses) before the notice.
+pub const RESTART_SPREAD: Duration = Duration::from_millis(100);
 /// Pause after a receive error, so a persistent one cannot spin the task.
 const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
 
@@ -50,6 +53,10 @@ pub struct GossipConfig {
     /// The cluster's shared secret (at least 16 bytes), read from a file or Secret.
     pub secret: Vec<u8>,
     pub timing: Timing,
+    /// The boot number to gossip under; `None`: the start time. A speaker replacing one that
+    /// announced a planned restart passes the next one (`layer2::restart_file`), so it is
+    /// the same member to the others, not a late starter held down.
+    pub boot: Option<u64>,
 }
 
 impl GossipConfig {
@@ -60,6 +67,7 @@ impl GossipConfig {
             bind,
             secret,
             timing: Timing::default(),
+            boot: None,
         }
     }
 }
@@ -86,6 +94,8 @@ pub struct MembershipView {
     pub changed: Instant,
     /// Alive members with their boot numbers (start time, ms since the epoch).
     pub members: BTreeMap<String, u64>,
+    /// Speakers gone for a planned restart, with their deadlines (ms since the epoch).
+    pub restarting: BTreeMap<String, u64>,
 }
 
 /// Datagram and socket counters, for metrics.
@@ -116,10 +126,12 @@ struct SharedCounters {
 /// it as a failure); [`GossipHandle::leave_and_stop`] leaves gracefully.
 pub struct GossipHandle {
     seeds: watch::Sender<Vec<SocketAddr>>,
-    stop: Option<oneshot::Sender<()>>,
+    /// Carries the deadline of a planned restart, if it is one.
+    stop: Option<oneshot::Sender<Option<u64>>>,
     view: watch::Receiver<MembershipView>,
     counters: Arc<SharedCounters>,
     local_addr: SocketAddr,
+    node: String,
     task: Option<JoinHandle<()>>,
 }
 
@@ -153,9 +165,30 @@ impl GossipHandle {
 
     /// Tell a few peers this speaker is leaving (so the cluster moves its addresses at
     /// once), then stop.
-    pub async fn leave_and_stop(mut self) {
+    pub async fn leave_and_stop(self) {
+        self.stop_with(None).await;
+    }
+
+    /// The boot number this speaker gossips under now.
+    pub fn boot(&self) -> u64 {
+        self.view
+            .borrow()
+            .members
+            .get(&self.node)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A planned restart: tell the cluster this node's speaker is coming back by `until_ms`
+    /// (wall clock, ms since the epoch), so the others keep counting it alive and leave its
+    /// addresses where they are; let that spread ([`RESTART_SPREAD`]), then leave and stop.
+    pub async fn restart_and_stop(self, until_ms: u64) {
+        self.stop_with(Some(until_ms)).await;
+    }
+
+    async fn stop_with(mut self, restart_until_ms: Option<u64>) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(restart_until_ms);
         }
         if let Some(mut task) = self.task.take()
             && tokio::time::timeout(STOP_TIMEOUT, &mut task).await.is_err()
@@ -215,7 +248,7 @@ pub(crate) fn spawn_on<T: Transport>(
     let id = NodeId {
         node: config.node.clone(),
         addr: local,
-        boot: boot_number(),
+        boot: config.boot.unwrap_or_else(boot_number),
     };
     let membership =
         Membership::new(id, auth, config.timing, random_seed()).map_err(|e| invalid(&e))?;
@@ -226,6 +259,7 @@ pub(crate) fn spawn_on<T: Transport>(
         reachable_peers: 0,
         changed: now(),
         members: membership.members(),
+        restarting: BTreeMap::new(),
     });
     let counters = Arc::new(SharedCounters::default());
     let driver = Driver {
@@ -244,6 +278,7 @@ pub(crate) fn spawn_on<T: Transport>(
         view: view_rx,
         counters,
         local_addr: local,
+        node: config.node.clone(),
         task: Some(task),
     })
 }
@@ -284,12 +319,17 @@ impl<T: Transport> Driver<T> {
     async fn run(
         mut self,
         mut seeds: watch::Receiver<Vec<SocketAddr>>,
-        mut stop: oneshot::Receiver<()>,
+        mut stop: oneshot::Receiver<Option<u64>>,
     ) {
         info!("gossip started");
         let mut buf = vec![0u8; 65_536];
         let mut actions = Vec::new();
+        // Set once a planned restart was announced: leave then.
+        let mut leave_at: Option<tokio::time::Instant> = None;
         loop {
+            let leave = tokio::time::sleep_until(
+                leave_at.unwrap_or_else(|| tokio::time::Instant::now() + STOP_TIMEOUT),
+            );
             tokio::select! {
                 r = self.transport.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
@@ -310,18 +350,27 @@ impl<T: Transport> Driver<T> {
                     debug!(seeds = list.len(), "seeds updated");
                     self.membership.handle_into(now(), Input::SetSeeds(list), &mut actions);
                 }
-                r = &mut stop => {
-                    // An error is a dropped handle, which aborts this task: leave silently.
-                    if r.is_ok() {
-                        self.membership.handle_into(now(), Input::Leave, &mut actions);
-                        self.carry_out(&mut actions);
-                        info!("left the gossip cluster");
+                r = &mut stop, if leave_at.is_none() => match r {
+                    Ok(Some(until_ms)) => {
+                        let input = Input::AnnounceRestart { until_ms };
+                        self.membership.handle_into(now(), input, &mut actions);
+                        leave_at = Some(tokio::time::Instant::now() + RESTART_SPREAD);
+                        info!(until_ms, "announced a planned restart");
                     }
-                    return;
-                }
+                    Ok(None) => return self.leave(&mut actions),
+                    // A dropped handle, which aborts this task: leave silently.
+                    Err(_) => return,
+                },
+                () = leave, if leave_at.is_some() => return self.leave(&mut actions),
             }
             self.carry_out(&mut actions);
         }
+    }
+
+    fn leave(&mut self, actions: &mut Vec<Action>) {
+        self.membership.handle_into(now(), Input::Leave, actions);
+        self.carry_out(actions);
+        info!("left the gossip cluster");
     }
 
     fn carry_out(&mut self, actions: &mut Vec<Action>) {
@@ -355,10 +404,12 @@ impl<T: Transport> Driver<T> {
         self.store_counters();
         let m = &self.membership;
         let peers = m.reachable_peers();
+        let restarting = m.restarting();
         self.view.send_if_modified(|view| {
-            if !members_changed && view.reachable_peers == peers {
+            if !members_changed && view.reachable_peers == peers && view.restarting == restarting {
                 return false;
             }
+            view.restarting = restarting;
             let alive = m.alive_nodes();
             if alive != view.alive {
                 view.changed = now();

@@ -168,7 +168,7 @@ async fn run(
         _ = stop.changed() => {
             let kind = stop.borrow().unwrap_or(StopKind::Clean);
             if let Some(l2) = layer2 {
-                l2.stop().await;
+                l2.stop(kind).await;
             }
             if let Some(bgp) = bgp {
                 bgp.stop(kind).await;

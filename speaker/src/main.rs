@@ -88,6 +88,18 @@ struct Cli {
     /// long ARP/NDP caches. Off by default.
     #[arg(long, value_parser = parse_go_duration)]
     l2_refresh: Option<Duration>,
+    /// A restart (`--on-stop keep`, a DaemonSet's rolling update): the other speakers keep
+    /// this node's addresses here for up to this long while its replacement starts, so the
+    /// connections through them, still forwarded by the kept data path, survive. A speaker
+    /// not back by then loses its addresses to the others. `0s`: no planned restarts (the
+    /// addresses move at once and back after the hold-down, as with MetalLB).
+    #[arg(long, default_value = "30s", value_parser = parse_go_duration)]
+    l2_restart_grace: Duration,
+    /// Where a stopping speaker leaves its planned restart for the next one (keep it on the
+    /// node, not in the container). An empty value turns planned restarts off: every stop
+    /// moves this node's addresses at once.
+    #[arg(long, default_value = ferrolb_speaker::layer2::restart_file::DEFAULT_PATH)]
+    l2_restart_file: PathBuf,
     /// Gratuitous ARP / unsolicited NA sent on takeover (the first at once, then every
     /// 200 ms).
     #[arg(long, default_value_t = 3)]
@@ -193,6 +205,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         };
         l2.hold_down = cli.l2_hold_down;
         l2.handover = cli.l2_handover;
+        l2.restart_grace = cli.l2_restart_grace;
+        l2.restart_file = Some(cli.l2_restart_file).filter(|p| !p.as_os_str().is_empty());
         l2.announcer.refresh = cli.l2_refresh;
         l2.announcer.gratuitous_repeats = cli.l2_gratuitous_repeats;
         options.layer2 = Some(l2);

@@ -49,6 +49,7 @@
 
 pub mod auth;
 mod codec;
+pub mod restart;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
@@ -56,9 +57,10 @@ mod tests;
 
 pub use auth::{Auth, AuthError};
 pub use codec::{MAX_NAME_LEN, NodeId};
+pub use restart::RestartNotice;
 
 use codec::WireCodec;
-use foca::{Foca, NoCustomBroadcast, Notification, PeriodicParams, Runtime};
+use foca::{Foca, Notification, PeriodicParams, Runtime};
 use rand::rngs::SmallRng;
 use rand::seq::IteratorRandom;
 use rand::{RngExt, SeedableRng};
@@ -191,6 +193,11 @@ pub enum Input<'a> {
     Timer(Timer),
     /// The gossip addresses of every node (InternalIP + gossip port). Replaces the last list.
     SetSeeds(Vec<SocketAddr>),
+    /// A planned restart: spread a [`RestartNotice`] (this speaker's node and boot, until
+    /// `until_ms`, wall clock in ms since the epoch) so the others keep counting this node
+    /// alive while its replacement starts. Followed by [`Input::Leave`] once it had time to
+    /// spread (a few gossip periods), so nobody learns of the leave before the notice.
+    AnnounceRestart { until_ms: u64 },
     /// Graceful shutdown: tell a few members we are leaving so the cluster learns at once.
     /// Everything after this is ignored.
     Leave,
@@ -239,7 +246,7 @@ pub struct Counters {
     pub sent: u64,
 }
 
-type Swim = Foca<NodeId, WireCodec, SmallRng, NoCustomBroadcast>;
+type Swim = Foca<NodeId, WireCodec, SmallRng, restart::Handler>;
 
 /// This speaker's view of which speakers are alive.
 pub struct Membership {
@@ -256,6 +263,7 @@ pub struct Membership {
     counters: Counters,
     left: bool,
     last_change: Option<Instant>,
+    notices: restart::Board,
 }
 
 impl std::fmt::Debug for Membership {
@@ -282,11 +290,13 @@ impl Membership {
         timing.validate()?;
         let max_transmissions = timing.max_transmissions;
         let config = swim_config(&timing, max_transmissions);
-        let swim = Foca::new(
+        let notices = restart::Board::default();
+        let swim = Foca::with_custom_broadcast(
             id.clone(),
             config,
             SmallRng::seed_from_u64(rng_seed),
             WireCodec,
+            notices.handler(),
         );
         Ok(Membership {
             swim,
@@ -301,6 +311,7 @@ impl Membership {
             counters: Counters::default(),
             left: false,
             last_change: None,
+            notices,
         })
     }
 
@@ -337,6 +348,16 @@ impl Membership {
                 self.announce(targets, &mut fx);
                 self.arm_seed_timer(actions);
             }
+            Input::AnnounceRestart { until_ms } => {
+                let notice = RestartNotice {
+                    node: self.id.node.clone(),
+                    boot: self.id.boot,
+                    until_ms,
+                };
+                // Learnt here too (foca passes it through the handler), then pushed at once.
+                let _ = self.swim.add_broadcast(&notice.encode());
+                let _ = self.swim.gossip(&mut fx);
+            }
             Input::Leave => {
                 let _ = self.swim.leave_cluster(&mut fx);
                 self.left = true;
@@ -367,6 +388,12 @@ impl Membership {
             out.insert(self.id.node.clone(), self.id.boot);
         }
         out
+    }
+
+    /// Nodes whose speaker announced a planned restart and has not come back yet, with the
+    /// deadline of each (ms since the epoch; some may be past): see [`restart`].
+    pub fn restarting(&self) -> BTreeMap<String, u64> {
+        self.notices.restarting()
     }
 
     /// Alive peers, this node not included.
@@ -457,6 +484,18 @@ impl Membership {
         if fx.members_changed {
             self.refresh_peers(now, actions);
         }
+        let me = &self.id;
+        let peers = &self.peers;
+        self.notices.supersede(|node| {
+            if node == me.node {
+                return Some(me.boot);
+            }
+            peers
+                .values()
+                .filter(|id| id.node == node)
+                .map(|id| id.boot)
+                .max()
+        });
         // After the member changes, so a consumer sees the last member go down first.
         match fx.connected {
             Some(true) => actions.push(Action::Connected),

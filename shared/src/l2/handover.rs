@@ -142,6 +142,9 @@ pub struct LivenessView<'a> {
     /// Alive speakers with their boot numbers (start time, ms since the epoch); `None` when
     /// gossip is off, and only Node readiness counts.
     pub members: Option<&'a BTreeMap<String, u64>>,
+    /// Nodes whose speaker announced a planned restart, with its deadline (ms since the
+    /// epoch; `l2::gossip::restart`): alive while absent from `members` until then.
+    pub restarting: Option<&'a BTreeMap<String, u64>>,
     /// Wall-clock now, ms since the epoch (compared with boot numbers).
     pub now_ms: u64,
     pub hold: Duration,
@@ -153,7 +156,9 @@ impl LivenessView<'_> {
     /// younger than the hold-down. A speaker back from the dead (paused, cut off) has a new
     /// boot number too, the time it rejoined: every speaker sees the same boot numbers, so
     /// they all agree when the hold-down ends, to the millisecond (give or take clock skew,
-    /// which the handover delay absorbs).
+    /// which the handover delay absorbs). A speaker gone for a planned restart stays alive
+    /// until its notice's deadline: its node still forwards, and its replacement takes its
+    /// addresses back as their owner.
     pub fn of(&self, snapshot: &Snapshot, node: &str) -> Liveness {
         if !node_ready(snapshot, node) {
             return Liveness::Dead;
@@ -161,6 +166,7 @@ impl LivenessView<'_> {
         let boot = match self.members {
             None => None,
             Some(members) => match members.get(node) {
+                None if self.restarting_until(node).is_some() => return Liveness::Alive,
                 None => return Liveness::Dead,
                 Some(boot) => Some(*boot),
             },
@@ -185,13 +191,31 @@ impl LivenessView<'_> {
         oldest.is_some_and(|o| boot > o.saturating_add(hold_ms))
     }
 
-    /// When the youngest held-down speaker's hold-down ends (ms since the epoch).
+    /// The deadline of `node`'s restart notice, if it has one not yet passed.
+    fn restarting_until(&self, node: &str) -> Option<u64> {
+        self.restarting?
+            .get(node)
+            .copied()
+            .filter(|until| *until > self.now_ms)
+    }
+
+    /// When the next liveness changes by the clock alone (ms since the epoch): the youngest
+    /// held-down speaker's hold-down ends, or a restarting speaker's deadline passes.
     pub fn next_change_ms(&self) -> Option<u64> {
         let hold_ms = u64::try_from(self.hold.as_millis()).unwrap_or(u64::MAX);
-        self.members?
+        let members = self.members?;
+        let hold_downs = members
             .values()
             .filter(|b| self.late_starter(**b))
-            .map(|b| b.saturating_add(hold_ms))
+            .map(|b| b.saturating_add(hold_ms));
+        let restarts = self
+            .restarting
+            .into_iter()
+            .flatten()
+            .filter(|(node, _)| !members.contains_key(*node))
+            .map(|(_, until)| *until);
+        hold_downs
+            .chain(restarts)
             .filter(|end| *end > self.now_ms)
             .min()
     }

@@ -127,6 +127,43 @@ async fn speakers_find_each_other_and_notice_a_death_and_a_leave() {
 }
 
 #[tokio::test]
+async fn a_planned_restart_is_known_before_the_leave_and_its_replacement_rejoins_as_the_same_member()
+ {
+    let hub = Arc::new(Hub::default());
+    let mut handles: Vec<Option<GossipHandle>> =
+        (0..3).map(|i| Some(start(&hub, i, SECRET))).collect();
+    let seeds: Vec<SocketAddr> = (0..3).map(addr).collect();
+    for h in handles.iter().flatten() {
+        h.set_seeds(seeds.clone());
+    }
+    for h in handles.iter().flatten() {
+        wait_for(h, |v| v.alive == names(0..3)).await;
+    }
+    let leaving = handles[2].take().unwrap();
+    let boot = leaving.boot();
+    assert_eq!(
+        handles[0].as_ref().unwrap().view().borrow().members["node-2"],
+        boot
+    );
+    leaving.restart_and_stop(123_456).await;
+    let restarting = BTreeMap::from([("node-2".to_string(), 123_456u64)]);
+    for h in handles.iter().flatten() {
+        // Gone from the members, but restarting (both already, since the notice went first).
+        wait_for(h, |v| v.alive == names(0..2)).await;
+        assert_eq!(h.view().borrow().restarting, restarting);
+    }
+    // The replacement, under the next boot number, is a member again and ends the restart.
+    let mut config = GossipConfig::new("node-2", addr(2), SECRET.to_vec());
+    config.boot = Some(boot + 1);
+    let back = spawn_on(config, hub.socket(addr(2)), addr(2)).expect("valid config");
+    back.set_seeds(seeds.clone());
+    for h in handles.iter().flatten() {
+        wait_for(h, |v| v.alive == names(0..3) && v.restarting.is_empty()).await;
+        assert_eq!(h.view().borrow().members["node-2"], boot + 1);
+    }
+}
+
+#[tokio::test]
 async fn forged_and_garbage_datagrams_are_counted_and_ignored() {
     let hub = Arc::new(Hub::default());
     let a = start(&hub, 0, SECRET);

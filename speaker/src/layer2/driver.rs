@@ -14,6 +14,7 @@
 
 use super::announcer::{Announcer, AnnouncerConfig};
 use super::interfaces::{CARRIER_RESYNC, CarrierWatcher};
+use super::restart_file::{self, Resume};
 use super::status::StatusSink;
 use crate::events::{EventType, Events, ServiceEvent};
 use crate::gossip::{self, GossipConfig, GossipHandle, MembershipView};
@@ -25,8 +26,10 @@ use ferrolb_shared::l2::election::{Election, Interfaces, Liveness, elect};
 use ferrolb_shared::l2::gossip::Timing;
 use ferrolb_shared::l2::handover::{Changes, Handover, LivenessView, node_ready};
 use ferrolb_shared::snapshot::Snapshot;
+use ferrolb_shared::stop::StopKind;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -59,6 +62,13 @@ pub struct L2Settings {
     /// speakers (at most [`SETTLE_MAX`]).
     pub settle: Duration,
     pub announcer: AnnouncerConfig,
+    /// A planned restart ([`StopKind::Keep`]): how long the other speakers keep counting this
+    /// node alive, and its addresses here, while its replacement starts. Zero: never (every
+    /// stop moves this node's addresses at once).
+    pub restart_grace: Duration,
+    /// Where a planned restart is handed to the replacement ([`restart_file`]); `None`:
+    /// nowhere, so every stop is a leave and the addresses move at once.
+    pub restart_file: Option<PathBuf>,
     /// Where the layer 2 status goes: `ServiceL2Status` objects (Kubernetes mode) or
     /// `announcements.yaml` (standalone mode).
     pub status: StatusTarget,
@@ -76,6 +86,8 @@ impl L2Settings {
             handover: ferrolb_shared::l2::handover::DEFAULT_DELAY,
             settle: Duration::from_millis(500),
             announcer: AnnouncerConfig::default(),
+            restart_grace: Duration::from_secs(30),
+            restart_file: None,
             status: StatusTarget::None,
         }
     }
@@ -83,14 +95,17 @@ impl L2Settings {
 
 /// The running layer 2 loop.
 pub struct Layer2 {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Option<StopKind>>,
     task: JoinHandle<()>,
 }
 
 impl Layer2 {
-    /// Stop announcing (at once), leave the gossip gracefully, then return.
-    pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+    /// Stop announcing (at once), leave the gossip gracefully, then return. With
+    /// [`StopKind::Keep`] (a restart, the data path left programmed) the others are told this
+    /// node's speaker comes back within [`L2Settings::restart_grace`], and keep its addresses
+    /// here meanwhile; with [`StopKind::Clean`] they take them over at once.
+    pub async fn stop(mut self, kind: StopKind) {
+        let _ = self.stop.send(Some(kind));
         let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
     }
 }
@@ -107,7 +122,7 @@ pub fn spawn(
     events: Events,
     metrics: Arc<Metrics>,
 ) -> Layer2 {
-    let (stop, stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(None);
     let span = tracing::info_span!("layer2");
     let task = tokio::spawn(run(settings, snapshots, events, metrics, stopped).instrument(span));
     Layer2 { stop, task }
@@ -143,6 +158,13 @@ struct State {
     served: Vec<(IpAddr, Vec<ServiceKey>)>,
     /// Why gossip is not running, said once.
     gossip_problem: Option<String>,
+    /// The boot number to gossip under first: this speaker replaces one that announced a
+    /// planned restart ([`restart_file`]).
+    resume_boot: Option<u64>,
+    /// This speaker replaces one that announced a planned restart, and has not resettled
+    /// since: the others keep its addresses free for it, so it need not wait
+    /// [`L2Settings::settle`] before answering, only for gossip to find them.
+    resumed: bool,
     election: Election,
     status: StatusSink,
 }
@@ -152,7 +174,7 @@ async fn run(
     mut snapshots: SnapshotReceiver,
     events: Events,
     metrics: Arc<Metrics>,
-    mut stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<Option<StopKind>>,
 ) {
     let (carrier_watcher, mut carrier) = match CarrierWatcher::spawn(CARRIER_RESYNC) {
         Ok((w, rx)) => (Some(w), Some(rx)),
@@ -161,7 +183,19 @@ async fn run(
             (None, None)
         }
     };
+    let resume_boot = settings
+        .restart_file
+        .as_deref()
+        .and_then(|p| restart_file::take(p, wall_ms()));
+    if let Some(boot) = resume_boot {
+        tracing::info!(
+            boot,
+            "replacing a speaker that announced a planned restart: keeping its addresses"
+        );
+    }
     let mut state = State {
+        resumed: resume_boot.is_some(),
+        resume_boot,
         announcer: Announcer::new(settings.announcer.clone()),
         handover: Handover::new(settings.node.clone(), settings.handover),
         status: StatusSink::start(settings.status.clone(), &settings.node),
@@ -233,11 +267,32 @@ async fn run(
         }
         state.recompute();
     }
-    // Stop answering first, then tell the others, so they take over at once.
+    // Stop answering first, then tell the others, so they take over at once (or, for a
+    // restart, keep counting this node alive).
     state.announcer.set_owned(BTreeMap::new());
     state.announcer.shutdown();
+    let kind = *stopped.borrow();
     if let Some(g) = state.gossip.take() {
-        g.handle.leave_and_stop().await;
+        match (kind, state.settings.restart_file.as_deref()) {
+            (Some(StopKind::Keep), Some(path)) if !state.settings.restart_grace.is_zero() => {
+                let until_ms = wall_ms().saturating_add(
+                    u64::try_from(state.settings.restart_grace.as_millis()).unwrap_or(u64::MAX),
+                );
+                let boot = g.handle.boot();
+                match restart_file::save(path, Resume { boot, until_ms }) {
+                    Ok(()) => g.handle.restart_and_stop(until_ms).await,
+                    Err(e) => {
+                        tracing::warn!(
+                            file = %path.display(),
+                            "cannot leave the planned restart to the next speaker ({e}): \
+                             leaving instead, the others take this node's addresses"
+                        );
+                        g.handle.leave_and_stop().await;
+                    }
+                }
+            }
+            _ => g.handle.leave_and_stop().await,
+        }
     }
     if let Some(w) = carrier_watcher {
         w.stop();
@@ -284,8 +339,13 @@ impl State {
         // meanwhile: one that ended between two passes of the loop must still be acted on
         // (found in the lab: a paused speaker, back, never took its address again).
         let young = members.as_ref().and_then(|m| {
+            let restarting = self
+                .gossip
+                .as_ref()
+                .map(|g| g.view.borrow().restarting.clone());
             let view = LivenessView {
                 members: Some(m),
+                restarting: restarting.as_ref(),
                 now_ms: self.recomputed_ms,
                 hold: self.settings.hold_down,
             };
@@ -330,6 +390,7 @@ impl State {
         self.announcer.set_owned(BTreeMap::new());
         self.metrics.l2_announced.reset();
         self.settled = false;
+        self.resumed = false;
         self.started = Instant::now();
         // The status must not go on naming this node while it answers nothing.
         self.served.clear();
@@ -350,12 +411,18 @@ impl State {
             return false;
         };
         let strangers = g.handle.counters().bad_auth > 0;
+        let view = g.view.borrow();
+        // A node whose speaker announced a planned restart is not one this speaker could be
+        // cut off from (in a two-node cluster, the other one restarting).
+        let now_ms = wall_ms();
+        let restarting = |n: &str| view.restarting.get(n).is_some_and(|until| *until > now_ms);
         (self.had_peers || strangers)
-            && g.view.borrow().reachable_peers == 0
+            && view.reachable_peers == 0
             && snapshot.nodes.keys().any(|n| {
                 *n != self.settings.node
                     && node_ready(snapshot, n)
                     && node_address(snapshot, n).is_some()
+                    && !restarting(n)
             })
     }
 
@@ -389,6 +456,7 @@ impl State {
                 bind,
                 secret: secret.clone(),
                 timing: self.settings.gossip_timing.clone(),
+                boot: self.resume_boot.take(),
             };
             match gossip::spawn(config) {
                 Ok(handle) => {
@@ -471,7 +539,7 @@ impl State {
             return true;
         }
         let age = now.duration_since(self.started);
-        if age < self.settings.settle {
+        if age < self.settings.settle && !self.resumed {
             return false;
         }
         let everyone = match &self.gossip {
@@ -503,12 +571,17 @@ impl State {
         if !self.settled(&snapshot, now) {
             return;
         }
-        let members = self
+        let (members, restarting) = self
             .gossip
             .as_ref()
-            .map(|g| g.view.borrow().members.clone());
+            .map(|g| {
+                let v = g.view.borrow();
+                (v.members.clone(), v.restarting.clone())
+            })
+            .unzip();
         let view = LivenessView {
             members: members.as_ref(),
+            restarting: restarting.as_ref(),
             now_ms,
             hold: self.settings.hold_down,
         };

@@ -207,6 +207,11 @@ impl Lab {
             m.with_file_name(format!("{node}.ipvs-owned"))
                 .to_string_lossy()
                 .into_owned(),
+            // And its planned restarts (`--on-stop keep`) for its own next speaker.
+            "--l2-restart-file".into(),
+            m.with_file_name(format!("{node}.layer2-restart"))
+                .to_string_lossy()
+                .into_owned(),
         ];
         argv.extend(extra.iter().map(|s| s.to_string()));
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();

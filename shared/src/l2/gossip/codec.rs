@@ -14,7 +14,7 @@
 //! ```
 //!
 //! foca frames the rest: after the header, an optional `u16` count of members, the members,
-//! and (unused here) custom broadcasts, which foca rejects.
+//! and the custom broadcasts (length-prefixed planned-restart notices, see [`super::restart`]).
 
 use bytes::{Buf, BufMut};
 use foca::{Header, Identity, Member, Message, State};

@@ -139,6 +139,7 @@ fn liveness_combines_gossip_readiness_and_hold_down() {
     ]);
     let view = LivenessView {
         members: Some(&members),
+        restarting: None,
         now_ms: 10_000,
         hold: Duration::from_secs(1),
     };
@@ -176,4 +177,52 @@ fn liveness_combines_gossip_readiness_and_hold_down() {
     );
     assert_eq!(no_gossip.of(&snapshot, "down"), Liveness::Dead);
     assert_eq!(no_gossip.next_change_ms(), None);
+}
+
+#[test]
+fn a_restarting_speaker_stays_alive_until_its_deadline_and_not_after() {
+    let snapshot = Cluster::new()
+        .node("a")
+        .node("b")
+        .node_with("down", "", "[{type: Ready, status: \"False\"}]")
+        .snapshot("a");
+    let members = BTreeMap::from([("a".to_string(), 1_000u64)]);
+    let restarting = BTreeMap::from([
+        ("b".to_string(), 12_000u64),
+        ("down".to_string(), 12_000),
+        ("a".to_string(), 5_000),
+    ]);
+    let view = LivenessView {
+        members: Some(&members),
+        restarting: Some(&restarting),
+        now_ms: 10_000,
+        hold: Duration::from_secs(1),
+    };
+    assert_eq!(view.of(&snapshot, "b"), Liveness::Alive, "restarting");
+    assert_eq!(
+        view.of(&snapshot, "down"),
+        Liveness::Dead,
+        "a Node not Ready is dead whatever its speaker said"
+    );
+    assert_eq!(view.next_change_ms(), Some(12_000), "b's deadline");
+    let late = LivenessView {
+        now_ms: 12_000,
+        ..view.clone()
+    };
+    assert_eq!(late.of(&snapshot, "b"), Liveness::Dead, "never came back");
+    assert_eq!(late.next_change_ms(), None);
+    // Back under a new incarnation that started with the others: a member like any other.
+    let back = BTreeMap::from([("a".to_string(), 1_000u64), ("b".to_string(), 1_001)]);
+    let only_b = BTreeMap::from([("b".to_string(), 12_000u64)]);
+    let rejoined = LivenessView {
+        members: Some(&back),
+        restarting: Some(&only_b),
+        ..view
+    };
+    assert_eq!(rejoined.of(&snapshot, "b"), Liveness::Alive);
+    assert_eq!(
+        rejoined.next_change_ms(),
+        None,
+        "its notice no longer matters"
+    );
 }

@@ -442,3 +442,44 @@ pub(super) fn capture_traffic(sim: &mut Sim) -> Vec<Vec<u8>> {
     assert!(wire.len() > 20, "{}", wire.len());
     wire
 }
+
+#[test]
+fn a_planned_restart_is_known_everywhere_before_the_leave_and_ends_with_the_new_incarnation() {
+    let mut sim = cluster(30);
+    let k = 7;
+    let boot = sim.nodes[k].m.identity().boot;
+    sim.input(k, Input::AnnounceRestart { until_ms: 99_000 });
+    // What the driver does: let the notice spread for a few gossip periods, then leave.
+    sim.run_for(Duration::from_millis(100));
+    let knows = |s: &Sim, i: usize| s.nodes[i].m.restarting().get(&name(k)) == Some(&99_000);
+    let before: Vec<usize> = sim
+        .running()
+        .into_iter()
+        .filter(|i| !knows(&sim, *i))
+        .collect();
+    assert!(
+        before.is_empty(),
+        "members without the notice before the leave: {before:?}"
+    );
+    sim.input(k, Input::Leave);
+    sim.kill(k);
+    sim.run_until(Duration::from_secs(5), |s| s.all_see_dead(k))
+        .expect("every member sees the leave");
+    for i in sim.running() {
+        assert!(knows(&sim, i), "member {i} forgot the notice");
+    }
+    // The replacement comes back under the next boot number and ends the restart for all.
+    let auth = Auth::secret(b"sixteen-byte-secret-for-the-sim!").unwrap();
+    sim.restart(k, auth, Timing::default(), boot + 1);
+    sim.seed_all();
+    sim.run_until(Duration::from_secs(5), Sim::converged)
+        .expect("rejoins");
+    sim.run_for(Duration::from_millis(200));
+    for i in 0..30 {
+        assert!(
+            sim.nodes[i].m.restarting().is_empty(),
+            "member {i}: {:?}",
+            sim.nodes[i].m.restarting()
+        );
+    }
+}
