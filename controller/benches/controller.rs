@@ -1,7 +1,8 @@
 //! Controller benchmarks: `cargo bench -p ferrolb-controller --bench controller`.
 //!
 //! Prints, for this machine:
-//! - allocating 100,000 Services across 4, 10 and 1,000 pools: total, per allocation, and the
+//! - allocating 100,000 Services across 4, 10 and 1,000 pools, and 1,000,000 across 4: total,
+//!   per allocation, and the
 //!   peak memory the allocator state added, next to a naive linear-scan allocator (the way a
 //!   pool is walked address by address) as the baseline;
 //! - the same 100,000 Services through the whole reconcile core (Service objects in, status
@@ -47,6 +48,7 @@ fn main() {
     );
     for scenario in [
         "alloc:4",
+        "alloc1m:4",
         "alloc:10",
         "alloc:1000",
         "naive:4",
@@ -70,7 +72,8 @@ fn run_scenario(scenario: &str) {
     let (name, arg) = scenario.split_once(':').unwrap_or((scenario, "4"));
     let pools: usize = arg.parse().unwrap_or(4);
     match name {
-        "alloc" => alloc(pools),
+        "alloc" => alloc(pools, SERVICES),
+        "alloc1m" => alloc(pools, 1_000_000),
         "naive" => naive(pools),
         "reconcile" => reconcile(pools),
         "resync" => resync(pools),
@@ -81,7 +84,12 @@ fn run_scenario(scenario: &str) {
 
 /// `count` IPv4 pools that together hold at least 2.5 × SERVICES addresses.
 fn pool_defs(count: usize) -> Vec<PoolDef> {
-    let per_pool = (SERVICES * 5 / 2).div_ceil(count) as u32;
+    pool_defs_for(count, SERVICES)
+}
+
+/// `count` IPv4 pools that together hold at least 2.5 × `services` addresses.
+fn pool_defs_for(count: usize, services: usize) -> Vec<PoolDef> {
+    let per_pool = (services * 5 / 2).div_ceil(count) as u32;
     (0..count as u32)
         .map(|i| {
             let start = u32::from(Ipv4Addr::new(10, 0, 0, 0)) + i * per_pool;
@@ -165,9 +173,9 @@ fn report(label: &str, total: Duration, items: usize, base_rss_kib: u64) {
     );
 }
 
-fn alloc(pools: usize) {
-    let defs = pool_defs(pools);
-    let requests: Vec<ServiceRequest> = (0..SERVICES).map(request).collect();
+fn alloc(pools: usize, services: usize) {
+    let defs = pool_defs_for(pools, services);
+    let requests: Vec<ServiceRequest> = (0..services).map(request).collect();
     let base = current_rss_kib();
     let started = Instant::now();
     let mut a = Allocator::new();
@@ -177,9 +185,9 @@ fn alloc(pools: usize) {
     }
     let total = started.elapsed();
     report(
-        &format!("allocate {SERVICES} Services, {pools} pools (allocator)"),
+        &format!("allocate {services} Services, {pools} pools (allocator)"),
         total,
-        SERVICES,
+        services,
         base,
     );
 }

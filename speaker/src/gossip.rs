@@ -9,7 +9,8 @@
 //!                                                        watch<MembershipView>, counters
 //! ```
 //!
-//! One task owns everything; socket errors are counted, logged (at most one warning per
+//! One task, on its own thread and single-threaded runtime ([`spawn_on`] says why), owns
+//! everything; socket errors are counted, logged (at most one warning per
 //! [`WARN_EVERY`] per direction) and survived. Sends never wait: a full socket buffer drops
 //! the datagram, which SWIM tolerates like any loss.
 
@@ -26,9 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
 use tokio_util::time::DelayQueue;
-use tracing::{Instrument, debug, info, warn};
+use tracing::{debug, info, warn};
 
 pub use ferrolb_shared::l2::gossip::DEFAULT_PORT;
 
@@ -132,7 +132,8 @@ pub struct GossipHandle {
     counters: Arc<SharedCounters>,
     local_addr: SocketAddr,
     node: String,
-    task: Option<JoinHandle<()>>,
+    /// Closed when the driver's thread ends.
+    done: Option<oneshot::Receiver<()>>,
 }
 
 impl GossipHandle {
@@ -190,22 +191,15 @@ impl GossipHandle {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(restart_until_ms);
         }
-        if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(STOP_TIMEOUT, &mut task).await.is_err()
+        if let Some(done) = self.done.take()
+            && tokio::time::timeout(STOP_TIMEOUT, done).await.is_err()
         {
-            warn!("gossip did not stop in time; aborted");
-            task.abort();
+            warn!("gossip did not stop in time");
         }
     }
 }
 
-impl Drop for GossipHandle {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
-}
+// Dropping the handle drops `stop`'s sender: the driver sees it and ends at once, silently.
 
 /// Bind the gossip socket and start the task (within a Tokio runtime). Fails if the socket
 /// cannot be bound, or on a bad configuration (`InvalidInput`: short secret, unspecified
@@ -213,9 +207,8 @@ impl Drop for GossipHandle {
 pub fn spawn(config: GossipConfig) -> io::Result<GossipHandle> {
     let socket = std::net::UdpSocket::bind(config.bind)?;
     socket.set_nonblocking(true)?;
-    let socket = UdpSocket::from_std(socket)?;
     let local = socket.local_addr()?;
-    spawn_on(config, socket, local)
+    spawn_on(config, move || UdpSocket::from_std(socket), local)
 }
 
 /// What the task needs from a socket; the UDP socket, or an in-memory one in tests.
@@ -237,9 +230,14 @@ impl Transport for UdpSocket {
     }
 }
 
+/// Start the driver on its own thread, with a single-threaded Tokio runtime: gossip wakes up
+/// some 100 times a second even when nothing happens (probes, acks, probe timeouts), and on
+/// the speaker's multi-threaded runtime each wake-up also woke a second worker (measured:
+/// about a third of the speaker's idle CPU went to that hand-off). `transport` is made on
+/// that thread, so a socket registers with its runtime.
 pub(crate) fn spawn_on<T: Transport>(
     config: GossipConfig,
-    transport: T,
+    transport: impl FnOnce() -> io::Result<T> + Send + 'static,
     local: SocketAddr,
 ) -> io::Result<GossipHandle> {
     let invalid =
@@ -262,16 +260,37 @@ pub(crate) fn spawn_on<T: Transport>(
         restarting: BTreeMap::new(),
     });
     let counters = Arc::new(SharedCounters::default());
-    let driver = Driver {
-        membership,
-        transport,
-        timers: DelayQueue::new(),
-        view: view_tx,
-        counters: counters.clone(),
-        warned: [None, None],
-    };
+    let shared = counters.clone();
     let span = tracing::info_span!("gossip", node = %config.node, addr = %local);
-    let task = tokio::spawn(driver.run(seeds_rx, stop_rx).instrument(span));
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("gossip".into())
+        .spawn(move || {
+            let _done = done_tx;
+            let _entered = span.enter();
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => return tracing::error!("cannot start the gossip runtime: {e}"),
+            };
+            runtime.block_on(async move {
+                let transport = match transport() {
+                    Ok(t) => t,
+                    Err(e) => return tracing::error!("cannot set up the gossip socket: {e}"),
+                };
+                let driver = Driver {
+                    membership,
+                    transport,
+                    timers: DelayQueue::new(),
+                    view: view_tx,
+                    counters: shared,
+                    warned: [None, None],
+                };
+                driver.run(seeds_rx, stop_rx).await;
+            });
+        })?;
     Ok(GossipHandle {
         seeds: seeds_tx,
         stop: Some(stop_tx),
@@ -279,7 +298,7 @@ pub(crate) fn spawn_on<T: Transport>(
         counters,
         local_addr: local,
         node: config.node.clone(),
-        task: Some(task),
+        done: Some(done_rx),
     })
 }
 

@@ -8,6 +8,7 @@ use ferrolb_cluster::backoff::WatchBackoff;
 use ferrolb_cluster::files::default_status_dir;
 use ferrolb_cluster::task::{AbortOnDrop, shutdown_signal};
 use ferrolb_shared::config::duration::parse_go_duration;
+use ferrolb_shared::l2::gossip::Timing;
 use ferrolb_shared::stop::OnStop;
 use ferrolb_speaker::bgp::BgpSettings;
 use ferrolb_speaker::dataplane::Mode;
@@ -77,6 +78,23 @@ struct Cli {
     /// failover waits for Node readiness.
     #[arg(long, env = "FERROLB_GOSSIP_SECRET_FILE")]
     gossip_secret_file: Option<PathBuf>,
+    /// Gossip: how often each speaker probes one other (detection time is about one period,
+    /// a probe timeout's indirect round and the suspect timeout; every speaker must use the
+    /// same values).
+    /// Default: 50ms (`Timing::default` in shared/src/l2/gossip.rs).
+    #[arg(long, value_parser = parse_go_duration)]
+    gossip_probe_period: Option<Duration>,
+    /// Gossip: how long a probe waits for its ack before asking others to probe too (shorter
+    /// than the probe period, with room for the indirect round's two round trips).
+    /// Default: 20ms.
+    #[arg(long, value_parser = parse_go_duration)]
+    gossip_probe_timeout: Option<Duration>,
+    /// Gossip: how long a suspected speaker has to refute before it is declared dead. Shorter
+    /// detects faster; too short declares a busy node dead (measured in the README, "Layer 2
+    /// failover": false failovers with both cores busy).
+    /// Default: 100ms.
+    #[arg(long, value_parser = parse_go_duration)]
+    gossip_suspect_timeout: Option<Duration>,
     /// How long a node that came back (or a speaker that started) waits before it may take
     /// addresses back from others, e.g. 10s.
     #[arg(long, default_value = "10s", value_parser = parse_go_duration)]
@@ -193,7 +211,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         options.bgp = Some(bgp);
     }
     if cli.layer2 {
+        let timing = gossip_timing(
+            cli.gossip_probe_period,
+            cli.gossip_probe_timeout,
+            cli.gossip_suspect_timeout,
+        )?;
         let mut l2 = L2Settings::new(cli.node);
+        l2.gossip_timing = timing;
         l2.lb_class = cli.lb_class;
         l2.gossip_port = cli.gossip_port;
         l2.gossip_secret = match &cli.gossip_secret_file {
@@ -222,6 +246,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The gossip timing from the flags, checked (a bad combination is refused at start, naming
+/// the flags, rather than failing when gossip starts later).
+fn gossip_timing(
+    probe_period: Option<Duration>,
+    probe_timeout: Option<Duration>,
+    suspect_timeout: Option<Duration>,
+) -> anyhow::Result<Timing> {
+    let default = Timing::default();
+    let timing = Timing {
+        probe_period: probe_period.unwrap_or(default.probe_period),
+        probe_rtt: probe_timeout.unwrap_or(default.probe_rtt),
+        suspect_to_down: suspect_timeout.unwrap_or(default.suspect_to_down),
+        ..default
+    };
+    timing.validate().map_err(|e| {
+        anyhow::anyhow!(
+            "--gossip-probe-period {:?}, --gossip-probe-timeout {:?}, --gossip-suspect-timeout \
+             {:?}: {e}",
+            timing.probe_period,
+            timing.probe_rtt,
+            timing.suspect_to_down
+        )
+    })?;
+    Ok(timing)
 }
 
 /// `FIRST-LAST`, both ports, FIRST <= LAST.

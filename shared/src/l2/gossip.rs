@@ -14,7 +14,8 @@
 //! too when no ack comes within `probe_rtt`, marks it *suspect* when the period ends without
 //! any ack, and declares it *down* `suspect_to_down` later unless it refutes by raising its
 //! incarnation. News rides on every ping and ack, and on gossip messages sent to
-//! `gossip_fanout` members every `gossip_period` while there is news to tell.
+//! `indirect_probes` members every `gossip_period` while there is news to tell (a timer armed
+//! only then: an idle member wakes only to probe).
 //!
 //! foca implements the SWIM paper's extensions, not Lifeguard's (no local health multiplier,
 //! no suspicion timeout that shrinks with confirmations): timeouts are fixed, so they are
@@ -87,25 +88,31 @@ const REMOVE_DOWN_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Protocol timing. [`Timing::default`] is tuned for sub-second detection on a LAN.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timing {
-    /// How often each member probes one other member. Default 100 ms.
+    /// How often each member probes one other member. Default 50 ms.
     pub probe_period: Duration,
-    /// How long a direct ping waits for its ack before asking others to try. Default 40 ms:
+    /// How long a direct ping waits for its ack before asking others to try. Default 20 ms:
     /// LAN round trips are well under 1 ms, the rest is room for a busy node; the indirect
     /// round (two round trips) must fit in the remaining `probe_period - probe_rtt`.
     pub probe_rtt: Duration,
     /// Members asked to ping a member that did not answer. Default 3.
     pub indirect_probes: usize,
-    /// How long a suspect may refute before it is declared down. Default 200 ms: two probe
+    /// How long a suspect may refute before it is declared down. Default 100 ms: two probe
     /// periods, long enough for the suspicion to reach the member (every ping carries news)
-    /// and its refutation to come back, short enough to keep detection under half a second.
+    /// and its refutation to come back, short enough to keep the median takeover near 200 ms.
+    ///
+    /// The defaults were chosen on the failover bench (`--bench failover`, part `timing`):
+    /// SIGKILL takeover median / worst 100/40/200 ms: 329-340 / 417-420 ms; 50/20/100 ms:
+    /// 205-224 / 266-306 ms; 40/15/60 ms: 133 / 143-154 ms; and no false failover under
+    /// either with both cores busy (16 busy threads). What does cost a failover is a stall of
+    /// the speaker longer than the detection time (a paused process or VM), so the shorter
+    /// settings are left to clusters whose nodes never stall that long.
     pub suspect_to_down: Duration,
-    /// How often news (if any) is pushed to `gossip_fanout` random members. Default 20 ms.
-    /// Each piece of news is sent a bounded number of times (`max_transmissions`) whatever
-    /// the period, so a short one costs nothing more, nor anything at all while nothing
-    /// changes; it only makes a death reach 100 members in ~5 rounds, ~100 ms.
+    /// How often news (if any) is pushed to `indirect_probes` random members (foca's gossip
+    /// fanout). Default 20 ms. Each piece of news is sent a bounded number of times
+    /// (`max_transmissions`) whatever the period, so a short one costs nothing more, nor
+    /// anything at all while nothing changes (the timer is armed only while there is news);
+    /// it only makes a death reach 100 members in ~5 rounds, ~100 ms.
     pub gossip_period: Duration,
-    /// Default 3.
-    pub gossip_fanout: usize,
     /// How often one random member is asked for a sample of members. Default 5 s.
     pub announce_period: Duration,
     /// How often seeds that are not alive members are announced to again. Default 1 s.
@@ -122,12 +129,11 @@ pub struct Timing {
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            probe_period: Duration::from_millis(100),
-            probe_rtt: Duration::from_millis(40),
+            probe_period: Duration::from_millis(50),
+            probe_rtt: Duration::from_millis(20),
             indirect_probes: 3,
-            suspect_to_down: Duration::from_millis(200),
+            suspect_to_down: Duration::from_millis(100),
             gossip_period: Duration::from_millis(20),
-            gossip_fanout: 3,
             announce_period: Duration::from_secs(5),
             seed_retry: Duration::from_secs(1),
             seed_fanout: 2,
@@ -155,7 +161,7 @@ impl Timing {
         {
             return bad("durations must be non-zero");
         }
-        if self.indirect_probes == 0 || self.gossip_fanout == 0 || self.seed_fanout == 0 {
+        if self.indirect_probes == 0 || self.seed_fanout == 0 {
             return bad("fanouts must be at least 1");
         }
         if self.max_transmissions == 0 {
@@ -231,6 +237,10 @@ pub struct Timer(TimerKind);
 enum TimerKind {
     Swim(foca::Timer<NodeId>),
     Seeds,
+    /// Push news to `indirect_probes` members; armed only while there is news (foca's own
+    /// periodic gossip timer fires every period even when idle, waking the speaker 50 times
+    /// a second for nothing).
+    Gossip,
 }
 
 /// Datagram counters, for metrics.
@@ -257,6 +267,7 @@ pub struct Membership {
     rng: SmallRng,
     seeds: BTreeSet<SocketAddr>,
     seed_timer_armed: bool,
+    gossip_timer_armed: bool,
     /// Alive peers (not this node), by gossip address.
     peers: BTreeMap<SocketAddr, NodeId>,
     max_transmissions: u8,
@@ -306,6 +317,7 @@ impl Membership {
             rng: SmallRng::seed_from_u64(rng_seed ^ 0x5eed_5eed_5eed_5eed),
             seeds: BTreeSet::new(),
             seed_timer_armed: false,
+            gossip_timer_armed: false,
             peers: BTreeMap::new(),
             max_transmissions,
             counters: Counters::default(),
@@ -333,6 +345,13 @@ impl Membership {
             Input::Timer(Timer(TimerKind::Swim(timer))) => {
                 // Errors here are foca noticing a late or stale timer; nothing to do.
                 let _ = self.swim.handle_timer(timer, &mut fx);
+            }
+            Input::Timer(Timer(TimerKind::Gossip)) => {
+                self.gossip_timer_armed = false;
+                if self.has_news() {
+                    // Errors: nobody to send to yet; the news waits for the next member.
+                    let _ = self.swim.gossip(&mut fx);
+                }
             }
             Input::Timer(Timer(TimerKind::Seeds)) => {
                 self.seed_timer_armed = false;
@@ -449,6 +468,20 @@ impl Membership {
         }
     }
 
+    fn has_news(&self) -> bool {
+        self.swim.updates_backlog() > 0 || self.swim.custom_broadcast_backlog() > 0
+    }
+
+    fn arm_gossip_timer(&mut self, actions: &mut Vec<Action>) {
+        if !self.gossip_timer_armed && !self.left && self.has_news() {
+            self.gossip_timer_armed = true;
+            actions.push(Action::Schedule {
+                after: self.timing.gossip_period,
+                timer: Timer(TimerKind::Gossip),
+            });
+        }
+    }
+
     fn arm_seed_timer(&mut self, actions: &mut Vec<Action>) {
         if !self.seed_timer_armed && !self.seeds.is_empty() {
             self.seed_timer_armed = true;
@@ -484,6 +517,7 @@ impl Membership {
         if fx.members_changed {
             self.refresh_peers(now, actions);
         }
+        self.arm_gossip_timer(actions);
         let me = &self.id;
         let peers = &self.peers;
         self.notices.supersede(|node| {
@@ -563,10 +597,8 @@ fn swim_config(t: &Timing, max_transmissions: u8) -> foca::Config {
             frequency: t.announce_period,
             num_members: NonZeroUsize::MIN,
         }),
-        periodic_gossip: Some(PeriodicParams {
-            frequency: t.gossip_period,
-            num_members: nz(t.gossip_fanout),
-        }),
+        // Driven by `TimerKind::Gossip`, only while there is news.
+        periodic_gossip: None,
     }
 }
 

@@ -67,7 +67,11 @@ fn addr(i: usize) -> SocketAddr {
 
 fn start(hub: &Arc<Hub>, i: usize, secret: &[u8]) -> GossipHandle {
     let config = GossipConfig::new(format!("node-{i}"), addr(i), secret.to_vec());
-    spawn_on(config, hub.socket(addr(i)), addr(i)).expect("valid config")
+    {
+        let socket = hub.socket(addr(i));
+        spawn_on(config, move || Ok(socket), addr(i))
+    }
+    .expect("valid config")
 }
 
 async fn wait_for(handle: &GossipHandle, want: impl Fn(&MembershipView) -> bool) -> Duration {
@@ -155,7 +159,11 @@ async fn a_planned_restart_is_known_before_the_leave_and_its_replacement_rejoins
     // The replacement, under the next boot number, is a member again and ends the restart.
     let mut config = GossipConfig::new("node-2", addr(2), SECRET.to_vec());
     config.boot = Some(boot + 1);
-    let back = spawn_on(config, hub.socket(addr(2)), addr(2)).expect("valid config");
+    let back = {
+        let socket = hub.socket(addr(2));
+        spawn_on(config, move || Ok(socket), addr(2))
+    }
+    .expect("valid config");
     back.set_seeds(seeds.clone());
     for h in handles.iter().flatten() {
         wait_for(h, |v| v.alive == names(0..3) && v.restarting.is_empty()).await;
@@ -196,15 +204,21 @@ async fn forged_and_garbage_datagrams_are_counted_and_ignored() {
 async fn bad_configurations_are_refused() {
     let hub = Arc::new(Hub::default());
     let short = GossipConfig::new("n", addr(0), b"short".to_vec());
-    let err = spawn_on(short, hub.socket(addr(0)), addr(0))
-        .err()
-        .expect("refused");
+    let err = {
+        let socket = hub.socket(addr(0));
+        spawn_on(short, move || Ok(socket), addr(0))
+    }
+    .err()
+    .expect("refused");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     let unspecified: SocketAddr = "0.0.0.0:7946".parse().unwrap();
     let config = GossipConfig::new("n", unspecified, SECRET.to_vec());
-    let err = spawn_on(config, hub.socket(unspecified), unspecified)
-        .err()
-        .expect("refused");
+    let err = {
+        let socket = hub.socket(unspecified);
+        spawn_on(config, move || Ok(socket), unspecified)
+    }
+    .err()
+    .expect("refused");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("0.0.0.0:7946"), "{err}");
     let shown = format!("{:?}", GossipConfig::new("n", addr(0), SECRET.to_vec()));

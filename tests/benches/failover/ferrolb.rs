@@ -74,7 +74,11 @@ pub fn announced(lab: &Lab, node: &str) -> Vec<IpAddr> {
 pub struct FerroLb {
     pub lab: Lab,
     flags: Vec<String>,
+    /// Flags added to `flags` (a gossip timing preset, [`crate::timing`]).
+    extra: Vec<String>,
     hold_down: Duration,
+    /// The name in the table, if not "FerroLB".
+    pub label: Option<String>,
 }
 
 impl FerroLb {
@@ -97,16 +101,19 @@ impl FerroLb {
         lab.write_manifest("secret.yaml", SECRET)?;
         lab.start_controller()?;
         let hold_down = settings.hold_down;
-        let flags = vec![
+        let mut flags = vec![
             "--dataplane".to_string(),
             "nftables".into(),
             "--l2-hold-down".into(),
             format!("{}ms", hold_down.as_millis()),
         ];
+        flags.extend(settings.speaker_flags.iter().cloned());
         let mut me = FerroLb {
             lab,
             flags,
+            extra: Vec::new(),
             hold_down,
+            label: None,
         };
         for node in NODES {
             me.start_speaker(node)?;
@@ -126,10 +133,34 @@ impl FerroLb {
     }
 
     fn start_speaker(&self, node: &str) -> anyhow::Result<()> {
-        let flags: Vec<&str> = self.flags.iter().map(String::as_str).collect();
+        let flags: Vec<&str> = self
+            .flags
+            .iter()
+            .chain(&self.extra)
+            .map(String::as_str)
+            .collect();
         let name = self.lab.start_speaker_with(node, &flags)?;
         self.lab.wait_log(&name, "gossip started", SLOW_LIMIT)?;
         Ok(())
+    }
+
+    /// Restart every speaker (SIGKILL, then a new one) with `extra` flags, and wait until one
+    /// announces the address again.
+    pub fn restart_all(&mut self, extra: &[String]) -> anyhow::Result<()> {
+        self.extra = extra.to_vec();
+        for node in NODES {
+            let speaker = format!("speaker@{node}");
+            self.lab.kill_process(&speaker)?;
+            self.lab.forget_process(&speaker)?;
+            self.start_speaker(node)?;
+        }
+        std::thread::sleep(self.hold_down + SETTLE_MARGIN);
+        self.owner().map(drop)
+    }
+
+    /// `node`'s speaker reports announcing the address under test.
+    pub fn announces_vip(&self, node: &str) -> bool {
+        announced(&self.lab, node).contains(&IpAddr::V4(VIP))
     }
 
     pub fn down(self) -> anyhow::Result<()> {
@@ -146,7 +177,7 @@ impl FerroLb {
 
 impl System for FerroLb {
     fn name(&self) -> String {
-        "FerroLB".into()
+        self.label.clone().unwrap_or_else(|| "FerroLB".into())
     }
 
     fn lab(&self) -> &Lab {

@@ -53,6 +53,13 @@
 //! - `FERROLB_FAILOVER_CPU_SECS` (5): the idle CPU window, seconds.
 //! - `FERROLB_FAILOVER_ARP_SECS` (10): the ARP load window, seconds (at most 60).
 //! - `FERROLB_FAILOVER_NO_BUILD` (unset): do not build the binaries first.
+//! - `FERROLB_FAILOVER_SPEAKER_FLAGS` (none): extra speaker flags, space separated, for every
+//!   part (e.g. a gossip timing to try).
+//! - `FERROLB_FAILOVER_TIMINGS` (`100/40/200,50/20/100,40/15/60`): the gossip timings of part
+//!   `timing` (probe period / probe timeout / suspect timeout, ms; see `timing.rs`).
+//! - `FERROLB_FAILOVER_TIMING_REPS` (5): kills per timing.
+//! - `FERROLB_FAILOVER_LOAD_SECS` (20): how long every core is kept busy per timing (at most 60).
+//! - `FERROLB_FAILOVER_HOGS_PER_CORE` (2): busy threads per core then (1 to 8).
 
 /// Progress on stderr, stamped with the time since the benchmark started.
 macro_rules! note {
@@ -71,6 +78,7 @@ mod report;
 mod resolve;
 mod scale;
 mod stream;
+mod timing;
 
 use failover::Way;
 use ferrolb_e2e::bench::{load_average, machine};
@@ -115,6 +123,11 @@ pub struct Settings {
     pub scale_ips: usize,
     pub cpu_window: Duration,
     pub arp_window: Duration,
+    pub speaker_flags: Vec<String>,
+    pub timings: Vec<timing::Preset>,
+    pub timing_reps: usize,
+    pub load_window: Duration,
+    pub hogs_per_core: usize,
 }
 
 impl Settings {
@@ -134,10 +147,17 @@ impl Settings {
             .collect();
         for part in &only {
             anyhow::ensure!(
-                ["ferrolb", "keepalived", "resolve", "scale"].contains(&part.as_str()),
-                "FERROLB_FAILOVER_ONLY: unknown part {part:?} (use ferrolb, keepalived, resolve, scale)"
+                ["ferrolb", "keepalived", "resolve", "scale", "timing"].contains(&part.as_str()),
+                "FERROLB_FAILOVER_ONLY: unknown part {part:?} (use ferrolb, keepalived, resolve, scale, timing)"
             );
         }
+        let timings = std::env::var("FERROLB_FAILOVER_TIMINGS")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| "100/40/200,50/20/100,40/15/60".into())
+            .split(',')
+            .map(|t| t.parse::<timing::Preset>().map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Settings {
             reps: env_or("FERROLB_FAILOVER_REPS", 10usize).max(1),
             ways,
@@ -153,6 +173,17 @@ impl Settings {
             arp_window: Duration::from_secs_f64(
                 env_or("FERROLB_FAILOVER_ARP_SECS", 10.0f64).clamp(1.0, 60.0),
             ),
+            speaker_flags: std::env::var("FERROLB_FAILOVER_SPEAKER_FLAGS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
+            timings,
+            timing_reps: env_or("FERROLB_FAILOVER_TIMING_REPS", 5usize).max(1),
+            load_window: Duration::from_secs_f64(
+                env_or("FERROLB_FAILOVER_LOAD_SECS", 20.0f64).clamp(1.0, 60.0),
+            ),
+            hogs_per_core: env_or("FERROLB_FAILOVER_HOGS_PER_CORE", 2usize).clamp(1, 8),
         })
     }
 
@@ -185,7 +216,10 @@ fn run() -> anyhow::Result<bool> {
     );
     note!("{header}");
     let mut results = report::Results::default();
-    if settings.wanted("ferrolb") || settings.wanted("resolve") || settings.wanted("scale") {
+    if ["ferrolb", "resolve", "scale", "timing"]
+        .iter()
+        .any(|p| settings.wanted(p))
+    {
         let mut lab = ferrolb::FerroLb::up(&settings)?;
         if settings.wanted("ferrolb") {
             results
@@ -197,6 +231,9 @@ fn run() -> anyhow::Result<bool> {
         }
         if settings.wanted("scale") {
             results.scale = Some(scale::measure(&lab, &settings)?);
+        }
+        if settings.wanted("timing") {
+            results.timing = timing::measure(&mut lab, &settings.timings, &settings)?;
         }
         lab.down()?;
     }

@@ -217,7 +217,7 @@ fn membership_refuses_bad_identity_and_timing() {
     };
     assert!(matches!(make("n", ok, rtt), Err(GossipError::Timing(_))));
     let fanout = Timing {
-        gossip_fanout: 0,
+        seed_fanout: 0,
         ..Timing::default()
     };
     assert!(matches!(make("n", ok, fanout), Err(GossipError::Timing(_))));
