@@ -230,11 +230,12 @@ impl Transport for UdpSocket {
     }
 }
 
-/// Start the driver on its own thread, with a single-threaded Tokio runtime: gossip wakes up
-/// some 100 times a second even when nothing happens (probes, acks, probe timeouts), and on
-/// the speaker's multi-threaded runtime each wake-up also woke a second worker (measured:
-/// about a third of the speaker's idle CPU went to that hand-off). `transport` is made on
-/// that thread, so a socket registers with its runtime.
+/// Start the driver on its own thread, with a single-threaded Tokio runtime, so that its
+/// probes and acks (some 100 wake-ups a second even when nothing happens) never queue behind
+/// the speaker's other work, which would delay acks and get a busy speaker declared dead; it
+/// also spares each wake-up the multi-threaded runtime's hand-off between workers (measured:
+/// a speaker's idle CPU 1.2 % before, 1.1 % after, within noise). `transport` is made on that
+/// thread, so a socket registers with its runtime.
 pub(crate) fn spawn_on<T: Transport>(
     config: GossipConfig,
     transport: impl FnOnce() -> io::Result<T> + Send + 'static,
@@ -346,9 +347,13 @@ impl<T: Transport> Driver<T> {
         // Set once a planned restart was announced: leave then.
         let mut leave_at: Option<tokio::time::Instant> = None;
         loop {
-            let leave = tokio::time::sleep_until(
-                leave_at.unwrap_or_else(|| tokio::time::Instant::now() + STOP_TIMEOUT),
-            );
+            // Armed only once a restart was announced: not a timer per datagram.
+            let leave = async {
+                match leave_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = self.transport.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
@@ -380,7 +385,7 @@ impl<T: Transport> Driver<T> {
                     // A dropped handle, which aborts this task: leave silently.
                     Err(_) => return,
                 },
-                () = leave, if leave_at.is_some() => return self.leave(&mut actions),
+                () = leave => return self.leave(&mut actions),
             }
             self.carry_out(&mut actions);
         }
@@ -418,17 +423,17 @@ impl<T: Transport> Driver<T> {
                 }
                 Action::Isolated => warn!("no peer reachable"),
                 Action::Connected => info!("peers reachable"),
+                Action::RestartsChanged => members_changed = true,
             }
         }
         self.store_counters();
         let m = &self.membership;
         let peers = m.reachable_peers();
-        let restarting = m.restarting();
         self.view.send_if_modified(|view| {
-            if !members_changed && view.reachable_peers == peers && view.restarting == restarting {
+            if !members_changed && view.reachable_peers == peers {
                 return false;
             }
-            view.restarting = restarting;
+            view.restarting = m.restarting();
             let alive = m.alive_nodes();
             if alive != view.alive {
                 view.changed = now();

@@ -227,6 +227,8 @@ pub enum Action {
     Isolated,
     /// At least one peer is alive again.
     Connected,
+    /// The set of speakers gone for a planned restart changed (see [`Membership::restarting`]).
+    RestartsChanged,
 }
 
 /// A timer handed out by [`Action::Schedule`]; opaque to the driver.
@@ -518,18 +520,25 @@ impl Membership {
             self.refresh_peers(now, actions);
         }
         self.arm_gossip_timer(actions);
-        let me = &self.id;
-        let peers = &self.peers;
-        self.notices.supersede(|node| {
-            if node == me.node {
-                return Some(me.boot);
-            }
-            peers
-                .values()
-                .filter(|id| id.node == node)
-                .map(|id| id.boot)
-                .max()
-        });
+        // A notice ends when its node is back under a newer incarnation: only a change of
+        // the members or of the notices can bring that about.
+        if fx.members_changed || self.notices.changed() {
+            let me = &self.id;
+            let peers = &self.peers;
+            self.notices.supersede(|node| {
+                if node == me.node {
+                    return Some(me.boot);
+                }
+                peers
+                    .values()
+                    .filter(|id| id.node == node)
+                    .map(|id| id.boot)
+                    .max()
+            });
+        }
+        if self.notices.take_changed() {
+            actions.push(Action::RestartsChanged);
+        }
         // After the member changes, so a consumer sees the last member go down first.
         match fx.connected {
             Some(true) => actions.push(Action::Connected),

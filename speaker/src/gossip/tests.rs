@@ -65,13 +65,29 @@ fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, i as u8 + 1], DEFAULT_PORT))
 }
 
+/// [`spawn_on`] on the hub's in-memory socket for `addr`.
+fn spawn_mem(hub: &Arc<Hub>, config: GossipConfig, addr: SocketAddr) -> io::Result<GossipHandle> {
+    let socket = hub.socket(addr);
+    spawn_on(config, move || Ok(socket), addr)
+}
+
 fn start(hub: &Arc<Hub>, i: usize, secret: &[u8]) -> GossipHandle {
     let config = GossipConfig::new(format!("node-{i}"), addr(i), secret.to_vec());
-    {
-        let socket = hub.socket(addr(i));
-        spawn_on(config, move || Ok(socket), addr(i))
+    spawn_mem(hub, config, addr(i)).expect("valid config")
+}
+
+/// `n` speakers seeded with every address, once each sees all of them: the handles and the
+/// seed list.
+async fn converged(hub: &Arc<Hub>, n: usize) -> (Vec<Option<GossipHandle>>, Vec<SocketAddr>) {
+    let handles: Vec<Option<GossipHandle>> = (0..n).map(|i| Some(start(hub, i, SECRET))).collect();
+    let seeds: Vec<SocketAddr> = (0..n).map(addr).collect();
+    for h in handles.iter().flatten() {
+        h.set_seeds(seeds.clone());
     }
-    .expect("valid config")
+    for h in handles.iter().flatten() {
+        wait_for(h, |v| v.alive == names(0..n) && v.reachable_peers == n - 1).await;
+    }
+    (handles, seeds)
 }
 
 async fn wait_for(handle: &GossipHandle, want: impl Fn(&MembershipView) -> bool) -> Duration {
@@ -91,15 +107,7 @@ fn names(range: std::ops::Range<usize>) -> BTreeSet<String> {
 #[tokio::test]
 async fn speakers_find_each_other_and_notice_a_death_and_a_leave() {
     let hub = Arc::new(Hub::default());
-    let mut handles: Vec<Option<GossipHandle>> =
-        (0..4).map(|i| Some(start(&hub, i, SECRET))).collect();
-    let seeds: Vec<SocketAddr> = (0..4).map(addr).collect();
-    for h in handles.iter().flatten() {
-        h.set_seeds(seeds.clone());
-    }
-    for h in handles.iter().flatten() {
-        wait_for(h, |v| v.alive == names(0..4) && v.reachable_peers == 3).await;
-    }
+    let (mut handles, _) = converged(&hub, 4).await;
 
     // Killed: the task is aborted, its inbox stays but nobody answers.
     drop(handles[3].take());
@@ -134,15 +142,7 @@ async fn speakers_find_each_other_and_notice_a_death_and_a_leave() {
 async fn a_planned_restart_is_known_before_the_leave_and_its_replacement_rejoins_as_the_same_member()
  {
     let hub = Arc::new(Hub::default());
-    let mut handles: Vec<Option<GossipHandle>> =
-        (0..3).map(|i| Some(start(&hub, i, SECRET))).collect();
-    let seeds: Vec<SocketAddr> = (0..3).map(addr).collect();
-    for h in handles.iter().flatten() {
-        h.set_seeds(seeds.clone());
-    }
-    for h in handles.iter().flatten() {
-        wait_for(h, |v| v.alive == names(0..3)).await;
-    }
+    let (mut handles, seeds) = converged(&hub, 3).await;
     let leaving = handles[2].take().unwrap();
     let boot = leaving.boot();
     assert_eq!(
@@ -159,11 +159,7 @@ async fn a_planned_restart_is_known_before_the_leave_and_its_replacement_rejoins
     // The replacement, under the next boot number, is a member again and ends the restart.
     let mut config = GossipConfig::new("node-2", addr(2), SECRET.to_vec());
     config.boot = Some(boot + 1);
-    let back = {
-        let socket = hub.socket(addr(2));
-        spawn_on(config, move || Ok(socket), addr(2))
-    }
-    .expect("valid config");
+    let back = spawn_mem(&hub, config, addr(2)).expect("valid config");
     back.set_seeds(seeds.clone());
     for h in handles.iter().flatten() {
         wait_for(h, |v| v.alive == names(0..3) && v.restarting.is_empty()).await;
@@ -204,21 +200,11 @@ async fn forged_and_garbage_datagrams_are_counted_and_ignored() {
 async fn bad_configurations_are_refused() {
     let hub = Arc::new(Hub::default());
     let short = GossipConfig::new("n", addr(0), b"short".to_vec());
-    let err = {
-        let socket = hub.socket(addr(0));
-        spawn_on(short, move || Ok(socket), addr(0))
-    }
-    .err()
-    .expect("refused");
+    let err = spawn_mem(&hub, short, addr(0)).err().expect("refused");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     let unspecified: SocketAddr = "0.0.0.0:7946".parse().unwrap();
     let config = GossipConfig::new("n", unspecified, SECRET.to_vec());
-    let err = {
-        let socket = hub.socket(unspecified);
-        spawn_on(config, move || Ok(socket), unspecified)
-    }
-    .err()
-    .expect("refused");
+    let err = spawn_mem(&hub, config, unspecified).err().expect("refused");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("0.0.0.0:7946"), "{err}");
     let shown = format!("{:?}", GossipConfig::new("n", addr(0), SECRET.to_vec()));

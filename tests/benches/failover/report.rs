@@ -330,9 +330,9 @@ fn print_timing(results: &[TimingResult], settings: &crate::Settings) -> bool {
             "  {:<18} {:>19} {:>22} {:>22} {:>18}",
             r.preset.label(),
             pair(stats(r.takeovers.clone())),
-            r.false_downs,
-            r.moves,
-            format!("{} of {}", r.unowned_samples, r.samples),
+            r.load.false_downs,
+            r.load.moves,
+            format!("{} of {}", r.load.unowned_samples, r.load.samples),
         );
     }
     failed

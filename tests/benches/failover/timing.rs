@@ -82,6 +82,11 @@ pub struct TimingResult {
     /// ARP takeovers (s) of the kills that worked, and how many did not.
     pub takeovers: Vec<f64>,
     pub failed: usize,
+    pub load: LoadResult,
+}
+
+/// What a load window saw.
+pub struct LoadResult {
     /// Speakers declared dead ("member down" log lines) while all were alive, under load.
     pub false_downs: usize,
     /// Changes of the address's announcer under load (none failed).
@@ -109,10 +114,9 @@ pub fn measure(
             ways: vec![Way::Kill],
             ..settings.clone()
         };
-        let mut name = f.label.take();
         f.label = Some(format!("FerroLB {}", preset.label()));
         let session = failover::session(f, &kills);
-        std::mem::swap(&mut f.label, &mut name);
+        f.label = None;
         let session = session?;
         let samples = session.ways.get(&Way::Kill).cloned().unwrap_or_default();
         let takeovers: Vec<f64> = samples
@@ -131,7 +135,7 @@ pub fn measure(
             preset: *preset,
             takeovers,
             failed,
-            ..load
+            load,
         });
     }
     // Back to the defaults for whatever runs next.
@@ -140,7 +144,7 @@ pub fn measure(
 }
 
 /// Busy every core for the load window and count what the speakers did meanwhile.
-fn under_load(f: &mut FerroLb, settings: &crate::Settings) -> anyhow::Result<TimingResult> {
+fn under_load(f: &mut FerroLb, settings: &crate::Settings) -> anyhow::Result<LoadResult> {
     let owner = failover::System::owner(f)?;
     let downs_before = member_downs(f)?;
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -186,14 +190,7 @@ fn under_load(f: &mut FerroLb, settings: &crate::Settings) -> anyhow::Result<Tim
     let false_downs = member_downs(f)? - downs_before;
     // Let a false failover, if any, heal before the next measurement.
     std::thread::sleep(settings.hold_down + Duration::from_secs(1));
-    Ok(TimingResult {
-        preset: Preset {
-            period: Duration::ZERO,
-            timeout: Duration::ZERO,
-            suspect: Duration::ZERO,
-        },
-        takeovers: Vec::new(),
-        failed: 0,
+    Ok(LoadResult {
         false_downs,
         moves,
         unowned_samples: unowned,

@@ -104,18 +104,36 @@ struct Entry {
 /// The notices this member knows, shared between foca's broadcast handler and the
 /// [`super::Membership`] that reads them.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Board(Arc<Mutex<BTreeMap<String, Entry>>>);
+pub(crate) struct Board(Arc<Mutex<Notices>>);
+
+#[derive(Debug, Default)]
+struct Notices {
+    by_node: BTreeMap<String, Entry>,
+    /// What [`Board::restarting`] returns changed since [`Board::take_changed`] last said so.
+    changed: bool,
+}
 
 impl Board {
-    fn with<R>(&self, f: impl FnOnce(&mut BTreeMap<String, Entry>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut Notices) -> R) -> R {
         // A panic while holding the lock cannot leave the map half-changed (each change is
         // one insert or flag), so a poisoned lock is still usable.
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Whether the restarting set changed since the last call (which clears it).
+    pub(crate) fn take_changed(&self) -> bool {
+        self.with(|n| std::mem::take(&mut n.changed))
+    }
+
+    /// Whether the restarting set changed, without clearing it.
+    pub(crate) fn changed(&self) -> bool {
+        self.with(|n| n.changed)
+    }
+
     /// Record `notice` if it is news (no notice of its node, or an older one).
     fn learn(&self, notice: &RestartNotice) -> bool {
-        self.with(|map| {
+        self.with(|n| {
+            let map = &mut n.by_node;
             if map
                 .get(&notice.node)
                 .is_some_and(|e| e.notice.rank() >= notice.rank())
@@ -139,6 +157,7 @@ impl Board {
                     None => break,
                 };
             }
+            n.changed = true;
             true
         })
     }
@@ -146,10 +165,11 @@ impl Board {
     /// Mark superseded every notice whose node is alive (`alive` says with which boot)
     /// under a newer incarnation than the one that announced the restart.
     pub(crate) fn supersede(&self, alive: impl Fn(&str) -> Option<u64>) {
-        self.with(|map| {
-            for e in map.values_mut().filter(|e| !e.superseded) {
+        self.with(|n| {
+            for e in n.by_node.values_mut().filter(|e| !e.superseded) {
                 if alive(&e.notice.node).is_some_and(|boot| boot > e.notice.boot) {
                     e.superseded = true;
+                    n.changed = true;
                 }
             }
         });
@@ -157,8 +177,9 @@ impl Board {
 
     /// Nodes restarting, with their deadlines (ms since the epoch; some may be past).
     pub(crate) fn restarting(&self) -> BTreeMap<String, u64> {
-        self.with(|map| {
-            map.iter()
+        self.with(|n| {
+            n.by_node
+                .iter()
                 .filter(|(_, e)| !e.superseded)
                 .map(|(k, e)| (k.clone(), e.notice.until_ms))
                 .collect()
@@ -263,11 +284,15 @@ mod tests {
         let older = notice("a", 9, 5000).encode();
         assert!(h.receive_item(&older, None).unwrap().is_none());
         assert_eq!(board.restarting(), BTreeMap::from([("a".into(), 1000)]));
+        assert!(board.take_changed());
+        assert!(!board.take_changed(), "cleared");
         // The same incarnation alive (the notice arrived before its leave): still restarting.
         board.supersede(|n| (n == "a").then_some(10));
         assert_eq!(board.restarting().len(), 1);
+        assert!(!board.changed(), "nothing changed");
         board.supersede(|n| (n == "a").then_some(11));
         assert!(board.restarting().is_empty());
+        assert!(board.take_changed());
         // Passed on again by a slower member: known, not revived.
         assert!(h.receive_item(&first, None).unwrap().is_none());
         assert!(board.restarting().is_empty());

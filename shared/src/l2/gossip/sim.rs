@@ -249,7 +249,10 @@ impl Sim {
                 Action::MemberUp { node, .. } => {
                     self.ups.insert((i, node), self.now);
                 }
-                Action::Rejoined { .. } | Action::Isolated | Action::Connected => {}
+                Action::Rejoined { .. }
+                | Action::Isolated
+                | Action::Connected
+                | Action::RestartsChanged => {}
             }
         }
     }
