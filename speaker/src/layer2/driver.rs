@@ -331,21 +331,15 @@ impl State {
         let now = Instant::now();
         let settle = (self.started + self.settings.settle).max(now + Duration::from_millis(50));
         let settling = (!self.settled).then_some(settle);
-        let members = self
-            .gossip
-            .as_ref()
-            .map(|g| g.view.borrow().members.clone());
-        // Hold-downs ending after the last recompute, even if the wall clock has passed them
-        // meanwhile: one that ended between two passes of the loop must still be acted on
-        // (found in the lab: a paused speaker, back, never took its address again).
-        let young = members.as_ref().and_then(|m| {
-            let restarting = self
-                .gossip
-                .as_ref()
-                .map(|g| g.view.borrow().restarting.clone());
+        // Hold-downs (and restart deadlines) ending after the last recompute, even if the wall
+        // clock has passed them meanwhile: one that ended between two passes of the loop must
+        // still be acted on (found in the lab: a paused speaker, back, never took its address
+        // again). Read in place: this runs on every turn of the loop.
+        let young = self.gossip.as_ref().and_then(|g| {
+            let v = g.view.borrow();
             let view = LivenessView {
-                members: Some(m),
-                restarting: restarting.as_ref(),
+                members: Some(&v.members),
+                restarting: Some(&v.restarting),
                 now_ms: self.recomputed_ms,
                 hold: self.settings.hold_down,
             };
