@@ -14,8 +14,12 @@ pub const POOL: &str = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmet
 pub const ECHO: u16 = plan::ECHO_TCP;
 
 /// How long the data path may take to forward a new Service (the speakers start, read the
-/// manifests and program): generous, for a loaded machine.
+/// manifests and program): generous, for a loaded machine; three times that in the VM lab,
+/// whose emulated CPUs (TCG) start a speaker beside another test's lab in 5-10 s.
+#[cfg(not(feature = "vm-lab"))]
 pub const PROGRAMMED: Duration = Duration::from_secs(20);
+#[cfg(feature = "vm-lab")]
+pub const PROGRAMMED: Duration = Duration::from_secs(60);
 
 /// A lab with three nodes, `pods` (name, node) all with app `web`, one LAN client, no router
 /// daemon, dual-stack; the address pool is written.

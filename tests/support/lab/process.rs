@@ -66,6 +66,9 @@ impl Lab {
         let mut c = cmd::in_netns(&h.netns, argv);
         // Plain logs: they are files, read by people and by `wait_log`.
         c.env("NO_COLOR", "1")
+            // The data path's passes too (a line per program), so a log shows whether and
+            // when a speaker programmed; an explicit --log wins.
+            .env("FERROLB_LOG", "info,ferrolb_speaker::dataplane=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err));
