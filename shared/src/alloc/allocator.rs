@@ -1,15 +1,19 @@
 //! The allocator proper: the pool set, who holds which address, and the rules for keeping,
 //! reclaiming, honouring and freshly choosing addresses.
 
+use super::entries::Entries;
 use super::error::{AllocError, SharingReason};
 use super::fresh::AutoOrder;
+use super::holders::{Holders, Holding};
+use super::kept::KeptRequest;
 use super::pool::{Claims, Pool, PortSet, Position, ShareTag};
 use super::request::{
-    Assignment, Family, Plan, PoolDef, PoolStats, Protocol, ServiceKey, ServiceRequest, plan,
-    sharing_conflict, split_ip,
+    Assignment, Family, Plan, PoolDef, PoolStats, Protocol, ServiceKey, ServiceRequest,
+    SharingTerms, plan, sharing_conflict, split_ip,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Hands out LoadBalancer addresses from a set of pools. Pure state: no I/O, no clock.
 ///
@@ -23,25 +27,13 @@ pub struct Allocator {
     /// Which pools automatic allocation tries, in which order.
     pub(super) auto: AutoOrder,
     claims: Claims,
-    holders: BTreeMap<IpAddr, Holding>,
-    /// Boxed: an entry is a few hundred bytes and B-tree nodes hold eleven of them, which
-    /// made inserts mostly memory traffic.
-    entries: BTreeMap<ServiceKey, Box<Entry>>,
+    holders: Holders,
+    /// Keyed by a key the holders share. Boxed, so growing the table moves pointers only.
+    entries: Entries<Box<Entry>>,
     /// Counts the releases that may let a waiting service in: a holder leaving an address
     /// (which frees it, or frees its ports for sharing). The reconciler retries the Services
     /// that wait for an address when this moves.
     releases: u64,
-}
-
-/// The services holding one address. When there are several, they all carry the same sharing
-/// key and backend, so the tag (key, backend, ports in use) is recorded once; `None` when the
-/// holder has no sharing key, so nobody can join.
-#[derive(Debug)]
-struct Holding {
-    tag: Option<ShareTag>,
-    /// Sorted. A `Vec`: usually one or two services, and a `BTreeSet` would allocate a whole
-    /// B-tree node per held address.
-    services: Vec<ServiceKey>,
 }
 
 /// A service's assignment and the request it was last checked against (re-checked when the
@@ -49,7 +41,7 @@ struct Holding {
 #[derive(Debug)]
 struct Entry {
     assignment: Assignment,
-    request: ServiceRequest,
+    request: KeptRequest,
 }
 
 /// Where an address lives.
@@ -95,17 +87,17 @@ impl Allocator {
         // Rebuild the holdings from scratch against the new pools, in key order so the
         // outcome does not depend on history.
         self.holders.clear();
-        let old = std::mem::take(&mut self.entries);
         let mut dropped = Vec::new();
-        for (key, entry) in old {
-            let kept = plan(&entry.request)
+        for (key, entry) in self.entries.take_sorted() {
+            let request = entry.request.to_request(&key);
+            let kept = plan(&request)
                 .ok()
-                .and_then(|p| self.keepable(&entry.request, &p, &entry.assignment.ips));
+                .and_then(|p| self.keepable(&request, &p, &entry.assignment.ips));
             match kept {
                 Some((pool, ips)) => {
-                    self.commit(&entry.request, pool, ips);
+                    self.commit(&request, pool, ips);
                 }
-                None => dropped.push(key),
+                None => dropped.push(ServiceKey::clone(&key)),
             }
         }
         dropped
@@ -128,7 +120,7 @@ impl Allocator {
         };
         if let Some(entry) = self.entries.get(&req.key) {
             let current = entry.assignment.ips.clone();
-            let claims_as_much = claims_as_much(req, &entry.request);
+            let claims_as_much = claims_as_much(req.terms(), entry.request.terms());
             let releases = self.releases;
             let kept = self.keepable(req, &plan, &current);
             // Released even when kept, and re-held below, so the stored request and the
@@ -177,7 +169,10 @@ impl Allocator {
 
     /// Every assignment, sorted by service key.
     pub fn assignments(&self) -> impl Iterator<Item = (&ServiceKey, &Assignment)> + '_ {
-        self.entries.iter().map(|(k, e)| (k, &e.assignment))
+        self.entries
+            .sorted()
+            .into_iter()
+            .map(|(k, e)| (k, &e.assignment))
     }
 
     /// Usage of every pool, sorted by pool name.
@@ -196,10 +191,9 @@ impl Allocator {
 
     /// The services holding `ip`, sorted.
     pub fn services_on(&self, ip: IpAddr) -> Vec<ServiceKey> {
-        self.holders
-            .get(&ip)
-            .map(|h| h.services.clone())
-            .unwrap_or_default()
+        self.holders.get(ip).map_or_else(Vec::new, |h| {
+            h.services().iter().map(|k| ServiceKey::clone(k)).collect()
+        })
     }
 
     /// The name of the pool owning `ip`, if any.
@@ -229,14 +223,15 @@ impl Allocator {
         ip: IpAddr,
         req: &ServiceRequest,
     ) -> Option<(ServiceKey, SharingReason)> {
-        let holding = self.holders.get(&ip)?;
+        let holding = self.holders.get(ip)?;
         holding
-            .services
+            .services()
             .iter()
-            .filter(|k| **k != req.key)
+            .filter(|k| ***k != req.key)
             .find_map(|k| {
-                let other = &self.entries.get(k)?.request;
-                sharing_conflict(req, other).map(|reason| (k.clone(), reason))
+                let other = &self.entries.get(k.as_ref())?.request;
+                sharing_conflict(req.terms(), other.terms())
+                    .map(|reason| (ServiceKey::clone(k), reason))
             })
     }
 
@@ -367,30 +362,29 @@ impl Allocator {
 
     /// Records the assignment and holds its addresses.
     fn commit(&mut self, req: &ServiceRequest, pool: usize, ips: Vec<IpAddr>) -> Assignment {
+        let key = Arc::new(req.key.clone());
         for &ip in &ips {
-            self.hold(ip, req);
+            self.hold(ip, req, &key);
         }
         let assignment = Assignment {
             pool: self.pools[pool].name.clone(),
             ips,
         };
         self.entries.insert(
-            req.key.clone(),
+            key,
             Box::new(Entry {
                 assignment: assignment.clone(),
-                request: req.clone(),
+                request: KeptRequest::new(req),
             }),
         );
         assignment
     }
 
-    fn hold(&mut self, ip: IpAddr, req: &ServiceRequest) {
+    fn hold(&mut self, ip: IpAddr, req: &ServiceRequest, key: &Arc<ServiceKey>) {
         let loc = self.locate(ip);
-        if let Some(holding) = self.holders.get_mut(&ip) {
-            if let Err(at) = holding.services.binary_search(&req.key) {
-                holding.services.insert(at, req.key.clone());
-            }
-            if let Some(tag) = &mut holding.tag {
+        if let Some(holding) = self.holders.get_mut(ip) {
+            holding.add(key);
+            if let (_, Some(tag)) = holding.with_tag_mut() {
                 let ports = port_union(tag.ports.iter().chain(&req.ports));
                 refile(&mut self.pools, loc, tag, ports);
             }
@@ -409,41 +403,34 @@ impl Allocator {
             }
             self.auto.update(loc.pool, pool, loc.family);
         }
-        self.holders.insert(
-            ip,
-            Holding {
-                tag,
-                services: vec![req.key.clone()],
-            },
-        );
+        self.holders.insert(ip, Holding::new(key.clone(), tag));
     }
 
     /// Drops `key` from the holders of `ip`. Called after `key`'s entry is gone, so the ports
     /// still in use are those of the remaining holders' entries.
     fn unhold(&mut self, ip: IpAddr, key: &ServiceKey) {
         let loc = self.locate(ip);
-        let Some(Holding { tag, services }) = self.holders.get_mut(&ip) else {
+        let Some(holding) = self.holders.get_mut(ip) else {
             return;
         };
-        if let Ok(at) = services.binary_search(key) {
-            services.remove(at);
+        let removed = holding.remove(key);
+        if removed {
             self.releases += 1;
         }
-        if !services.is_empty() {
-            if let Some(tag) = tag {
+        if !(removed && holding.emptied_by_removal()) {
+            if let (services, Some(tag)) = holding.with_tag_mut() {
                 let entries = &self.entries;
                 let ports = port_union(
                     services
                         .iter()
-                        .filter_map(|k| entries.get(k))
-                        .flat_map(|e| &e.request.ports),
+                        .filter_map(|k| entries.get(k.as_ref()))
+                        .flat_map(|e| e.request.ports()),
                 );
                 refile(&mut self.pools, loc, tag, ports);
             }
             return;
         }
-        let tag = tag.take();
-        self.holders.remove(&ip);
+        let tag = self.holders.remove(ip).and_then(Holding::into_tag);
         if let Some(loc) = loc {
             let pool = &mut self.pools[loc.pool];
             if let Some(tag) = &tag {
@@ -471,9 +458,9 @@ fn refile(pools: &mut [Pool], loc: Option<Location>, tag: &mut ShareTag, ports: 
 
 /// Whether `new` claims an address at least as fully as `old` did: same sharing key and
 /// backend, and every port `old` used. Then re-holding under `new` frees nothing.
-fn claims_as_much(new: &ServiceRequest, old: &ServiceRequest) -> bool {
-    new.sharing() == old.sharing()
-        && new.backend_key == old.backend_key
+fn claims_as_much(new: SharingTerms<'_>, old: SharingTerms<'_>) -> bool {
+    new.key == old.key
+        && new.backend == old.backend
         && old.ports.iter().all(|p| new.ports.contains(p))
 }
 

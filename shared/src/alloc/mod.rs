@@ -68,8 +68,11 @@
 //! `u128::MAX`: a full IPv6 /0 holds 2^128 addresses, one more than `u128` can count.
 
 mod allocator;
+mod entries;
 mod error;
 mod fresh;
+mod holders;
+mod kept;
 mod pool;
 mod range_set;
 mod request;

@@ -298,14 +298,33 @@ pub(crate) fn plan(req: &ServiceRequest) -> Result<Plan, AllocError> {
     })
 }
 
+/// What decides whether two services may share an address: the sharing key (empty means
+/// none), the backend and the ports.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SharingTerms<'a> {
+    pub(crate) key: Option<&'a str>,
+    pub(crate) backend: &'a BackendKey,
+    pub(crate) ports: &'a [(Protocol, u16)],
+}
+
+impl ServiceRequest {
+    pub(crate) fn terms(&self) -> SharingTerms<'_> {
+        SharingTerms {
+            key: self.sharing(),
+            backend: &self.backend_key,
+            ports: &self.ports,
+        }
+    }
+}
+
 /// Why `ours` may not join `theirs` on one address, or `None` when it may. The rule is
 /// MetalLB's: both carry the same non-empty sharing key, agree on the backend (so the address
 /// is announced from the same nodes) and have no protocol/port in common.
 pub(crate) fn sharing_conflict(
-    ours: &ServiceRequest,
-    theirs: &ServiceRequest,
+    ours: SharingTerms<'_>,
+    theirs: SharingTerms<'_>,
 ) -> Option<SharingReason> {
-    match (ours.sharing(), theirs.sharing()) {
+    match (ours.key, theirs.key) {
         (Some(a), Some(b)) if a == b => {}
         (a, b) => {
             return Some(SharingReason::KeysDiffer {
@@ -314,10 +333,10 @@ pub(crate) fn sharing_conflict(
             });
         }
     }
-    if ours.backend_key != theirs.backend_key {
+    if ours.backend != theirs.backend {
         return Some(SharingReason::BackendsDiffer {
-            ours: ours.backend_key.clone(),
-            theirs: theirs.backend_key.clone(),
+            ours: ours.backend.clone(),
+            theirs: theirs.backend.clone(),
         });
     }
     ours.ports
