@@ -102,6 +102,20 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Send a stream of bytes through a TCP echo server and check that every byte comes back
+    /// in order (the proxy's bulk path); print the server's line and the byte count.
+    Bulk {
+        /// Address to reach.
+        addr: IpAddr,
+        /// Port to reach (the echo TCP port).
+        port: u16,
+        /// Bytes to send (at most 256 MiB).
+        #[arg(long, default_value_t = 8 << 20)]
+        bytes: usize,
+        /// Give up when nothing moves for this long.
+        #[arg(long, default_value_t = 5000)]
+        timeout_ms: u64,
+    },
     /// Hold TCP connections open and check them while opening new ones; log every event.
     Hold {
         /// Address to reach.
@@ -141,6 +155,17 @@ fn main() -> ExitCode {
         .map(|line| {
             println!("{line}");
         }),
+        Some(Command::Bulk {
+            addr,
+            port,
+            bytes,
+            timeout_ms,
+        }) => bulk(
+            SocketAddr::new(addr, port),
+            bytes.min(256 << 20),
+            Duration::from_millis(timeout_ms),
+        )
+        .map(|line| println!("{line}")),
         Some(Command::Get {
             addr,
             port,
@@ -301,6 +326,62 @@ fn parse_source(s: &str) -> Res<SocketAddr> {
     s.parse::<SocketAddr>()
         .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 0)))
         .map_err(|_| format!("not an address or address:port: {s:?}"))
+}
+
+/// The byte at `i` of a bulk stream: not periodic in any power of two, so a chunk lost,
+/// repeated or reordered shows.
+fn pattern(i: usize) -> u8 {
+    (i % 251) as u8 ^ (i / 251 % 253) as u8
+}
+
+/// Sends `bytes` bytes of [`pattern`] through the echo server at `to` while reading them
+/// back; the server's line and the count when all came back intact.
+fn bulk(to: SocketAddr, bytes: usize, timeout: Duration) -> Res<String> {
+    bulk_io(to, bytes, timeout).map_err(|e| format!("bulk through {to}: {e}"))
+}
+
+fn bulk_io(to: SocketAddr, bytes: usize, timeout: Duration) -> std::io::Result<String> {
+    let conn = TcpStream::connect_timeout(&to, timeout)?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.set_write_timeout(Some(timeout))?;
+    let mut reader = std::io::BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut line)?;
+    let mut writer = conn;
+    let sender = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut sent = 0;
+        while sent < bytes {
+            let n = chunk.len().min(bytes - sent);
+            for (k, b) in chunk[..n].iter_mut().enumerate() {
+                *b = pattern(sent + k);
+            }
+            writer.write_all(&chunk[..n])?;
+            sent += n;
+        }
+        writer.shutdown(std::net::Shutdown::Write)
+    });
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(k) = (0..n).find(|&k| buf[k] != pattern(got + k)) {
+            let wrong = format!("byte {} came back wrong", got + k);
+            return Err(std::io::Error::other(wrong));
+        }
+        got += n;
+    }
+    sender
+        .join()
+        .map_err(|_| std::io::Error::other("the sender panicked"))??;
+    if got != bytes {
+        let short = format!("{got} of {bytes} bytes came back");
+        return Err(std::io::Error::other(short));
+    }
+    Ok(format!("{} {got} bytes echoed intact", line.trim_end()))
 }
 
 /// A TCP connection to `to`, from `source` if given.

@@ -92,6 +92,11 @@ impl Balancer {
         Some((idx, &self.servers[idx]))
     }
 
+    /// The identity of real server `idx` as [`Balancer::pick`] numbers them.
+    pub fn id(&self, idx: usize) -> &str {
+        &self.dests[idx].id
+    }
+
     /// A connection to real server `idx` (by the id it had when picked) has closed.
     pub fn closed(&mut self, id: &str) {
         if let Some(d) = self.dests.iter_mut().find(|d| d.id == id) {

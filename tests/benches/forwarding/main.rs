@@ -13,8 +13,8 @@
 //!   in that state, on both paths, in node2's namespace (`program`);
 //! - Maglev: table build time for 1,000 backends and the disruption when one leaves.
 //!
-//! Targets: nftables throughput ≥ 0.9 × direct; userspace ≥ 1.0 × HAProxy in throughput and
-//! ≥ 0.8 × in connections per second; 10,000 Services programmed in < 2 s; one endpoint change
+//! Targets: nftables throughput ≥ 0.9 × direct; userspace ≥ 1.3 × HAProxy in throughput and
+//! ≥ 1.0 × in connections per second (issue 14); 10,000 Services programmed in < 2 s; one endpoint change
 //! applied in < 50 ms.
 //!
 //! The data paths are the speaker's own (`ferrolb_speaker::dataplane`), driven with the table

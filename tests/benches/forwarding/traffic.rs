@@ -160,13 +160,13 @@ pub fn report(rep: &mut Report, results: &[(Path, Measured)], load: Load) {
             (Err(e), _) => rep.failed(
                 what,
                 e,
-                target(*path, "≥ 0.90 × direct", "≥ 1.00 × HAProxy"),
+                target(*path, "≥ 0.90 × direct", "≥ 1.30 × HAProxy"),
             ),
             (Ok(v), Path::Nftables) => {
                 rep.at_least(what, report::bits(*v), *v, (direct, "direct"), 0.90)
             }
             (Ok(v), Path::Userspace) => {
-                rep.at_least(what, report::bits(*v), *v, (haproxy, "HAProxy"), 1.00)
+                rep.at_least(what, report::bits(*v), *v, (haproxy, "HAProxy"), 1.30)
             }
             (Ok(v), Path::Ipvs) => rep.relative(what, report::bits(*v), *v, (nftables, "nftables")),
             (Ok(v), _) => rep.relative(what, report::bits(*v), *v, (direct, "direct")),
@@ -187,14 +187,14 @@ pub fn report(rep: &mut Report, results: &[(Path, Measured)], load: Load) {
     for (path, m) in results {
         let what = path.label();
         match (&m.cps, path) {
-            (Err(e), _) => rep.failed(what, e, target(*path, "", "≥ 0.80 × HAProxy")),
+            (Err(e), _) => rep.failed(what, e, target(*path, "", "≥ 1.00 × HAProxy")),
             (Ok(r), _) => {
                 let mut shown = report::rate(r.rate());
                 if r.errors > 0 {
                     shown = format!("{shown} ({} failed)", r.errors);
                 }
                 if *path == Path::Userspace {
-                    rep.at_least(what, shown, r.rate(), (haproxy, "HAProxy"), 0.80);
+                    rep.at_least(what, shown, r.rate(), (haproxy, "HAProxy"), 1.00);
                 } else if *path == Path::Ipvs {
                     rep.relative(what, shown, r.rate(), (nftables, "nftables"));
                 } else {

@@ -45,7 +45,11 @@ impl VirtualServerState {
     fn pick(&self, now: Instant, flow: &Flow) -> Option<(String, SocketAddr)> {
         let mut b = self.balancer.lock().unwrap_or_else(|e| e.into_inner());
         match b.pick(now, flow) {
-            Some((_, rs)) => Some((rs.id(), SocketAddr::new(rs.addr, rs.port))),
+            // The id is copied rather than formatted again from the address.
+            Some((idx, rs)) => {
+                let target = SocketAddr::new(rs.addr, rs.port);
+                Some((b.id(idx).to_owned(), target))
+            }
             None => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 None
@@ -83,7 +87,8 @@ impl VirtualServerState {
 struct Listener {
     port: u16,
     state: Arc<VirtualServerState>,
-    task: JoinHandle<()>,
+    /// One per worker thread for TCP (sharing the socket), one for UDP.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 /// Errors starting a listener.
@@ -149,7 +154,7 @@ impl UserspaceProxy {
         for key in gone {
             if let Some(l) = self.listeners.remove(&key) {
                 self.used.remove(&l.port);
-                l.task.abort();
+                l.tasks.iter().for_each(JoinHandle::abort);
             }
         }
         let servers: Vec<&VirtualServer> = match touched {
@@ -189,7 +194,7 @@ impl UserspaceProxy {
     pub fn shutdown(&mut self) {
         self.used.clear();
         for (_, l) in std::mem::take(&mut self.listeners) {
-            l.task.abort();
+            l.tasks.iter().for_each(JoinHandle::abort);
         }
     }
 
@@ -212,13 +217,21 @@ impl UserspaceProxy {
             self.next_port = if port == last { first } else { port + 1 };
             // One dual-stack socket on [::] takes both IPv4 (as mapped addresses) and IPv6.
             let addr = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port);
-            let task = match vs.key.proto {
+            let tasks = match vs.key.proto {
                 Proto::Tcp => match TcpListener::bind(addr).await {
-                    Ok(l) => tokio::spawn(tcp::serve(l, state.clone())),
+                    Ok(l) => {
+                        // Accepted connections inherit TCP_NODELAY: one system call per
+                        // connection fewer.
+                        let _ = socket2::SockRef::from(&l).set_tcp_nodelay(true);
+                        let l = Arc::new(l);
+                        (0..accept_tasks())
+                            .map(|_| tokio::spawn(tcp::serve(l.clone(), state.clone())))
+                            .collect()
+                    }
                     Err(_) => continue,
                 },
                 Proto::Udp => match UdpSocket::bind(addr).await {
-                    Ok(s) => tokio::spawn(udp::serve(s, state.clone())),
+                    Ok(s) => vec![tokio::spawn(udp::serve(s, state.clone()))],
                     Err(_) => continue,
                 },
                 Proto::Sctp => return Ok(()),
@@ -226,7 +239,7 @@ impl UserspaceProxy {
             tracing::debug!(vs = %vs.key, port, "userspace listener started");
             self.used.insert(port);
             self.listeners
-                .insert(vs.key, Listener { port, state, task });
+                .insert(vs.key, Listener { port, state, tasks });
             return Ok(());
         }
         Err(self.no_port(vs.key))
@@ -245,6 +258,11 @@ impl Drop for UserspaceProxy {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Accepting tasks per TCP listener: one per core (the runtime's worker threads), at most 4.
+fn accept_tasks() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 /// Virtual servers the proxy listens for: not dropping, and TCP or UDP (the proxy has no
