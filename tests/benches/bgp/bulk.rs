@@ -116,7 +116,7 @@ fn ferrolb(b: &mut Bench, n: usize, side: &mut Side) -> anyhow::Result<()> {
     let pid = b.lab.pid(setup::SPEAKER)?;
     side.rss_before = Some(memory_kib(pid)?.0);
     let base = b.bird.protocol(setup::PROTO)?.imported;
-    let names: Vec<String> = (0..n).map(|i| format!("big{i:05}")).collect();
+    let names: Vec<String> = (0..n).map(|i| format!("big{i:06}")).collect();
     let slices_yaml: Vec<String> = names.iter().map(|s| slices(&b.lab, s)).collect();
     let services: Vec<String> = names.iter().map(|s| service(s, Some("big"))).collect();
     b.lab
@@ -161,7 +161,7 @@ fn gobgp_side(b: &mut Bench, n: usize, side: &mut Side) -> anyhow::Result<()> {
     side.rss_before = Some(memory_kib(pid)?.0);
     let base = b.bird.protocol(gobgp::PROTO)?.imported;
     let node = ferrolb_e2e::lab::plan::node(2).0;
-    let prefixes = mrt::host_routes("10.128.0.0/18".parse()?, n);
+    let prefixes = mrt::host_routes("10.128.0.0/15".parse()?, n);
     let bytes = mrt::table_dump(&prefixes, node);
     // Through a FIFO: `gobgp mrt inject` (3.10) ends its stream when it reaches the end of
     // the file, and paths gobgpd has not processed by then are lost (a file of 500 left

@@ -16,9 +16,9 @@
 //!    having it from node2. Then each is deleted (manifest removed / `gobgp global rib del`)
 //!    and the withdrawal timed the same way.
 //! 2. **10,000 routes** (part `bulk`): FerroLB: 10,000 single-stack Services with an endpoint
-//!    each, in pool `big` (10.64.0.0/18), written at once while the session is up: timed from
+//!    each, in pool `big` (10.64.0.0/15), written at once while the session is up: timed from
 //!    the write, and from the controller's last status write, to BIRD having all 10,000
-//!    (BIRD's per-protocol "imported" count). GoBGP: 10,000 /32s (10.128.0.0/18) injected
+//!    (BIRD's per-protocol "imported" count). GoBGP: 10,000 /32s (10.128.0.0/15) injected
 //!    with `gobgp mrt inject global` from a TABLE_DUMP_V2 file the bench writes ([`mrt`]),
 //!    through a FIFO (see [`bulk`]): one gRPC stream, the fastest bulk path GoBGP's CLI has
 //!    (10,000 `gobgp global rib add` processes would measure process starts, not GoBGP). Then, for both, the session is
@@ -37,7 +37,8 @@
 //!
 //! Environment:
 //! - `FERROLB_BGP_REPS` (5): route-visible repetitions per system.
-//! - `FERROLB_BGP_ROUTES` (10000): routes of the bulk part (1 to 16000).
+//! - `FERROLB_BGP_ROUTES` (10000): routes of the bulk part (1 to 120000; 100000 is the issue's
+//!   large case).
 //! - `FERROLB_BGP_FAIL_REPS` (2): repetitions per failure way and mode.
 //! - `FERROLB_BGP_ONLY` (all): a comma list of `visible`, `bulk`, `failure`.
 //! - `FERROLB_BGP_NO_BUILD` (unset): do not build the binaries first (also with
@@ -139,7 +140,7 @@ impl Settings {
         }
         Ok(Settings {
             reps: env_or("FERROLB_BGP_REPS", 5usize).clamp(1, 100),
-            routes: env_or("FERROLB_BGP_ROUTES", 10_000usize).clamp(1, 16_000),
+            routes: env_or("FERROLB_BGP_ROUTES", 10_000usize).clamp(1, 120_000),
             fail_reps: env_or("FERROLB_BGP_FAIL_REPS", 2usize).clamp(1, 20),
             only,
         })

@@ -246,7 +246,7 @@ fn print_notes() {
     );
     println!(
         "- routes at BIRD: BIRD's per-session imported counter, polled every 2 ms. Live: FerroLB \
-         through the controller (10,000 allocations and status files), GoBGP through one \
+         through the controller (an allocation and a status file per route), GoBGP through one \
          `gobgp mrt inject global` stream. Session: BIRD disables and re-enables the session; \
          from Established to the whole table imported: the comparison of the two daemons."
     );

@@ -4,7 +4,7 @@
 //! /32s over an IPv4 session.
 //!
 //! FerroLB's configuration: pool `lat` (10.250.0.10-250, automatic) for single Services, pool
-//! `big` (10.64.0.0/18, on request) for the bulk part, one `BGPPeer` `router` selecting node1
+//! `big` (10.64.0.0/15, on request) for the bulk part, one `BGPPeer` `router` selecting node1
 //! with hold time 9 s (and `bfdProfile: bfd300` when BFD is on), one advertisement of both.
 
 use crate::birdc::Birdc;
@@ -28,7 +28,7 @@ pub const SLOW: Duration = Duration::from_secs(60);
 const POOLS: &str = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lat}\n\
                      spec: {addresses: [10.250.0.10-10.250.0.250]}\n---\n\
                      apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: big}\n\
-                     spec: {addresses: [10.64.0.0/18], autoAssign: false}\n---\n\
+                     spec: {addresses: [10.64.0.0/15], autoAssign: false}\n---\n\
                      apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: all}\n\
                      spec: {ipAddressPools: [lat, big]}\n---\n\
                      apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: bfd300}\n\
