@@ -91,6 +91,13 @@ struct Listener {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// A listener taken out of the set stops (established connections end with their tasks).
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
+
 /// Errors starting a listener.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -154,7 +161,6 @@ impl UserspaceProxy {
         for key in gone {
             if let Some(l) = self.listeners.remove(&key) {
                 self.used.remove(&l.port);
-                l.tasks.iter().for_each(JoinHandle::abort);
             }
         }
         let servers: Vec<&VirtualServer> = match touched {
@@ -193,9 +199,7 @@ impl UserspaceProxy {
     /// Stop every listener (established connections end with their tasks).
     pub fn shutdown(&mut self) {
         self.used.clear();
-        for (_, l) in std::mem::take(&mut self.listeners) {
-            l.tasks.iter().for_each(JoinHandle::abort);
-        }
+        self.listeners.clear();
     }
 
     async fn start(&mut self, vs: &VirtualServer) -> Result<(), ProxyError> {
@@ -261,8 +265,10 @@ impl Drop for UserspaceProxy {
 }
 
 /// Accepting tasks per TCP listener: one per core (the runtime's worker threads), at most 4.
+/// Asked once: the answer reads cgroup files, and 10,000 listeners start at once.
 fn accept_tasks() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    static TASKS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *TASKS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
 }
 
 /// Virtual servers the proxy listens for: not dropping, and TCP or UDP (the proxy has no

@@ -84,12 +84,15 @@ async fn forward(client: TcpStream, peer: SocketAddr, state: Arc<VirtualServerSt
 async fn pipe(mut from: ReadHalf<'_>, mut to: WriteHalf<'_>) -> io::Result<()> {
     let mut buf = Vec::with_capacity(FIRST_BUFFER);
     let mut copied = 0;
+    // Asked for once, when the direction turns bulk.
+    let mut pipe_tried = false;
     loop {
-        if copied >= SPLICE_AFTER
-            && let Ok(pipe) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)
-        {
-            drop(buf);
-            return splice_all(from.as_ref(), to.as_ref(), pipe).await;
+        if copied >= SPLICE_AFTER && !pipe_tried {
+            pipe_tried = true;
+            if let Ok(pipe) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC) {
+                drop(buf);
+                return splice_all(from.as_ref(), to.as_ref(), pipe).await;
+            }
         }
         buf.clear();
         // Reads into the spare capacity: nothing to zero, nothing allocated per read.
