@@ -5,7 +5,8 @@ use ferrolb_e2e::netns::Netns;
 use ferrolb_shared::ipvs::fixtures::{self, rs, table};
 use ferrolb_shared::ipvs::model::{Proto, Table, VirtualServer, VsKey};
 use ferrolb_shared::ipvs::nft::{
-    Family, Target, render_changes, render_full, render_full_with, render_staged,
+    Family, RoundRobin, Target, render_changes, render_changes_with, render_first, render_full,
+    render_full_with,
 };
 use ferrolb_shared::ipvs::scheduler::SchedulerKind;
 use std::io::Write;
@@ -105,43 +106,71 @@ fn sample() -> Table {
     ])
 }
 
+/// The first program (structure through `nft`, elements through netlink) builds exactly the
+/// table the one-transaction program builds: for the sample in both round-robin layouts, and
+/// for 2,400 virtual servers × 10 real servers (transactions and messages cut by size, both
+/// families).
 #[test]
-fn a_staged_first_program_builds_the_same_table_and_refuses_a_stale_one() {
-    let (staged_ns, whole_ns) = (Netns::new("nft", "s"), Netns::new("nft", "w"));
-    let t = sample();
-    for fam in [Family::Ip, Family::Ip6] {
-        let staged = render_staged(&t, fam, Target::Kernel, 2);
-        staged_ns
-            .nft(&staged.setup)
-            .unwrap_or_else(|e| panic!("setup {fam:?}: {e}"));
-        // The parts in reverse order: any order works once setup is in.
-        for part in staged.backends.iter().rev().chain([&staged.chains]) {
-            staged_ns
-                .nft(part)
-                .unwrap_or_else(|e| panic!("part {fam:?}: {e}\n{part}"));
+fn a_first_program_builds_the_same_table_and_refuses_a_stale_one() {
+    use ferrolb_speaker::dataplane::nftables::write_first_elements;
+    let (own, shared) = (RoundRobin::PerService, RoundRobin::Shared);
+    for (t, round_robin, what) in [
+        (sample(), own, "sample"),
+        (sample(), shared, "sample, shared chains"),
+        (bulk(2000, 400), shared, "bulk, shared chains"),
+    ] {
+        let (first_ns, whole_ns) = (Netns::new("nft", "f"), Netns::new("nft", "w"));
+        let target = Target::Kernel(round_robin);
+        for fam in [Family::Ip, Family::Ip6] {
+            let first = render_first(&t, fam, target);
+            first_ns
+                .nft(&first.script)
+                .unwrap_or_else(|e| panic!("{what} script {fam:?}: {e}"));
+            first_ns
+                .enter(|| write_first_elements(fam, &first))
+                .unwrap_or_else(|e| panic!("{what} elements {fam:?}: {e}"));
+            whole_ns
+                .nft(&render_full_with(&t, fam, target))
+                .unwrap_or_else(|e| panic!("{what} full {fam:?}: {e}"));
+            // A table exists now: the script refuses to build over it.
+            assert!(first_ns.nft(&first.script).is_err(), "{what} {fam:?}");
         }
-        staged_ns
-            .nft(&staged.commit)
-            .unwrap_or_else(|e| panic!("commit {fam:?}: {e}"));
-        whole_ns
-            .nft(&render_full(&t, fam))
-            .unwrap_or_else(|e| panic!("full {fam:?}: {e}"));
-        // A table exists now: setup refuses to build over it.
-        assert!(staged_ns.nft(&staged.setup).is_err(), "{fam:?}");
+        for fam in ["ip", "ip6"] {
+            let (first, whole) = (first_ns.list(fam), whole_ns.list(fam));
+            assert!(first.contains(" . tcp . "), "{first}");
+            assert_eq!(first, whole, "{what} {fam}");
+        }
     }
-    for fam in ["ip", "ip6"] {
-        let (staged, whole) = (staged_ns.list(fam), whole_ns.list(fam));
-        assert!(staged.contains(" . tcp . "), "{staged}");
-        assert_eq!(staged, whole, "{fam}");
-    }
+}
+
+/// `v4` + `v6` round-robin virtual servers of 10 real servers each.
+fn bulk(v4: u32, v6: u32) -> Table {
+    let servers = (0..v4 + v6).map(|i| {
+        let (vip, pods): (String, Vec<String>) = if i < v4 {
+            let pods = (0..10).map(|b| format!("10.{}.{}.{b}", 100 + i / 256, i % 256));
+            (format!("10.96.{}.{}", i / 256, i % 256), pods.collect())
+        } else {
+            let pods = (0..10).map(|b| format!("fd00:244:{i:x}::{b}"));
+            (format!("fd00:96::{i:x}"), pods.collect())
+        };
+        let pods: Vec<&str> = pods.iter().map(String::as_str).collect();
+        vs(&vip, 80, SchedulerKind::Rr, &pods)
+    });
+    table(servers.collect())
 }
 
 #[test]
 fn full_programs_and_changes_are_accepted_by_the_kernel() {
+    programs_and_changes(RoundRobin::PerService);
+    programs_and_changes(RoundRobin::Shared);
+}
+
+fn programs_and_changes(round_robin: RoundRobin) {
+    let target = Target::Kernel(round_robin);
     let ns = Netns::new("nft", "a");
     let t = sample();
     for fam in [Family::Ip, Family::Ip6] {
-        ns.nft(&render_full(&t, fam))
+        ns.nft(&render_full_with(&t, fam, target))
             .unwrap_or_else(|e| panic!("full {fam:?}: {e}"));
     }
     let v4 = ns.list("ip");
@@ -176,7 +205,7 @@ fn full_programs_and_changes_are_accepted_by_the_kernel() {
     next.servers.remove(&key("10.96.0.2", 80));
     let added = vs("10.96.0.9", 8443, SchedulerKind::Rr, &["10.244.9.9"]);
     next.servers.insert(added.key, added);
-    let script = render_changes(&t, &next, Family::Ip);
+    let script = render_changes_with(&t, &next, Family::Ip, target);
     ns.nft(&script)
         .unwrap_or_else(|e| panic!("changes: {e}\n{script}"));
     let v4 = ns.list("ip");
@@ -193,6 +222,23 @@ fn full_programs_and_changes_are_accepted_by_the_kernel() {
         "{v4}"
     );
     assert!(!v4.contains("10.96.0.1 . 80 . 2 :"), "{v4}");
+    // The same program as one built from nothing: shared chains created and deleted as their
+    // users came and went (the order of the chains aside).
+    let fresh = Netns::new("nft", "r");
+    fresh
+        .nft(&render_full_with(&next, Family::Ip, target))
+        .unwrap();
+    let lines = |listing: String| {
+        let mut l: Vec<String> = listing.lines().map(String::from).collect();
+        l.sort_unstable();
+        l
+    };
+    assert_eq!(lines(v4.clone()), lines(fresh.list("ip")), "{v4}");
+    let rr_chain = match round_robin {
+        RoundRobin::PerService => "chain vs-tcp-0a600001-80 {",
+        RoundRobin::Shared => "chain rr-tcp-",
+    };
+    assert!(v4.contains(rr_chain), "{v4}");
 
     // A real server replaced by another: elements only, on top of the kernel's state.
     let mut moved = next.clone();
@@ -201,7 +247,7 @@ fn full_programs_and_changes_are_accepted_by_the_kernel() {
         .get_mut(&key("10.96.0.1", 80))
         .unwrap()
         .real_servers[1] = rs("10.244.7.7", 8080);
-    let script = render_changes(&next, &moved, Family::Ip);
+    let script = render_changes_with(&next, &moved, Family::Ip, target);
     assert!(!script.contains("rule"), "{script}");
     ns.nft(&script)
         .unwrap_or_else(|e| panic!("in place: {e}\n{script}"));
@@ -225,7 +271,7 @@ fn full_programs_and_changes_are_accepted_by_the_kernel() {
     assert!(ns.list("ip6").contains("redirect to :"));
 
     // A full program replaces whatever is there, stale or not.
-    ns.nft(&render_full(&t, Family::Ip)).unwrap();
+    ns.nft(&render_full_with(&t, Family::Ip, target)).unwrap();
     assert!(ns.list("ip").contains("10.96.0.2 . tcp . 80"));
 }
 
@@ -257,7 +303,7 @@ fn element_changes_through_netlink_equal_the_nft_script() {
             ns.nft(&render_full(&t, fam))
                 .unwrap_or_else(|e| panic!("full {fam:?}: {e}"));
         }
-        let changes = element_changes_for(&t, &next, &keys, fam)
+        let changes = element_changes_for(&t, &next, &keys, fam, RoundRobin::PerService)
             .unwrap_or_else(|| panic!("{fam:?}: not an element change"));
         assert!(!changes.is_empty(), "{fam:?}");
         let script = render_changes(&t, &next, fam);
@@ -283,7 +329,7 @@ fn element_changes_through_netlink_equal_the_nft_script() {
     // Refused (the old element is not there: someone edited the table), nothing applied:
     // the first replacement's map exists and would have taken its element.
     let before = netlink_ns.list("ip");
-    let stale = element_changes_for(&t, &next, &keys, Family::Ip).unwrap();
+    let stale = element_changes_for(&t, &next, &keys, Family::Ip, RoundRobin::PerService).unwrap();
     let mut bogus = stale.clone();
     bogus[0].slots[0].0.n = 77;
     bogus.extend(stale);

@@ -110,6 +110,43 @@ fn userspace_rr_and_wrr_rotate_over_the_pods() -> anyhow::Result<()> {
     rotation("userspace")
 }
 
+/// The shared round-robin layout (`--nft-round-robin shared`): rr and wrr over three pods jump
+/// to shared chains (none of their own), whose counter any virtual server of the same chain
+/// advances. Each still rotates in strict turn while it alone is busy, and splits evenly:
+/// blocks of 15 connections, alternating between the Services and families, 5 per pod each.
+#[test]
+fn nftables_shared_round_robin_spreads_evenly() -> anyhow::Result<()> {
+    let services = [("rr", 30701), ("wrr", 30702)];
+    let lab = lab_with(&services, "")?;
+    let flags = ["--dataplane", "nftables", "--nft-round-robin", "shared"];
+    lab.start_speaker_with("node1", &flags)?;
+    let mut blocks = Vec::new();
+    for _round in 0..2 {
+        for (name, port) in services {
+            for v6 in [false, true] {
+                let got = answers(&lab, "client1", node_addr(1, any(v6)), port, 15)?;
+                let pods: Vec<String> = got.into_iter().map(|a| a.pod).collect();
+                blocks.push((format!("{name} {}", family(any(v6))), pods));
+            }
+        }
+    }
+    for (what, pods) in &blocks {
+        for w in pods.windows(3) {
+            let distinct: BTreeSet<&String> = w.iter().collect();
+            assert_eq!(distinct.len(), 3, "not a rotation: {what}: {pods:?}");
+        }
+        let counts = tally(pods.iter().map(String::as_str));
+        assert!(counts.values().all(|&c| c == 5), "{what}: {counts:?}");
+    }
+    for family in ["ip", "ip6"] {
+        let table = fixture::nft_table(&lab, "node1", family)?;
+        assert!(table.contains("chain rr-tcp-3-masq-"), "{table}");
+        assert!(!table.contains("chain vs-tcp-"), "{table}");
+    }
+    lab.down()?;
+    Ok(())
+}
+
 /// Extra client addresses on client1 (`k` in 0..n): 10.100.0.15k and fd00:100::15k. Only
 /// probes that ask for them use them: IPv4 keeps the primary address as the default source,
 /// and the IPv6 ones are deprecated (`preferred_lft 0`), which source selection skips.

@@ -366,11 +366,7 @@ fn addr_bytes(addr: IpAddr) -> [u8; 16] {
 }
 
 fn proto_number(proto: Proto) -> u16 {
-    match proto {
-        Proto::Tcp => IPPROTO_TCP,
-        Proto::Udp => IPPROTO_UDP,
-        Proto::Sctp => IPPROTO_SCTP,
-    }
+    proto.number().into()
 }
 
 fn proto_of(number: u16) -> Option<Proto> {

@@ -27,6 +27,15 @@ impl Proto {
         }
     }
 
+    /// The IP protocol number (`IPPROTO_*`).
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => 6,
+            Proto::Udp => 17,
+            Proto::Sctp => 132,
+        }
+    }
+
     /// The nftables / kernel name.
     pub fn name(self) -> &'static str {
         match self {

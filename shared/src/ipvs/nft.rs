@@ -3,15 +3,21 @@
 //! One table per family (`ip ferrolb`, `ip6 ferrolb`), owned by FerroLB alone:
 //!
 //! ```text
-//! map services  (daddr . l4proto . dport) -> goto <virtual server chain>   one lookup per packet
+//! map services  (daddr . l4proto . dport) -> goto <chain>     one lookup per packet
 //! chain prerouting / output (nat, dstnat)   vmap @services
 //! chain postrouting (nat, srcnat)           masquerade what a virtual server marked, and
 //!                                           hairpin traffic (set hairpin, below)
-//! chain <vs>    [mark for masquerade] [affinity lookups] pick a real server, DNAT to it
+//! chain rr-<proto>-<N>[-masq]  (shared)     round robin over N slots of map be-<proto>
+//! map be-<proto>  (daddr . dport . n) -> real server, for rr and wrr (see `backends`)
+//! chain dropped  (shared)                   no endpoint, or Local policy without a local one
+//! chain <vs>    [mark] [affinity lookups] pick a real server, DNAT to it (hashing
+//!                                           schedulers, affinity, the proxy's redirect)
 //! chain <vs>-s-<server>  (affinity only)    remember the client, DNAT to that real server
 //! set   <vs>-a-<server>  (affinity only)    its clients, each for the affinity timeout
-//! map be-<proto>-XX  (daddr . dport . n) -> real server, for rr and wrr (see `backends`)
 //! ```
+//!
+//! Which chain a virtual server jumps to is [`place`]'s decision: most share a few chains, so
+//! a table of 10,000 Services holds a few dozen chains and a commit stays cheap.
 //!
 //! The userspace path adds one more table, `inet ferrolb-proxy-guard` ([`guard`]), which
 //! closes the proxy's port range to everything but the redirects.
@@ -25,8 +31,9 @@
 //! Every script is applied with one `nft -f`, which the kernel runs as one transaction: the
 //! data path is never seen half-programmed. A change that only replaces elements of the
 //! shared backend maps is also available as data ([`element_changes_for`]), which the speaker
-//! sends as one nfnetlink transaction of its own ([`netlink`]). Changes touch only the chains and map elements of
-//! the virtual servers that changed, so connections through the others are never disturbed;
+//! sends as one nfnetlink transaction of its own ([`netlink`]), and so are a first program's
+//! elements ([`render_first`]). Changes touch only the chains and map elements of the
+//! virtual servers that changed, so connections through the others are never disturbed;
 //! affinity sets are named after their real server, not its position, so the clients of a
 //! real server that stays keep their affinity while others come and go.
 
@@ -109,14 +116,14 @@ pub fn check(vs: &VirtualServer) -> Result<(), Unsupported> {
 /// A script that replaces whatever FerroLB table of `family` exists with one programming
 /// every supported virtual server of `table` (unsupported ones are skipped: see [`check`]).
 pub fn render_full(table: &Table, family: Family) -> String {
-    render_full_with(table, family, Target::Kernel)
+    render_full_with(table, family, Target::Kernel(RoundRobin::default()))
 }
 
 /// Where the virtual servers' traffic goes.
 #[derive(Clone, Copy, Debug)]
 pub enum Target<'a> {
     /// DNAT in the kernel to the chosen real server (the nftables data path).
-    Kernel,
+    Kernel(RoundRobin),
     /// Redirect to the userspace proxy's local port for each virtual server (the userspace
     /// data path); servers without a port are left out.
     Proxy(&'a BTreeMap<VsKey, u16>),
@@ -132,10 +139,28 @@ impl Prog<'_> {
     fn supports(&self, vs: &VirtualServer) -> bool {
         Family::of(vs.key.addr) == self.family
             && match self.target {
-                Target::Kernel => check(vs).is_ok(),
+                Target::Kernel(_) => check(vs).is_ok(),
                 Target::Proxy(ports) => vs.drop || ports.contains_key(&vs.key),
             }
     }
+}
+
+/// How the kernel path lays out the round-robin schedulers (rr, and wrr up to
+/// [`backends::MAX_SPREAD`] slots): the choice between IPVS's exact rotation and a table of a
+/// few chains. Both keep the real servers in the shared maps ([`backends`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RoundRobin {
+    /// A chain per virtual server, so a counter per virtual server: each rotates over its own
+    /// servers in strict turn, as IPVS does. A table of 10,000 Services holds 10,000 chains,
+    /// which every commit walks (2-4 ms at 10,000) and the first program creates (0.7 s).
+    #[default]
+    PerService,
+    /// Chains shared by the virtual servers with the same protocol, slot count, marking and
+    /// backend map ([`place::SharedChain`]): a few hundred chains at most, commits of a tenth
+    /// of a millisecond; but one counter per shared chain, so a virtual server's connections
+    /// spread evenly over its servers without a strict turn while others of its chain are
+    /// busy too.
+    Shared,
 }
 
 /// [`render_full`] for either target.
@@ -153,45 +178,41 @@ pub fn render_full_with(table: &Table, family: Family, target: Target<'_>) -> St
     s
 }
 
-/// A whole program for a family that has no FerroLB table yet, cut so that several `nft`
-/// processes can parse it at once: parsing is most of a large program's time (100,000
-/// backend elements take nft about a second on one core), and one `nft` uses one core.
+/// A whole program for a family that has no FerroLB table yet, with its elements as data: `nft`
+/// parses the structure (a few dozen chains and their rules in the common case), and a driver
+/// writes the elements (100,000 backend elements take `nft` about a second to parse; netlink
+/// batches of them a tenth of that) straight to the kernel.
 ///
-/// Apply [`Staged::setup`] first, then [`Staged::chains`] and every part of
-/// [`Staged::backends`] in any order or concurrently (separate transactions), then
-/// [`Staged::commit`]. Traffic reaches a virtual server only through its element of the
-/// `services` map, which only `commit` adds: no packet ever meets a half-built virtual server,
-/// as with the one transaction of [`render_full`]. `setup` *creates* the table and fails if
-/// one exists: a stale table must be replaced in one transaction ([`render_full`]), or its
-/// traffic would stop meanwhile.
+/// Apply [`FirstProgram::script`] first, then [`FirstProgram::backends`] in any number of
+/// transactions, then [`FirstProgram::services`] in one. Traffic reaches a virtual server only
+/// through its element of the `services` map, which comes last: no packet ever meets a
+/// half-built virtual server, as with the one transaction of [`render_full`]. `script`
+/// *creates* the table and fails if one exists: a stale table must be replaced in one
+/// transaction ([`render_full`]), or its traffic would stop meanwhile.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Staged {
-    pub setup: String,
-    pub chains: String,
-    pub backends: Vec<String>,
-    pub commit: String,
+pub struct FirstProgram {
+    /// The table, its hooks, maps, chains and rules, and the hairpin set's elements.
+    pub script: String,
+    /// The shared backend maps' elements.
+    pub backends: Vec<Replacement>,
+    /// The services map's elements: each virtual server and the chain it jumps to.
+    pub services: Vec<(VsKey, String)>,
 }
 
-/// [`Staged`] for `table`, with the backend elements in at most `parts` scripts.
-pub fn render_staged(table: &Table, family: Family, target: Target<'_>, parts: usize) -> Staged {
+/// [`FirstProgram`] for `table`.
+pub fn render_first(table: &Table, family: Family, target: Target<'_>) -> FirstProgram {
     let f = family.name();
-    let p = render_parts(table, Prog { family, target });
-    let parts = parts.max(1);
-    // Whole map commands, dealt out by size so the parts take about as long.
-    let mut backends = vec![String::new(); parts.min(p.backends.len().max(1))];
-    let mut by_size: Vec<String> = p.backends;
-    by_size.sort_by_key(|c| std::cmp::Reverse(c.len()));
-    for command in by_size {
-        if let Some(smallest) = backends.iter_mut().min_by_key(|b| b.len()) {
-            smallest.push_str(&command);
-        }
-    }
-    backends.retain(|b| !b.is_empty());
-    Staged {
-        setup: format!("create table {f} {TABLE}\n{}{}", p.base, p.decls),
-        chains: p.chains,
+    let p = Prog { family, target };
+    let (chains, e) = render_servers(table, p);
+    let (decls, services, backends) = e.into_data(family);
+    let mut script = format!("create table {f} {TABLE}\n{}", base(p));
+    script.push_str(&decls);
+    script.push_str(&chains);
+    add_hairpin_elements(&mut script, p, &hairpin_servers(table, p));
+    FirstProgram {
+        script,
         backends,
-        commit: p.services + &p.hairpin,
+        services,
     }
 }
 
@@ -212,6 +233,22 @@ struct Parts {
 }
 
 fn render_parts(table: &Table, p: Prog<'_>) -> Parts {
+    let (chains, e) = render_servers(table, p);
+    let (decls, services, backends) = e.finish_parts(p.family);
+    let mut hairpin = String::new();
+    add_hairpin_elements(&mut hairpin, p, &hairpin_servers(table, p));
+    Parts {
+        base: base(p),
+        decls,
+        chains,
+        services,
+        backends,
+        hairpin,
+    }
+}
+
+/// The services map, the hook chains and their rules, the hairpin set.
+fn base(p: Prog<'_>) -> String {
     let family = p.family;
     let f = family.name();
     let mut s = String::new();
@@ -245,26 +282,35 @@ fn render_parts(table: &Table, p: Prog<'_>) -> Parts {
         "add set {f} {TABLE} {HAIRPIN} {{ type {t} . {t}; }}\n\
          add rule {f} {TABLE} postrouting ct status dnat {f} saddr . {f} daddr @{HAIRPIN} masquerade"
     );
-    let (mut chains, mut e) = (String::new(), Elements::default());
+    s
+}
+
+/// Every supported virtual server of `table`: the chains (shared ones first) and rules as
+/// text, the elements collected.
+fn render_servers(table: &Table, p: Prog<'_>) -> (String, Elements) {
+    let (mut own, mut e, mut used) = (String::new(), Elements::default(), BTreeSet::new());
     for vs in table.servers.values().filter(|v| p.supports(v)) {
-        add_server(&mut chains, &mut e, p, vs);
+        add_server(&mut own, &mut e, &mut used, p, vs);
     }
-    let (decls, services, backends) = e.finish_parts(family);
-    let mut hairpin = String::new();
-    add_hairpin_elements(&mut hairpin, p, &hairpin_servers(table, p));
-    Parts {
-        base: s,
-        decls,
-        chains,
-        services,
-        backends,
-        hairpin,
+    let mut chains = String::new();
+    add_shared_chains(&mut chains, p, &used);
+    chains.push_str(&own);
+    (chains, e)
+}
+
+/// Create the shared chains `chains` with their one rule each.
+fn add_shared_chains(s: &mut String, p: Prog<'_>, chains: &BTreeSet<SharedChain>) {
+    let f = p.family.name();
+    for c in chains {
+        let name = c.name();
+        let _ = writeln!(s, "add chain {f} {TABLE} {name}");
+        let _ = writeln!(s, "add rule {f} {TABLE} {name} {}", c.rule(p));
     }
 }
 
 /// The local real servers of the programmed virtual servers (kernel target only).
 fn hairpin_servers(table: &Table, p: Prog<'_>) -> BTreeSet<IpAddr> {
-    if !matches!(p.target, Target::Kernel) {
+    if !matches!(p.target, Target::Kernel(_)) {
         return BTreeSet::new();
     }
     table
@@ -273,6 +319,20 @@ fn hairpin_servers(table: &Table, p: Prog<'_>) -> BTreeSet<IpAddr> {
         .filter(|v| p.supports(v) && !dropping(v))
         .flat_map(|v| v.real_servers.iter().filter(|r| r.local).map(|r| r.addr))
         .collect()
+}
+
+/// Whether the hairpin pairs of `new` differ from `old`'s when only the virtual servers
+/// `changed` differ. Only when one of those has other local real servers now is the whole
+/// table walked (an endpoint change in a large table must not cost a walk of every server).
+fn hairpin_changed(old: &Table, new: &Table, changed: &[VsKey], p: Prog<'_>) -> bool {
+    let local = |t: &Table, k: &VsKey| -> Vec<IpAddr> {
+        let vs = t.servers.get(k).filter(|v| p.supports(v) && !dropping(v));
+        let servers = vs.into_iter().flat_map(|v| &v.real_servers);
+        servers.filter(|r| r.local).map(|r| r.addr).collect()
+    };
+    matches!(p.target, Target::Kernel(_))
+        && changed.iter().any(|k| local(old, k) != local(new, k))
+        && hairpin_servers(old, p) != hairpin_servers(new, p)
 }
 
 fn add_hairpin_elements(s: &mut String, p: Prog<'_>, addrs: &BTreeSet<IpAddr>) {
@@ -293,7 +353,7 @@ fn add_hairpin_elements(s: &mut String, p: Prog<'_>, addrs: &BTreeSet<IpAddr>) {
 /// (with [`render_full`] and earlier changes); if the kernel disagrees the transaction fails
 /// as a whole and the caller falls back to [`render_full`].
 pub fn render_changes(old: &Table, new: &Table, family: Family) -> String {
-    render_changes_with(old, new, family, Target::Kernel)
+    render_changes_with(old, new, family, Target::Kernel(RoundRobin::default()))
 }
 
 /// [`render_changes`] for either target. With [`Target::Proxy`], a virtual server keeps its
@@ -327,18 +387,20 @@ pub fn element_changes_for(
     new: &Table,
     keys: &BTreeSet<VsKey>,
     family: Family,
+    round_robin: RoundRobin,
 ) -> Option<Vec<Replacement>> {
     let p = Prog {
         family,
-        target: Target::Kernel,
+        target: Target::Kernel(round_robin),
     };
     let supported = |v: &&VirtualServer| p.supports(v);
     let keys = keys.iter().filter(|k| Family::of(k.addr) == family);
-    let mut out = Vec::new();
+    let (mut out, mut changed) = (Vec::new(), Vec::new());
     for change in old.diff_keys(new, keys) {
         let Change::Update(vs) = change else {
             return None;
         };
+        changed.push(vs.key);
         let before = old.servers.get(&vs.key).filter(supported);
         let after = new.servers.get(&vs.key).filter(supported);
         match (before, after) {
@@ -347,7 +409,7 @@ pub fn element_changes_for(
             _ => return None,
         }
     }
-    if hairpin_servers(old, p) != hairpin_servers(new, p) {
+    if hairpin_changed(old, new, &changed, p) {
         return None;
     }
     out.retain(|r| !r.slots.is_empty());
@@ -363,47 +425,96 @@ fn render_change_list(
 ) -> String {
     let p = Prog { family, target };
     let (mut s, mut e) = (String::new(), Elements::default());
+    // Shared chains the new definitions jump to, and those the old ones left.
+    let (mut wanted, mut left) = (BTreeSet::new(), BTreeSet::new());
     let supported = |v: &&VirtualServer| p.supports(v);
+    let mut changed = Vec::with_capacity(changes.len());
     for change in changes {
         let key = match &change {
             Change::Add(v) | Change::Update(v) => v.key,
             Change::Remove(k) => *k,
         };
+        changed.push(key);
         let before = old.servers.get(&key).filter(supported);
         let after = new.servers.get(&key).filter(supported);
+        let (was_place, place_now) = (before.map(|v| place(p, v)), after.map(|v| place(p, v)));
+        if let Some(Place::Shared(c)) = was_place.filter(|w| Some(*w) != place_now) {
+            left.insert(c);
+        }
         match (before, after) {
-            (None, Some(vs)) => add_server(&mut s, &mut e, p, vs),
+            (None, Some(vs)) => add_server(&mut s, &mut e, &mut wanted, p, vs),
             (Some(vs), None) => remove_server(&mut s, p, vs),
-            (Some(was), Some(vs))
-                if matches!(target, Target::Proxy(_)) && dropping(was) == dropping(vs) => {}
-            // Only real servers moved: a few elements of a shared map, no rule.
-            (Some(was), Some(vs))
-                if matches!(target, Target::Kernel)
-                    && backends::update_in_place(&mut s, &mut e, family, (was, vs)) => {}
+            (Some(was), Some(vs)) if was_place == place_now => {
+                update_server(&mut s, &mut e, p, (was, vs))
+            }
+            // Another chain: the virtual server leaves the old one and joins the new one in
+            // the same transaction (its services element is replaced).
             (Some(was), Some(vs)) => {
-                let f = family.name();
-                let chain = chain_name(&vs.key);
-                // The map entry keeps pointing at the chain; only its rules are replaced.
-                let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
-                remove_affinity(&mut s, p, was, Some(vs));
-                if matches!(target, Target::Kernel) {
-                    backends::remove(&mut s, family, was);
-                }
-                add_rules(&mut s, &mut e, p, vs);
+                remove_server(&mut s, p, was);
+                add_server(&mut s, &mut e, &mut wanted, p, vs);
             }
             (None, None) => {}
         }
     }
-    let (decls, adds) = e.finish(family);
-    let mut s = decls + &s + &adds;
-    // Shared by every virtual server, so replaced whole when it changes.
-    let (was, is) = (hairpin_servers(old, p), hairpin_servers(new, p));
-    if was != is {
-        let _ = writeln!(s, "flush set {} {TABLE} {HAIRPIN}", family.name());
-        add_hairpin_elements(&mut s, p, &is);
+    // Only when a virtual server changes chains, look at the whole program: which shared
+    // chains (and so backend maps) exist, which stay used.
+    let walked = (!wanted.is_empty() || !left.is_empty())
+        .then(|| (shared_chains(old, p), shared_chains(new, p)));
+    for c in walked.iter().flat_map(|(before, _)| before) {
+        if let SharedChain::RoundRobin(rr) = c {
+            e.exists(backends::map_of(rr.proto, rr.map));
+        }
     }
-    s
+    let (decls, adds) = e.finish(family);
+    let mut out = decls;
+    match walked {
+        Some((before, after)) => {
+            let create: BTreeSet<SharedChain> = wanted.difference(&before).copied().collect();
+            add_shared_chains(&mut out, p, &create);
+            out.push_str(&s);
+            for c in left.difference(&after) {
+                let _ = writeln!(out, "delete chain {} {TABLE} {}", family.name(), c.name());
+            }
+        }
+        None => out.push_str(&s),
+    }
+    out.push_str(&adds);
+    // Shared by every virtual server, so replaced whole when it changes.
+    if hairpin_changed(old, new, &changed, p) {
+        let _ = writeln!(out, "flush set {} {TABLE} {HAIRPIN}", family.name());
+        add_hairpin_elements(&mut out, p, &hairpin_servers(new, p));
+    }
+    out
 }
+
+/// A virtual server that stays in the same place: in a shared chain only its elements change
+/// (real servers moved behind the same rule); a chain of its own has its rules replaced.
+fn update_server(s: &mut String, e: &mut Elements, p: Prog<'_>, (was, vs): Pair<'_>) {
+    match place(p, vs) {
+        Place::Shared(SharedChain::RoundRobin(_)) => {
+            // Same chain: same counter range and marking, so this always holds.
+            let kept = backends::update_in_place(s, e, p.family, (was, vs));
+            debug_assert!(kept, "{}: same shared chain, different rule", vs.key);
+        }
+        Place::Shared(SharedChain::Dropped) => {}
+        // The proxy's port is the virtual server's for its whole life: nothing to change.
+        Place::Own if matches!(p.target, Target::Proxy(_)) => {}
+        // Only real servers moved behind its rule: a few elements of a shared map.
+        Place::Own if backends::update_in_place(s, e, p.family, (was, vs)) => {}
+        Place::Own => {
+            let f = p.family.name();
+            let chain = chain_name(&vs.key);
+            // The map entry keeps pointing at the chain; only its rules are replaced.
+            let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
+            remove_affinity(s, p, was, Some(vs));
+            backends::remove(s, p.family, was);
+            add_rules(s, e, p, vs);
+        }
+    }
+}
+
+/// A virtual server's definition before and after a change.
+type Pair<'a> = (&'a VirtualServer, &'a VirtualServer);
 
 /// The chain name of a virtual server: stable, short, and free of characters nft would
 /// need quoted.
@@ -432,15 +543,33 @@ fn socket(r: &RealServer) -> String {
     }
 }
 
-fn add_server(s: &mut String, e: &mut Elements, p: Prog<'_>, vs: &VirtualServer) {
-    let f = p.family.name();
-    let chain = chain_name(&vs.key);
-    let _ = writeln!(s, "add chain {f} {TABLE} {chain}");
-    add_rules(s, e, p, vs);
-    e.service(&vs.key, &chain);
+/// Add `vs`: its services element, its chain (or the shared chain's name in `used`) and its
+/// backend elements.
+fn add_server(
+    s: &mut String,
+    e: &mut Elements,
+    used: &mut BTreeSet<SharedChain>,
+    p: Prog<'_>,
+    vs: &VirtualServer,
+) {
+    match place(p, vs) {
+        Place::Shared(chain) => {
+            used.insert(chain);
+            e.service(&vs.key, chain.name());
+            if let (SharedChain::RoundRobin(_), Some(owners)) = (chain, backends::spread(vs)) {
+                e.backends(vs, &owners);
+            }
+        }
+        Place::Own => {
+            let chain = chain_name(&vs.key);
+            let _ = writeln!(s, "add chain {} {TABLE} {chain}", p.family.name());
+            add_rules(s, e, p, vs);
+            e.service(&vs.key, chain);
+        }
+    }
 }
 
-/// The rules of a virtual server's (existing, empty) chain, with its affinity sets and
+/// The rules of a virtual server's own (existing, empty) chain, with its affinity sets and
 /// per-server chains.
 fn add_rules(s: &mut String, e: &mut Elements, p: Prog<'_>, vs: &VirtualServer) {
     let family = p.family;
@@ -450,14 +579,16 @@ fn add_rules(s: &mut String, e: &mut Elements, p: Prog<'_>, vs: &VirtualServer) 
     let rule = |s: &mut String, body: &str| {
         let _ = writeln!(s, "add rule {f} {TABLE} {chain} {body}");
     };
-    if dropping(vs) {
-        rule(s, "counter drop");
-        return;
-    }
     if let Target::Proxy(ports) = p.target {
         if let Some(port) = ports.get(&vs.key) {
             rule(s, &format!("meta l4proto {proto} redirect to :{port}"));
         }
+        return;
+    }
+    if let Some(owners) = backends::spread(vs) {
+        let (n, map) = (owners.len() as u32, map_name(&vs.key));
+        rule(s, &backends::rule(family, proto, n, vs.masquerade, &map));
+        e.backends(vs, &owners);
         return;
     }
     let mark = if vs.masquerade {
@@ -465,11 +596,6 @@ fn add_rules(s: &mut String, e: &mut Elements, p: Prog<'_>, vs: &VirtualServer) 
     } else {
         String::new()
     };
-    if let Some(owners) = backends::spread(vs) {
-        rule(s, &backends::rule(family, vs, &owners, &mark));
-        e.backends(vs, &owners);
-        return;
-    }
     let servers = &vs.real_servers;
     let (expr, arms) = pick_expr(vs, family);
     let Some(timeout) = vs.affinity else {
@@ -522,18 +648,20 @@ fn dropping(vs: &VirtualServer) -> bool {
 
 fn remove_server(s: &mut String, p: Prog<'_>, vs: &VirtualServer) {
     let f = p.family.name();
-    let chain = chain_name(&vs.key);
     let _ = writeln!(
         s,
         "delete element {f} {TABLE} services {{ {} }}",
         element(&vs.key)
     );
-    let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
-    remove_affinity(s, p, vs, None);
-    if matches!(p.target, Target::Kernel) {
+    if place(p, vs) == Place::Own {
+        let chain = chain_name(&vs.key);
+        let _ = writeln!(s, "flush chain {f} {TABLE} {chain}");
+        remove_affinity(s, p, vs, None);
+        let _ = writeln!(s, "delete chain {f} {TABLE} {chain}");
+    }
+    if matches!(p.target, Target::Kernel(_)) {
         backends::remove(s, p.family, vs);
     }
-    let _ = writeln!(s, "delete chain {f} {TABLE} {chain}");
 }
 
 /// The affinity set and the chain of real server `r` of the virtual server chain `chain`:
@@ -665,6 +793,9 @@ fn range(a: u32, b: u32) -> String {
 mod backends;
 pub mod guard;
 pub mod netlink;
+mod place;
+
+use place::{Place, SharedChain, place, shared_chains};
 
 pub use backends::{Replacement, Slot, map_name};
 

@@ -14,6 +14,7 @@ use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::ipvs::build::Options;
 use ferrolb_shared::ipvs::incremental::{Delta, TableBuilder};
 use ferrolb_shared::ipvs::model::{HealthCheck, Table, VsKey};
+use ferrolb_shared::ipvs::nft::RoundRobin;
 use ferrolb_shared::snapshot::Snapshot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub health_bind: IpAddr,
     /// The IPVS path's interface and state file.
     pub ipvs: IpvsSettings,
+    /// The nftables path's round-robin layout (a chain per virtual server, or shared chains).
+    pub nft_round_robin: RoundRobin,
 }
 
 impl Settings {
@@ -40,6 +43,7 @@ impl Settings {
             proxy_ports: userspace::DEFAULT_PORTS,
             health_bind: std::net::Ipv6Addr::UNSPECIFIED.into(),
             ipvs: IpvsSettings::default(),
+            nft_round_robin: RoundRobin::default(),
         }
     }
 }
@@ -81,7 +85,7 @@ impl Programmer {
             events: None,
             refused: Vec::new(),
             nft: match mode {
-                Mode::Nftables => Some(NftablesDataplane::kernel()),
+                Mode::Nftables => Some(NftablesDataplane::kernel(settings.nft_round_robin)),
                 Mode::Userspace => Some(NftablesDataplane::proxy(settings.proxy_ports.clone())),
                 Mode::Ipvs | Mode::None | Mode::Auto => None,
             },

@@ -42,7 +42,11 @@ pub fn child(mode: &str, vip: IpAddr, backend: IpAddr) -> Result<(), String> {
             return Ok(());
         }
         let (mut nft, proxy, ports) = match mode {
-            "nftables" => (NftablesDataplane::kernel(), None, BTreeMap::new()),
+            "nftables" => (
+                NftablesDataplane::kernel(Default::default()),
+                None,
+                BTreeMap::new(),
+            ),
             "userspace" => {
                 let mut nft = NftablesDataplane::proxy(DEFAULT_PORTS);
                 nft.close_proxy_ports().await.map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@ use crate::services;
 use ferrolb_e2e::lab::Lab;
 use ferrolb_shared::cluster::ClusterEvent;
 use ferrolb_shared::ipvs::model::Table;
-use ferrolb_shared::ipvs::nft::{chain_name, map_name};
+use ferrolb_shared::ipvs::nft::{RoundRobin, chain_name, map_name};
 use ferrolb_shared::manifest::ClusterObject;
 use ferrolb_shared::snapshot::SnapshotBuilder;
 use ferrolb_speaker::dataplane::{Mode, Programmer, Settings};
@@ -38,14 +38,28 @@ pub fn child(n: usize, per_service: usize) -> Result<(), String> {
     emit("real_servers", real as f64);
     drop(table);
     let rt = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-    for (mode, prefix) in [(Mode::Nftables, "nft"), (Mode::Userspace, "user")] {
-        rt.block_on(program(mode, prefix, &svcs, slices.clone(), n, per_service))?;
+    let (own, shared) = (RoundRobin::PerService, RoundRobin::Shared);
+    for (mode, round_robin, prefix) in [
+        (Mode::Nftables, own, "nft"),
+        (Mode::Nftables, shared, "nfts"),
+        (Mode::Userspace, own, "user"),
+    ] {
+        let mut settings = Settings::new(mode);
+        settings.nft_round_robin = round_robin;
+        rt.block_on(program(
+            &settings,
+            prefix,
+            &svcs,
+            slices.clone(),
+            n,
+            per_service,
+        ))?;
     }
     Ok(())
 }
 
 async fn program(
-    mode: Mode,
+    settings: &Settings,
     prefix: &str,
     svcs: &[k8s_openapi::api::core::v1::Service],
     mut slices: Vec<k8s_openapi::api::discovery::v1::EndpointSlice>,
@@ -65,7 +79,8 @@ async fn program(
         )));
     }
     snapshots.apply(ClusterEvent::Synced);
-    let mut programmer = Programmer::new(&Settings::new(mode));
+    let mode = settings.mode;
+    let mut programmer = Programmer::new(settings);
     let t = Instant::now();
     let snapshot = snapshots.publish().ok_or("no snapshot")?;
     emit_time(&format!("{prefix}_full_publish"), t.elapsed());
@@ -142,7 +157,7 @@ fn verify(programmer: &Programmer, old: Option<&Table>) -> Result<(), String> {
 }
 
 /// The kernel really holds the program: a changed virtual server (the first one when nothing
-/// changed) DNATs to its current real servers, in its chain or in the shared map it reads.
+/// changed) DNATs to its current real servers, in the shared map it reads or in its chain.
 fn check_chain(table: &Table, old: Option<&Table>) -> Result<(), String> {
     let vs = match old {
         Some(old) => table
@@ -159,23 +174,23 @@ fn check_chain(table: &Table, old: Option<&Table>) -> Result<(), String> {
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .map_err(|e| e.to_string())
     };
+    // Round robin: the elements of the virtual server in its protocol's shared map.
+    let prefix = format!("{} . {} . ", vs.key.addr, vs.key.port);
+    let want = vs.real_servers.iter().enumerate();
+    let want: Vec<String> = want
+        .map(|(n, r)| format!("{prefix}{n} : {} . {}", r.addr, r.port))
+        .collect();
+    let map = list("map", &map_name(&vs.key))?;
+    if want.iter().all(|w| map.contains(w.as_str())) {
+        return Ok(());
+    }
+    // Any other scheduler: the rule of its own chain.
     let chain = list("chain", &chain_name(&vs.key))?;
-    let shared = map_name(&vs.key);
-    let (listed, want): (String, Vec<String>) = if chain.contains(&format!("map @{shared}")) {
-        let prefix = format!("{} . {} . ", vs.key.addr, vs.key.port);
-        let want = vs.real_servers.iter().enumerate();
-        let want = want.map(|(n, r)| format!("{prefix}{n} : {} . {}", r.addr, r.port));
-        (list("map", &shared)?, want.collect())
-    } else {
-        let want = vs
-            .real_servers
-            .iter()
-            .map(|r| format!(": {} . {}", r.addr, r.port));
-        (chain, want.collect())
-    };
-    match want.iter().find(|w| !listed.contains(w.as_str())) {
+    let want = vs.real_servers.iter();
+    let want: Vec<String> = want.map(|r| format!(": {} . {}", r.addr, r.port)).collect();
+    match want.iter().find(|w| !chain.contains(w.as_str())) {
         None => Ok(()),
-        Some(w) => Err(format!("{}: {w:?} is not in the kernel:\n{listed}", vs.key)),
+        Some(w) => Err(format!("{}: {w:?} is not in the kernel:\n{chain}", vs.key)),
     }
 }
 
@@ -222,13 +237,20 @@ pub fn measure(lab: &Lab, rep: &mut Report, n: usize, per_service: usize) -> any
         Some(d) => rep.below(what, d, limit),
         None => rep.failed(what, &problem, &format!("< {}", duration(limit))),
     };
-    let (full, change) = (Duration::from_secs(2), Duration::from_millis(50));
     info(
         rep,
         "whole-table build from the objects (what a non-incremental speaker redoes per change)",
         time("whole_build"),
     );
-    for (prefix, name) in [("nft", "nftables"), ("user", "userspace")] {
+    // The kernel path's targets are issue 14's, for the layout built for them (shared
+    // round-robin chains); the default layout (a chain per virtual server) and the userspace
+    // path keep the earlier ones.
+    let (ms, s) = (Duration::from_millis, Duration::from_secs);
+    for (prefix, name, full, change) in [
+        ("nft", "nftables, a chain per Service", s(2), ms(50)),
+        ("nfts", "nftables, shared chains", ms(500), ms(5)),
+        ("user", "userspace", s(2), ms(50)),
+    ] {
         target(
             rep,
             &format!("{name}: snapshot → programmed, from nothing"),

@@ -157,7 +157,7 @@ fn nft_path(ns: &Netns, (base, steps): (&Table, &[(Table, VsKey)])) -> Figures {
             .build()
             .expect("a runtime");
         rt.block_on(async {
-            let mut nft = NftablesDataplane::kernel();
+            let mut nft = NftablesDataplane::kernel(Default::default());
             let ports = BTreeMap::new();
             let t = Instant::now();
             nft.apply(base, None, &ports)

@@ -1,68 +1,89 @@
 //! Where the round-robin schedulers (rr, wrr) keep their real servers: in maps shared by many
 //! virtual servers, keyed by the virtual server and the scheduler's counter, rather than in an
-//! anonymous map per virtual server.
+//! anonymous map per virtual server; and the rule that picks from them.
 //!
 //! ```text
 //! map be-<proto>-XX  (daddr . dport . n) -> addr . port    XX: a hash of the server (256 maps)
-//! chain <vs>  [mark] dnat to daddr . <proto> dport . numgen inc mod N map @be-<proto>-XX
+//! rule  [mark] dnat to daddr . <proto> dport . numgen inc mod N map @be-<proto>-XX
 //! ```
 //!
-//! (One family of maps per protocol: nft 1.0's `typeof th dport` cannot be read back from
-//! the kernel to add a rule later, `tcp dport` can.)
+//! The rule sits in the virtual server's own chain ([`super::RoundRobin::PerService`]: its
+//! own counter, IPVS's exact rotation) or in a chain shared by every virtual server with the
+//! same protocol, slot count, marking and map ([`super::RoundRobin::Shared`], `rr-<proto>-<N>
+//! [-masq]-XX`: the rule reads the packet's own destination to find the virtual server's
+//! elements, and the counter is shared). (One family of maps per protocol: nft 1.0's `typeof th
+//! dport` cannot be read back from the kernel to add a rule later, `tcp dport` can.)
 //!
-//! Why: the kernel pays for every set with walks over all the sets of the table (name lookups,
-//! the numbering of anonymous sets) and over the whole transaction (binding an anonymous set),
-//! so one set per virtual server made a 10,000-Service program quadratic (14 s for 10,000
-//! virtual servers). One map for all would make every element insertion walk every rule bound
-//! to it. 256 maps keep both walks short (1.3 s for the same program, nearly all of it nft
-//! parsing the 100,000 endpoints). A real server change then touches a few elements, not
-//! rules. The hashing schedulers (sh, dh, mh, ranges of a 256- or 65,537-entry table) and
-//! client affinity keep their per-server sets: they are the exception, not the rule.
+//! Why shared maps: the kernel pays for every set with walks over all the sets of the table
+//! (name lookups, the numbering of anonymous sets) and over the whole transaction (binding an
+//! anonymous set), so one set per virtual server made a 10,000-Service program quadratic (14 s
+//! for 10,000 virtual servers). One map for all would make every element insertion walk every
+//! rule bound to it (10,000 with a chain per virtual server). 256 maps keep both walks short.
+//! A real server change then touches a few elements, not rules. The hashing schedulers (sh,
+//! dh, mh, ranges of a 256- or 65,537-entry table) and client affinity keep their per-server
+//! sets: they are the exception, not the rule.
 //!
 //! Elements are written at the end of a script, one command per map: nft handles one long
 //! element list far faster than thousands of short commands.
 
 use super::{Family, TABLE, element};
 use crate::ipvs::hash::hash64;
-use crate::ipvs::model::{RealServer, VirtualServer, VsKey};
+use crate::ipvs::model::{Proto, RealServer, VirtualServer, VsKey};
 use crate::ipvs::scheduler::SchedulerKind;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
-/// How many shared maps the virtual servers are spread over.
+/// How many shared maps (per protocol) the virtual servers are spread over.
 pub const MAPS: u64 = 256;
 /// A weighted server list longer than this (the sum of the weights) keeps the per-server
 /// anonymous map with ranges instead of one element per counter value.
 pub const MAX_SPREAD: u32 = 4096;
 const SEED: u64 = 0x6265_2d6d_6170_7331; // "be-maps1"
 
-/// The real server (index into `vs.real_servers`) for each value of the scheduler's counter,
-/// for the schedulers kept in shared maps; `None` for the others.
-pub(super) fn spread(vs: &VirtualServer) -> Option<Vec<usize>> {
+/// The number of counter slots of a virtual server kept in a shared map (servers for rr, the
+/// sum of the weights for wrr), without building the list; `None` for the others.
+pub(super) fn slots(vs: &VirtualServer) -> Option<u32> {
     if vs.affinity.is_some() || vs.real_servers.is_empty() {
         return None;
     }
     match vs.scheduler {
-        SchedulerKind::Rr => Some((0..vs.real_servers.len()).collect()),
+        SchedulerKind::Rr => u32::try_from(vs.real_servers.len()).ok(),
         SchedulerKind::Wrr => {
             let total: u32 = vs.real_servers.iter().map(|r| r.weight.max(1)).sum();
-            (total <= MAX_SPREAD).then(|| {
-                let weights = vs.real_servers.iter().map(|r| r.weight.max(1) as usize);
-                weights
-                    .enumerate()
-                    .flat_map(|(i, w)| std::iter::repeat_n(i, w))
-                    .collect()
-            })
+            (total <= MAX_SPREAD).then_some(total)
         }
         _ => None,
     }
 }
 
+/// The real server (index into `vs.real_servers`) for each value of the scheduler's counter,
+/// for the schedulers kept in shared maps; `None` for the others.
+pub(super) fn spread(vs: &VirtualServer) -> Option<Vec<usize>> {
+    slots(vs)?;
+    let weights = vs.real_servers.iter().map(|r| match vs.scheduler {
+        SchedulerKind::Wrr => r.weight.max(1) as usize,
+        _ => 1,
+    });
+    let owners = weights
+        .enumerate()
+        .flat_map(|(i, w)| std::iter::repeat_n(i, w));
+    Some(owners.collect())
+}
+
 /// The shared map holding a virtual server's real servers.
 pub fn map_name(key: &VsKey) -> String {
-    let h = hash64(SEED, super::chain_name(key).as_bytes()) % MAPS;
-    format!("be-{}-{h:02x}", key.proto)
+    map_of(key.proto, bucket(key))
+}
+
+/// Which of its protocol's maps holds a virtual server's real servers.
+pub(super) fn bucket(key: &VsKey) -> u8 {
+    (hash64(SEED, super::chain_name(key).as_bytes()) % MAPS) as u8
+}
+
+/// The shared backend map `bucket` of `proto`.
+pub(super) fn map_of(proto: Proto, bucket: u8) -> String {
+    format!("be-{proto}-{bucket:02x}")
 }
 
 /// A virtual server's element for counter value `n` (its map is per protocol).
@@ -78,27 +99,48 @@ fn push(list: &mut String, item: std::fmt::Arguments<'_>) {
     let _ = list.write_fmt(item);
 }
 
-/// Append `key : real server` for counter value `n` of `k`.
-fn push_entry(list: &mut String, k: &VsKey, n: usize, r: &RealServer) {
+/// Append `key : real server` for one counter slot.
+fn push_entry(list: &mut String, slot: &Slot, to: &SocketAddr) {
+    let (s, n) = (slot, slot.n);
     push(
         list,
-        format_args!("{} . {} . {n} : {} . {}", k.addr, k.port, r.addr, r.port),
+        format_args!(
+            "{} . {} . {n} : {} . {}",
+            s.addr,
+            s.port,
+            to.ip(),
+            to.port()
+        ),
     );
 }
 
-/// The rule that picks from the shared map (`mark` is the masquerade mark statement or empty).
-pub(super) fn rule(family: Family, vs: &VirtualServer, owners: &[usize], mark: &str) -> String {
-    let (f, p, n, map) = (family.name(), vs.key.proto, owners.len(), map_name(&vs.key));
+/// The round-robin rule: pick counter slot `n` of the packet's own virtual server in `map`,
+/// DNAT to its real server.
+pub(super) fn rule(
+    family: Family,
+    proto: Proto,
+    slots: u32,
+    masquerade: bool,
+    map: &str,
+) -> String {
+    let f = family.name();
+    let mark = if masquerade {
+        format!("meta mark set meta mark | {:#x} ", super::MASQ_MARK)
+    } else {
+        String::new()
+    };
     format!(
-        "{mark}meta l4proto {p} dnat {f} to {f} daddr . {p} dport . numgen inc mod {n} map @{map}"
+        "{mark}meta l4proto {proto} dnat {f} to {f} daddr . {proto} dport . numgen inc mod {slots} map @{map}"
     )
 }
 
-/// Element additions collected while a script is rendered (comma-separated lists).
+/// Element additions collected while a program is rendered, as data: written as `nft` text
+/// at the end of a script ([`Self::finish`]), or handed to a driver that writes them through
+/// netlink ([`Self::into_data`]).
 #[derive(Default)]
 pub(super) struct Elements {
-    services: String,
-    backends: BTreeMap<String, String>,
+    services: Vec<(VsKey, String)>,
+    backends: BTreeMap<String, Vec<(Slot, SocketAddr)>>,
     /// Maps known to exist in the kernel already: no declaration needed (nft resolves one
     /// declaration against the whole cached ruleset, a few ms in a large table).
     existing: std::collections::BTreeSet<String>,
@@ -106,18 +148,20 @@ pub(super) struct Elements {
 
 impl Elements {
     /// `key → goto chain` in the services map.
-    pub fn service(&mut self, key: &VsKey, chain: &str) {
-        push(
-            &mut self.services,
-            format_args!("{} : goto {chain}", element(key)),
-        );
+    pub fn service(&mut self, key: &VsKey, chain: String) {
+        self.services.push((*key, chain));
+    }
+
+    /// `map` exists in the kernel already: it needs no declaration.
+    pub fn exists(&mut self, map: String) {
+        self.existing.insert(map);
     }
 
     /// Every counter value of `vs` in its shared map.
     pub fn backends(&mut self, vs: &VirtualServer, owners: &[usize]) {
         let list = self.backends.entry(map_name(&vs.key)).or_default();
         for (n, i) in owners.iter().enumerate() {
-            push_entry(list, &vs.key, n, &vs.real_servers[*i]);
+            list.push(entry(vs, n, &vs.real_servers[*i]));
         }
     }
 
@@ -132,7 +176,36 @@ impl Elements {
     /// per shared backend map.
     pub fn finish_parts(self, family: Family) -> (String, String, Vec<String>) {
         let f = family.name();
-        let (mut decls, mut services) = (String::new(), String::new());
+        let decls = self.declarations(family);
+        let mut services = String::new();
+        let mut list = String::new();
+        for (key, chain) in &self.services {
+            push(&mut list, format_args!("{} : goto {chain}", element(key)));
+        }
+        if !list.is_empty() {
+            let _ = writeln!(services, "add element {f} {TABLE} services {{ {list} }}");
+        }
+        let backends = self.backends.iter().map(|(map, slots)| {
+            let mut list = String::new();
+            for (slot, to) in slots {
+                push_entry(&mut list, slot, to);
+            }
+            format!("add element {f} {TABLE} {map} {{ {list} }}\n")
+        });
+        (decls, services, backends.collect())
+    }
+
+    /// The declarations as text; the services map's and the backend maps' elements as data.
+    pub fn into_data(self, family: Family) -> (String, Vec<(VsKey, String)>, Vec<Replacement>) {
+        let decls = self.declarations(family);
+        let backends = self.backends.into_iter();
+        let backends = backends.map(|(map, slots)| Replacement { map, slots });
+        (decls, self.services, backends.collect())
+    }
+
+    fn declarations(&self, family: Family) -> String {
+        let f = family.name();
+        let mut decls = String::new();
         for map in self.backends.keys().filter(|m| !self.existing.contains(*m)) {
             // `be-<proto>-XX`
             let p = map.split('-').nth(1).unwrap_or("tcp");
@@ -141,20 +214,18 @@ impl Elements {
                 "add map {f} {TABLE} {map} {{ typeof {f} daddr . {p} dport . numgen inc mod 2 : {f} daddr . {p} dport; }}"
             );
         }
-        if !self.services.is_empty() {
-            let _ = writeln!(
-                services,
-                "add element {f} {TABLE} services {{ {} }}",
-                self.services
-            );
-        }
-        let backends = self
-            .backends
-            .iter()
-            .map(|(map, list)| format!("add element {f} {TABLE} {map} {{ {list} }}\n"))
-            .collect();
-        (decls, services, backends)
+        decls
     }
+}
+
+/// Counter value `n` of `vs`, going to real server `r`.
+fn entry(vs: &VirtualServer, n: usize, r: &RealServer) -> (Slot, SocketAddr) {
+    let slot = Slot {
+        addr: vs.key.addr,
+        port: vs.key.port,
+        n: n as u32,
+    };
+    (slot, SocketAddr::new(r.addr, r.port))
 }
 
 /// Delete every counter value of `vs` from its shared map, if it uses one.
@@ -213,7 +284,7 @@ pub(super) fn update_in_place(
     e.existing.insert(map.clone());
     let list = e.backends.entry(map).or_default();
     for n in changed {
-        push_entry(list, &vs.key, n, &vs.real_servers[after[n]]);
+        list.push(entry(vs, n, &vs.real_servers[after[n]]));
     }
     true
 }
@@ -227,9 +298,10 @@ pub struct Slot {
     pub n: u32,
 }
 
-/// Elements of one shared backend map given a new real server each: the old element goes and
-/// the new one comes, in one transaction. What [`update_in_place`] writes as a script, as
-/// data for a driver that talks to the kernel without `nft`.
+/// Elements of one shared backend map, each with its real server, as data for a driver that
+/// talks to the kernel without `nft`. In a change, each replaces the element of the same slot
+/// (the old one goes and the new one comes, in one transaction: what [`update_in_place`]
+/// writes as a script); in a first program ([`super::FirstProgram`]) they are added.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replacement {
     pub map: String,
@@ -240,20 +312,10 @@ pub struct Replacement {
 /// when nothing does.
 pub(super) fn replacement(was: &VirtualServer, vs: &VirtualServer) -> Option<Replacement> {
     let (changed, after) = moved(was, vs)?;
-    let slots = changed
-        .into_iter()
-        .map(|n| {
-            let r = &vs.real_servers[after[n]];
-            let slot = Slot {
-                addr: vs.key.addr,
-                port: vs.key.port,
-                n: n as u32,
-            };
-            (slot, SocketAddr::new(r.addr, r.port))
-        })
-        .collect();
+    let slots = changed.into_iter();
+    let slots = slots.map(|n| entry(vs, n, &vs.real_servers[after[n]]));
     Some(Replacement {
         map: map_name(&vs.key),
-        slots,
+        slots: slots.collect(),
     })
 }

@@ -1,16 +1,21 @@
-//! Element replacements in the shared backend maps as one nfnetlink batch: the messages
-//! `nft -f` sends for `delete element` and `add element`, without `nft` first reading the
-//! whole table back (nft 1.0 dumps every chain before any command: 40 of the 47 ms of an
-//! endpoint change at 10,000 Services). Pure: this module makes the bytes and reads the
+//! Map elements as nfnetlink batches: the messages `nft -f` sends for `delete element` and
+//! `add element`, without `nft` first reading the whole table back (nft 1.0 dumps every chain
+//! before any command: 40 of the 47 ms of an endpoint change at 10,000 Services) or parsing
+//! text (100,000 elements: most of a second). Pure: this module makes the bytes and reads the
 //! replies; the speaker owns the `NETLINK_NETFILTER` socket.
 //!
 //! ```text
 //! BATCH_BEGIN  (res_id NFNL_SUBSYS_NFTABLES)
-//! DELSETELEM   table ferrolb, set be-<proto>-XX, the old elements' keys        ACK
-//! NEWSETELEM   table ferrolb, set be-<proto>-XX, keys and new real servers    ACK
-//! ...          (one pair per map)
+//! DELSETELEM   table ferrolb, set be-<proto>, the old elements' keys          ACK
+//! NEWSETELEM   table ferrolb, set be-<proto>, keys and new real servers      ACK
+//! ...          (a replacement: one pair per map; a first program: additions only,
+//!              in messages of at most MAX_ELEMENTS_BYTES of elements)
 //! BATCH_END    one transaction: all of it or nothing
 //! ```
+//!
+//! The `services` map's elements (a first program's last step) are keyed by
+//! `addr . inet_proto . inet_service` (the protocol a byte, the port in network order, each in
+//! a 32-bit register) and hold a verdict: goto the virtual server's chain.
 //!
 //! Element layout, as the map's `typeof <f> daddr . <p> dport . numgen inc mod 2` gives it:
 //! every part of a concatenation takes whole 32-bit registers, so the port (network order)
@@ -18,6 +23,7 @@
 //! (`<f> daddr . <p> dport`) is the real server's address and port, the same way.
 
 use super::{Family, Replacement, Slot, TABLE};
+use crate::ipvs::model::VsKey;
 use crate::netlink::{NLA_F_NESTED, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, messages};
 use crate::netlink::{push_attr as attr, push_message};
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +43,11 @@ const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_SET_ELEM_KEY: u16 = 1;
 const NFTA_SET_ELEM_DATA: u16 = 2;
 const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+const NFTA_VERDICT_CHAIN: u16 = 2;
+/// `NFT_GOTO`, a negative verdict code, as the kernel reads it (big-endian).
+const NFT_GOTO: i32 = -4;
 
 /// A batch to send, and the sequence numbers the kernel must acknowledge.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,52 +59,146 @@ pub struct Batch {
 /// One transaction replacing the elements of `replacements` in `family`'s table; messages
 /// numbered from `seq`.
 pub fn encode(family: Family, replacements: &[Replacement], seq: u32) -> Batch {
-    let mut out = Batch {
-        bytes: Vec::new(),
-        acks: Vec::new(),
-    };
-    let mut seq = seq;
-    let mut next = || {
-        seq = seq.wrapping_add(1);
-        seq
-    };
-    let proto = match family {
-        Family::Ip => NFPROTO_IPV4,
-        Family::Ip6 => NFPROTO_IPV6,
-    };
-    message(&mut out.bytes, NFNL_MSG_BATCH_BEGIN, 0, next(), 0, &[]);
+    let mut w = Writer::begin(family, seq);
     for r in replacements {
-        let keys: Vec<Vec<u8>> = r.slots.iter().map(|(s, _)| element(*s, None)).collect();
-        let elements: Vec<Vec<u8>> = r
-            .slots
-            .iter()
-            .map(|(s, to)| element(*s, Some(*to)))
-            .collect();
-        for (kind, flags, list) in [
-            (NFT_MSG_DELSETELEM, NLM_F_ACK, &keys),
-            (NFT_MSG_NEWSETELEM, NLM_F_ACK | NLM_F_CREATE, &elements),
-        ] {
-            let mut body = Vec::new();
-            attr(&mut body, NFTA_SET_ELEM_LIST_TABLE, &c_string(TABLE));
-            attr(&mut body, NFTA_SET_ELEM_LIST_SET, &c_string(&r.map));
-            attr(
-                &mut body,
-                NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED,
-                &list.concat(),
-            );
-            let seq = next();
-            message(
-                &mut out.bytes,
-                (NFNL_SUBSYS_NFTABLES << 8) | kind,
-                flags,
-                seq,
-                proto,
-                &body,
-            );
-            out.acks.push(seq);
+        let keys = r.slots.iter().map(|(s, _)| element(*s, None));
+        w.elements(NFT_MSG_DELSETELEM, &r.map, keys);
+        let elements = r.slots.iter().map(|(s, to)| element(*s, Some(*to)));
+        w.elements(NFT_MSG_NEWSETELEM, &r.map, elements);
+    }
+    w.end()
+}
+
+/// Transactions adding the elements of `maps` (a first program's backends), each carrying at
+/// most about `max_bytes` of elements; messages numbered from `seq`.
+pub fn encode_additions(
+    family: Family,
+    maps: &[Replacement],
+    seq: u32,
+    max_bytes: usize,
+) -> Vec<Batch> {
+    let mut out = Vec::new();
+    let mut w = Writer::begin(family, seq);
+    for r in maps {
+        for chunk in r.slots.chunks(max_bytes / ELEMENT_BYTES_HINT + 1) {
+            let elements = chunk.iter().map(|(s, to)| element(*s, Some(*to)));
+            w.elements(NFT_MSG_NEWSETELEM, &r.map, elements);
+            if w.out.bytes.len() >= max_bytes {
+                // The end delimiter takes the next number.
+                let next = w.seq.wrapping_add(1);
+                out.push(w.end());
+                w = Writer::begin(family, next);
+            }
         }
     }
-    message(&mut out.bytes, NFNL_MSG_BATCH_END, 0, next(), 0, &[]);
+    if !w.out.acks.is_empty() {
+        out.push(w.end());
+    }
+    out
+}
+
+/// One transaction adding `services` to the `services` map: each virtual server's key and a
+/// goto to its chain. Messages numbered from `seq`.
+pub fn encode_services(family: Family, services: &[(VsKey, String)], seq: u32) -> Batch {
+    let mut w = Writer::begin(family, seq);
+    w.elements(
+        NFT_MSG_NEWSETELEM,
+        "services",
+        services.iter().map(|(k, chain)| service_element(k, chain)),
+    );
+    w.end()
+}
+
+/// Roughly the bytes of one backend element (IPv4: 44, IPv6: 68): only to cut lists early.
+const ELEMENT_BYTES_HINT: usize = 56;
+
+/// The most bytes of elements in one message: the element list is one attribute, whose
+/// length is 16 bits.
+const MAX_ELEMENTS_BYTES: usize = 60 * 1024;
+
+/// Builds one batch (one transaction).
+struct Writer {
+    out: Batch,
+    seq: u32,
+    proto: u8,
+}
+
+impl Writer {
+    fn begin(family: Family, seq: u32) -> Writer {
+        let proto = match family {
+            Family::Ip => NFPROTO_IPV4,
+            Family::Ip6 => NFPROTO_IPV6,
+        };
+        let mut w = Writer {
+            out: Batch {
+                bytes: Vec::new(),
+                acks: Vec::new(),
+            },
+            seq,
+            proto,
+        };
+        let seq = w.next();
+        message(&mut w.out.bytes, NFNL_MSG_BATCH_BEGIN, 0, seq, 0, &[]);
+        w
+    }
+
+    fn next(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// `kind` (add or delete) of `elements` in `set`, in as many messages as their size needs.
+    fn elements(&mut self, kind: u16, set: &str, elements: impl Iterator<Item = Vec<u8>>) {
+        let mut list = Vec::new();
+        for e in elements {
+            if !list.is_empty() && list.len() + e.len() > MAX_ELEMENTS_BYTES {
+                self.message(kind, set, &list);
+                list.clear();
+            }
+            list.extend(e);
+        }
+        if !list.is_empty() {
+            self.message(kind, set, &list);
+        }
+    }
+
+    fn message(&mut self, kind: u16, set: &str, list: &[u8]) {
+        let mut body = Vec::new();
+        attr(&mut body, NFTA_SET_ELEM_LIST_TABLE, &c_string(TABLE));
+        attr(&mut body, NFTA_SET_ELEM_LIST_SET, &c_string(set));
+        attr(&mut body, NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED, list);
+        let flags = match kind {
+            NFT_MSG_NEWSETELEM => NLM_F_ACK | NLM_F_CREATE,
+            _ => NLM_F_ACK,
+        };
+        let (seq, proto) = (self.next(), self.proto);
+        let kind = (NFNL_SUBSYS_NFTABLES << 8) | kind;
+        message(&mut self.out.bytes, kind, flags, seq, proto, &body);
+        self.out.acks.push(seq);
+    }
+
+    fn end(mut self) -> Batch {
+        let seq = self.next();
+        message(&mut self.out.bytes, NFNL_MSG_BATCH_END, 0, seq, 0, &[]);
+        self.out
+    }
+}
+
+/// One `NFTA_LIST_ELEM` of the services map: the virtual server's key, goto `chain`.
+fn service_element(key: &VsKey, chain: &str) -> Vec<u8> {
+    let mut k = address(key.addr);
+    k.extend([key.proto.number(), 0, 0, 0]);
+    k.extend(port(key.port));
+    let mut verdict = Vec::new();
+    attr(&mut verdict, NFTA_VERDICT_CODE, &NFT_GOTO.to_be_bytes());
+    attr(&mut verdict, NFTA_VERDICT_CHAIN, &c_string(chain));
+    let mut value = Vec::new();
+    attr(&mut value, NFTA_DATA_VERDICT | NLA_F_NESTED, &verdict);
+    let mut elem = Vec::new();
+    attr(&mut elem, NFTA_SET_ELEM_KEY | NLA_F_NESTED, &data(&k));
+    attr(&mut elem, NFTA_SET_ELEM_DATA | NLA_F_NESTED, &value);
+    let mut out = Vec::new();
+    attr(&mut out, NFTA_LIST_ELEM | NLA_F_NESTED, &elem);
     out
 }
 

@@ -147,10 +147,16 @@ fn local_policy_without_endpoints_drops() {
     let mut v = vs("10.100.0.200", 80, SchedulerKind::Rr, vec![]);
     v.drop = true;
     let s = render_full(&table(vec![v]), Family::Ip);
+    // One chain for every dropping virtual server.
     assert!(
-        s.contains("add rule ip ferrolb vs-tcp-0a6400c8-80 counter drop"),
+        s.contains("add rule ip ferrolb dropped counter drop"),
         "{s}"
     );
+    assert!(
+        s.contains("services { 10.100.0.200 . tcp . 80 : goto dropped }"),
+        "{s}"
+    );
+    assert!(!s.contains("vs-tcp"), "{s}");
 }
 
 #[test]
@@ -300,7 +306,8 @@ fn element_changes_are_the_scripts_element_replacements_or_none() {
     );
     let old = table(vec![a.clone(), b.clone()]);
     let keys: BTreeSet<VsKey> = [a.key, b.key].into();
-    let changes = |new: &Table| element_changes_for(&old, new, &keys, Family::Ip);
+    let changes =
+        |new: &Table| element_changes_for(&old, new, &keys, Family::Ip, RoundRobin::PerService);
     // The second real server of `a` replaced: counter value 1 gets the new one, as the
     // script's delete and add of that one element.
     let mut a2 = a.clone();
@@ -328,7 +335,7 @@ fn element_changes_are_the_scripts_element_replacements_or_none() {
     assert_eq!(changes(&old), Some(vec![]));
     // The IPv6 side of the same change has nothing of it.
     assert_eq!(
-        element_changes_for(&old, &new, &keys, Family::Ip6),
+        element_changes_for(&old, &new, &keys, Family::Ip6, RoundRobin::PerService),
         Some(vec![])
     );
     // Anything that changes a rule is not an element replacement.
@@ -349,7 +356,7 @@ fn element_changes_are_the_scripts_element_replacements_or_none() {
     let with_c = table(vec![a.clone(), b.clone(), c.clone()]);
     let keys_c: BTreeSet<VsKey> = [a.key, b.key, c.key].into();
     assert_eq!(
-        element_changes_for(&old, &with_c, &keys_c, Family::Ip),
+        element_changes_for(&old, &with_c, &keys_c, Family::Ip, RoundRobin::PerService),
         None,
         "added"
     );
@@ -442,7 +449,7 @@ fn hairpin_pairs_are_the_local_real_servers() {
 }
 
 #[test]
-fn a_staged_program_is_the_full_program_cut_in_order() {
+fn a_first_program_is_the_full_program_with_its_elements_as_data() {
     let mut servers: Vec<VirtualServer> = (0..40)
         .map(|i| {
             let backends = (0..3)
@@ -463,41 +470,209 @@ fn a_staged_program_is_the_full_program_cut_in_order() {
     local.local = true;
     servers.push(vs("10.96.1.2", 80, SchedulerKind::Rr, vec![local]));
     let t = table(servers);
-    let full = render_full(&t, Family::Ip);
-    let staged = render_staged(&t, Family::Ip, Target::Kernel, 3);
-    assert_eq!(staged.backends.len(), 3, "{staged:?}");
-    assert!(staged.setup.starts_with("create table ip ferrolb\n"));
-    // Steering comes last, and only there: the services map's elements and the hairpin pairs.
-    assert!(staged.commit.contains("add element ip ferrolb services"));
-    assert!(staged.commit.contains("add element ip ferrolb hairpin"));
-    for part in [&staged.setup, &staged.chains]
-        .into_iter()
-        .chain(&staged.backends)
-    {
-        assert!(!part.contains("add element ip ferrolb services"), "{part}");
+    for round_robin in [RoundRobin::PerService, RoundRobin::Shared] {
+        let target = Target::Kernel(round_robin);
+        let full = render_full_with(&t, Family::Ip, target);
+        let first = render_first(&t, Family::Ip, target);
+        first_program_matches(&t, &full, &first, round_robin);
     }
-    // Every backend map is declared in setup, before the chains and elements that use it.
-    for part in &staged.backends {
-        for line in part.lines() {
-            let map = line.split_whitespace().nth(4).unwrap();
-            assert!(
-                staged.setup.contains(&format!("add map ip ferrolb {map} ")),
-                "{map}"
-            );
+}
+
+fn first_program_matches(t: &Table, full: &str, first: &FirstProgram, round_robin: RoundRobin) {
+    assert!(first.script.starts_with("create table ip ferrolb\n"));
+    // No steering in the script: no services element; the hairpin pairs are harmless early.
+    assert!(!first.script.contains("add element ip ferrolb services"));
+    assert!(!first.script.contains("add element ip ferrolb be-"));
+    assert!(first.script.contains("add element ip ferrolb hairpin"));
+    // Per service: a chain each. Shared: the 40 virtual servers of 3 slots share one chain
+    // (one rule) per backend map they use; the local one has a chain of one slot.
+    let own = first.script.matches("add chain ip ferrolb vs-tcp-").count();
+    let shared = first
+        .script
+        .matches("add chain ip ferrolb rr-tcp-3-masq-")
+        .count();
+    let rules = first
+        .script
+        .matches("add rule ip ferrolb rr-tcp-3-masq-")
+        .count();
+    let three = t.servers.values().filter(|v| v.real_servers.len() == 3);
+    let buckets: BTreeSet<u8> = three.map(|v| backends::bucket(&v.key)).collect();
+    match round_robin {
+        // 42 virtual servers, and the affinity server's two per-server chains.
+        RoundRobin::PerService => assert_eq!((own, shared), (44, 0)),
+        RoundRobin::Shared => {
+            assert_eq!(own, 3, "{}", first.script);
+            assert_eq!(shared, buckets.len());
+            assert_eq!(rules, shared);
+            assert!(first.script.contains("add chain ip ferrolb rr-tcp-1-masq-"));
         }
     }
-    // The same commands as the one-transaction program, which replaces the table instead.
-    let mut cut: Vec<&str> = [&staged.setup, &staged.chains, &staged.commit]
-        .into_iter()
-        .chain(&staged.backends)
-        .flat_map(|s| s.lines())
-        .filter(|l| !l.starts_with("create table"))
+    // The affinity server keeps a chain of its own.
+    assert!(
+        first
+            .script
+            .contains("add chain ip ferrolb vs-tcp-0a600101-443\n")
+    );
+    // Every backend map is declared in the script, before the rules that read it.
+    for r in &first.backends {
+        assert!(
+            first
+                .script
+                .contains(&format!("add map ip ferrolb {} ", r.map))
+        );
+    }
+    // The same elements as the one-transaction program, which replaces the table instead.
+    let slots: usize = first.backends.iter().map(|r| r.slots.len()).sum();
+    assert_eq!(slots, 40 * 3 + 1);
+    let mut services: Vec<String> = first
+        .services
+        .iter()
+        .map(|(k, chain)| format!("{} . {} . {} : goto {chain}", k.addr, k.proto, k.port))
         .collect();
-    let mut whole: Vec<&str> = full
+    let listed = full
         .lines()
-        .filter(|l| !l.ends_with("table ip ferrolb"))
-        .collect();
-    cut.sort_unstable();
+        .find(|l| l.starts_with("add element ip ferrolb services"))
+        .unwrap();
+    let listed = listed.split_once("{ ").unwrap().1.trim_end_matches(" }");
+    let mut whole: Vec<String> = listed.split(", ").map(String::from).collect();
+    services.sort_unstable();
     whole.sort_unstable();
-    assert_eq!(cut, whole);
+    assert_eq!(services, whole);
+    // The rest of the script is the full program's structure.
+    for line in first.script.lines().skip(1) {
+        assert!(
+            full.lines().any(|l| l == line),
+            "{line} not in the full program"
+        );
+    }
+}
+
+const SHARED: Target<'static> = Target::Kernel(RoundRobin::Shared);
+
+/// The shared round-robin chain of `key` with `slots` slots (masquerading, as the fixtures).
+fn rr_chain(key: &VsKey, slots: u32) -> String {
+    format!("rr-tcp-{slots}-masq-{:02x}", backends::bucket(key))
+}
+
+/// A virtual server on port 80 of another address whose backend map is `key`'s.
+fn same_map_as(key: &VsKey, servers: Vec<RealServer>) -> VirtualServer {
+    let same = (1..=4096u32).find_map(|i| {
+        let addr = format!("10.97.{}.{}", i / 256, i % 256);
+        let v = vs(&addr, 80, SchedulerKind::Rr, servers.clone());
+        (backends::bucket(&v.key) == backends::bucket(key)).then_some(v)
+    });
+    same.expect("4,096 addresses over 256 maps: one shares the map")
+}
+
+#[test]
+fn shared_round_robin_chains_serve_every_virtual_server_alike() {
+    let two = || vec![rs("10.244.1.10", 8080), rs("10.244.2.10", 8080)];
+    let a = vs("10.96.0.10", 80, SchedulerKind::Rr, two());
+    let b = same_map_as(&a.key, two());
+    let six = vs(
+        "fd00:96::10",
+        80,
+        SchedulerKind::Rr,
+        vec![rs("fd00:244:1::10", 8080)],
+    );
+    let t = table(vec![a.clone(), b.clone(), six]);
+    let v4 = render_full_with(&t, Family::Ip, SHARED);
+    let chain = rr_chain(&a.key, 2);
+    for k in [&a.key, &b.key] {
+        let element = format!("{} . tcp . 80 : goto {chain}", k.addr);
+        assert!(v4.contains(&element), "{v4}");
+    }
+    // One chain, one rule for both, reading the map both keep their real servers in,
+    // declared before it.
+    let map = map_name(&a.key);
+    assert_eq!(
+        v4.matches(&format!("add chain ip ferrolb {chain}\n"))
+            .count(),
+        1
+    );
+    let rule = format!(
+        "add rule ip ferrolb {chain} meta mark set meta mark | 0x4000 meta l4proto tcp dnat ip to ip daddr . tcp dport . numgen inc mod 2 map @{map}\n"
+    );
+    assert_eq!(v4.matches(&rule).count(), 1, "{v4}");
+    let decl = format!("add map ip ferrolb {map} {{ typeof ip daddr . tcp dport");
+    assert!(v4.find(&decl).unwrap() < v4.find(&rule).unwrap(), "{v4}");
+    assert!(
+        v4.contains("10.96.0.10 . 80 . 1 : 10.244.2.10 . 8080"),
+        "{v4}"
+    );
+    assert!(!v4.contains("vs-tcp"), "no chain of its own: {v4}");
+    assert!(
+        !v4.contains("fd00"),
+        "IPv6 servers stay out of the ip table"
+    );
+    let v6 = render_full_with(&t, Family::Ip6, SHARED);
+    assert!(
+        v6.contains("fd00:96::10 . tcp . 80 : goto rr-tcp-1-masq-"),
+        "{v6}"
+    );
+}
+
+#[test]
+fn shared_chains_come_and_go_with_their_users() {
+    let a = vs(
+        "10.96.0.1",
+        80,
+        SchedulerKind::Rr,
+        vec![rs("10.244.1.10", 80)],
+    );
+    let b = same_map_as(&a.key, vec![rs("10.244.1.20", 80)]);
+    let (one, two, map) = (rr_chain(&a.key, 1), rr_chain(&a.key, 2), map_name(&a.key));
+    let b_addr = b.key.addr;
+    let old = table(vec![a.clone(), b.clone()]);
+    let mut b2 = b.clone();
+    b2.real_servers.push(rs("10.244.1.21", 80));
+    let new = table(vec![a.clone(), b2]);
+    let changes = |from: &Table, to: &Table| render_changes_with(from, to, Family::Ip, SHARED);
+    // One more real server: another chain (created, as no virtual server used it yet), the
+    // element replaced; a still uses the old chain, which stays.
+    assert_eq!(
+        changes(&old, &new),
+        format!(
+            "add chain ip ferrolb {two}\n\
+             add rule ip ferrolb {two} meta mark set meta mark | 0x4000 meta l4proto tcp dnat ip to ip daddr . tcp dport . numgen inc mod 2 map @{map}\n\
+             delete element ip ferrolb services {{ {b_addr} . tcp . 80 }}\n\
+             delete element ip ferrolb {map} {{ {b_addr} . 80 . 0 }}\n\
+             add element ip ferrolb services {{ {b_addr} . tcp . 80 : goto {two} }}\n\
+             add element ip ferrolb {map} {{ {b_addr} . 80 . 0 : 10.244.1.20 . 80, {b_addr} . 80 . 1 : 10.244.1.21 . 80 }}\n"
+        )
+    );
+    // Back again: the chain nobody uses any more goes, after the element that jumped to it.
+    let back = changes(&new, &old);
+    assert!(
+        back.ends_with(&format!(
+            "delete chain ip ferrolb {two}\n\
+             add element ip ferrolb services {{ {b_addr} . tcp . 80 : goto {one} }}\n\
+             add element ip ferrolb {map} {{ {b_addr} . 80 . 0 : 10.244.1.20 . 80 }}\n"
+        )),
+        "{back}"
+    );
+    assert!(!back.contains("add chain"), "{back}");
+    assert!(changes(&old, &old).is_empty());
+    // A real server replaced by another: only its element.
+    let mut b3 = b.clone();
+    b3.real_servers[0] = rs("10.244.1.22", 80);
+    assert_eq!(
+        changes(&old, &table(vec![a.clone(), b3])),
+        format!(
+            "delete element ip ferrolb {map} {{ {b_addr} . 80 . 0 }}\n\
+             add element ip ferrolb {map} {{ {b_addr} . 80 . 0 : 10.244.1.22 . 80 }}\n"
+        )
+    );
+    // b leaves: a still jumps to the chain; then a leaves too, and the chain goes.
+    let only_a = table(vec![a]);
+    let removed = changes(&old, &only_a);
+    assert!(removed.contains(&format!(
+        "delete element ip ferrolb services {{ {b_addr} . tcp . 80 }}"
+    )));
+    assert!(!removed.contains("delete chain"), "{removed}");
+    let empty = changes(&only_a, &Table::default());
+    assert!(
+        empty.ends_with(&format!("delete chain ip ferrolb {one}\n")),
+        "{empty}"
+    );
 }

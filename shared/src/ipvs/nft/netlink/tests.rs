@@ -110,6 +110,74 @@ fn ipv6_elements_hold_sixteen_byte_addresses() {
 }
 
 #[test]
+fn additions_are_cut_into_messages_and_transactions_that_fit() {
+    let slots: Vec<(Slot, std::net::SocketAddr)> = (0..5000u32)
+        .map(|n| {
+            let slot = Slot {
+                addr: "10.1.0.1".parse().unwrap(),
+                port: 80,
+                n,
+            };
+            (slot, "10.2.0.2:8080".parse().unwrap())
+        })
+        .collect();
+    let maps = [Replacement {
+        map: "be-tcp".into(),
+        slots,
+    }];
+    let batches = encode_additions(Family::Ip, &maps, 7, 100 * 1024);
+    assert!(batches.len() >= 2, "{} transactions", batches.len());
+    let (mut elements, mut last_seq) = (0, 7);
+    for b in &batches {
+        let m = sent(&b.bytes);
+        assert_eq!(m.first().unwrap().0, 0x10, "each transaction begins");
+        assert_eq!(m.last().unwrap().0, 0x11, "and ends");
+        for (kind, flags, seq, _, body) in &m[1..m.len() - 1] {
+            assert_eq!(*kind, 0x0a0c, "additions only");
+            assert_eq!(*flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE);
+            assert!(b.acks.contains(seq));
+            // The element list is one attribute: its length must fit 16 bits.
+            let list = crate::netlink::attributes(body)
+                .map(Result::unwrap)
+                .find(|(k, _)| k & crate::netlink::NLA_TYPE_MASK == 3)
+                .unwrap()
+                .1;
+            assert!(list.len() <= MAX_ELEMENTS_BYTES);
+            elements += crate::netlink::attributes(list).count();
+        }
+        for (_, _, seq, _, _) in &m {
+            assert!(*seq > last_seq, "sequence numbers keep rising");
+            last_seq = *seq;
+        }
+    }
+    assert_eq!(elements, 5000);
+    assert!(encode_additions(Family::Ip, &[], 0, 1024).is_empty());
+}
+
+/// The services map's element as `nft --debug=netlink add element ip t services { 10.96.0.1 .
+/// tcp . 80 : goto c }` lays it out: the address, the protocol byte and the port, each in a
+/// 32-bit register; a verdict holding the goto code and the chain's name.
+#[test]
+fn a_services_element_is_a_key_and_a_goto() {
+    let key = VsKey {
+        proto: crate::ipvs::model::Proto::Udp,
+        addr: "10.96.0.1".parse().unwrap(),
+        port: 53,
+    };
+    let m = sent(&encode_services(Family::Ip, &[(key, "rr-udp-2".into())], 0).bytes);
+    let kinds: Vec<u16> = m.iter().map(|m| m.0).collect();
+    assert_eq!(kinds, [0x10, 0x0a0c, 0x11]);
+    let body = &m[1].4;
+    assert!(body.windows(9).any(|w| w == b"services\0"));
+    let want_key = [10, 96, 0, 1, 17, 0, 0, 0, 0, 53, 0, 0];
+    assert!(body.windows(12).any(|w| w == want_key));
+    // NFTA_VERDICT_CODE: NFT_GOTO (-4), big-endian; NFTA_VERDICT_CHAIN: the name.
+    let code = [8, 0, 1, 0, 0xff, 0xff, 0xff, 0xfc];
+    assert!(body.windows(8).any(|w| w == code));
+    assert!(body.windows(9).any(|w| w == b"rr-udp-2\0"));
+}
+
+#[test]
 fn replies_are_acks_and_errors_by_sequence_number() {
     let reply = |seq: u32, error: i32| {
         let mut v = Vec::new();
