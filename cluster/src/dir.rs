@@ -183,7 +183,7 @@ impl DirectorySource {
         if let StatusDir::Restore(dir) = &self.status {
             for event in &mut events {
                 if let ClusterEvent::Upsert(ClusterObject::Service(svc)) = event {
-                    restore_status(dir, svc);
+                    restore_status(dir, Arc::make_mut(svc));
                 }
             }
         }
@@ -220,7 +220,7 @@ impl DirectorySource {
                 && let ClusterObject::Service(svc) = Arc::make_mut(obj)
             {
                 // This Service's own copy from now on; the file's stays as it was read.
-                recorded.apply_to(svc);
+                recorded.apply_to(Arc::make_mut(svc));
             }
             wanted.push(path);
         }

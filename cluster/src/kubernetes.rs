@@ -90,20 +90,20 @@ impl KubeSource {
             feeds.push(match kind {
                 Kind::Service => {
                     self.cluster_feed(Api::<Service>::all(client.clone()), *kind, |o| {
-                        ClusterObject::Service(Box::new(o))
+                        ClusterObject::Service(std::sync::Arc::new(o))
                     })
                 }
                 Kind::EndpointSlice => {
                     self.cluster_feed(Api::<EndpointSlice>::all(client.clone()), *kind, |o| {
-                        ClusterObject::EndpointSlice(Box::new(o))
+                        ClusterObject::EndpointSlice(std::sync::Arc::new(o))
                     })
                 }
                 Kind::Node => self.cluster_feed(Api::<Node>::all(client.clone()), *kind, |o| {
-                    ClusterObject::Node(Box::new(o))
+                    ClusterObject::Node(std::sync::Arc::new(o))
                 }),
                 Kind::Namespace => {
                     self.cluster_feed(Api::<Namespace>::all(client.clone()), *kind, |o| {
-                        ClusterObject::Namespace(Box::new(o))
+                        ClusterObject::Namespace(std::sync::Arc::new(o))
                     })
                 }
                 Kind::Secret => {
@@ -111,7 +111,9 @@ impl KubeSource {
                         Some(ns) => Api::<Secret>::namespaced(client.clone(), ns),
                         None => Api::all(client.clone()),
                     };
-                    self.cluster_feed(api, *kind, |o| ClusterObject::Secret(Box::new(o)))
+                    self.cluster_feed(api, *kind, |o| {
+                        ClusterObject::Secret(std::sync::Arc::new(o))
+                    })
                 }
             });
         }

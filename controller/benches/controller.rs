@@ -277,7 +277,7 @@ fn reconcile(pools: usize) {
     let mut r = Reconciler::new(None);
     r.handle(config);
     for s in services {
-        r.handle(Input::ServiceUpsert(Box::new(s)));
+        r.handle(Input::ServiceUpsert(std::sync::Arc::new(s)));
     }
     let written = count_status(&r.handle(Input::Synced));
     let total = started.elapsed();
@@ -314,7 +314,7 @@ fn resync(pools: usize) {
     let mut r = Reconciler::new(None);
     r.handle(config);
     for s in services.into_iter().rev() {
-        r.handle(Input::ServiceUpsert(Box::new(s)));
+        r.handle(Input::ServiceUpsert(std::sync::Arc::new(s)));
     }
     r.handle(Input::Synced);
     let total = started.elapsed();

@@ -17,10 +17,13 @@ pub fn subscription() -> Subscription {
 pub fn to_input(event: ClusterEvent) -> Option<Input> {
     Some(match event {
         ClusterEvent::Upsert(ClusterObject::Service(svc)) => Input::ServiceUpsert(svc),
-        ClusterEvent::Upsert(ClusterObject::Namespace(ns)) => Input::NamespaceUpsert {
-            name: ns.metadata.name.unwrap_or_default(),
-            labels: ns.metadata.labels.unwrap_or_default(),
-        },
+        ClusterEvent::Upsert(ClusterObject::Namespace(ns)) => {
+            let meta = std::sync::Arc::unwrap_or_clone(ns).metadata;
+            Input::NamespaceUpsert {
+                name: meta.name.unwrap_or_default(),
+                labels: meta.labels.unwrap_or_default(),
+            }
+        }
         ClusterEvent::Upsert(_) => return None,
         ClusterEvent::Delete(Kind::Service, key) => Input::ServiceDelete(key.into()),
         ClusterEvent::Delete(Kind::Namespace, key) => Input::NamespaceDelete(key.name),
@@ -50,14 +53,14 @@ mod tests {
         let mut ns = Namespace::default();
         ns.metadata.name = Some("team".into());
         ns.metadata.labels = Some([("a".to_string(), "b".to_string())].into());
-        let Some(Input::NamespaceUpsert { name, labels }) =
-            to_input(ClusterEvent::Upsert(ClusterObject::Namespace(Box::new(ns))))
-        else {
+        let Some(Input::NamespaceUpsert { name, labels }) = to_input(ClusterEvent::Upsert(
+            ClusterObject::Namespace(std::sync::Arc::new(ns)),
+        )) else {
             panic!("a namespace upsert");
         };
         assert_eq!(name, "team");
         assert_eq!(labels.get("a").map(String::as_str), Some("b"));
-        let node = ClusterObject::Node(Box::<Node>::default());
+        let node = ClusterObject::Node(std::sync::Arc::<Node>::default());
         assert!(to_input(ClusterEvent::Upsert(node)).is_none());
         assert!(to_input(ClusterEvent::Delete(Kind::Node, ObjectKey::new("", "n"))).is_none());
         let Some(Input::ServiceDelete(key)) = to_input(ClusterEvent::Delete(

@@ -15,6 +15,7 @@ pub use crate::manifest::ClusterObject;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 /// The Kubernetes kinds a component can subscribe to (the config kinds always come as one
 /// set, see [`ClusterEvent::Config`]). The order is the order a scan reports them in: what
@@ -135,13 +136,14 @@ impl ClusterObject {
         }
     }
 
+    /// The metadata to change (a shared object is copied first: `Arc::make_mut`).
     pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
         match self {
-            ClusterObject::Service(o) => &mut o.metadata,
-            ClusterObject::Namespace(o) => &mut o.metadata,
-            ClusterObject::Node(o) => &mut o.metadata,
-            ClusterObject::EndpointSlice(o) => &mut o.metadata,
-            ClusterObject::Secret(o) => &mut o.metadata,
+            ClusterObject::Service(o) => &mut Arc::make_mut(o).metadata,
+            ClusterObject::Namespace(o) => &mut Arc::make_mut(o).metadata,
+            ClusterObject::Node(o) => &mut Arc::make_mut(o).metadata,
+            ClusterObject::EndpointSlice(o) => &mut Arc::make_mut(o).metadata,
+            ClusterObject::Secret(o) => &mut Arc::make_mut(o).metadata,
         }
     }
 

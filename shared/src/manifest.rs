@@ -14,15 +14,21 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
+use std::sync::Arc;
 
 /// A Kubernetes object the cluster sources understand (see [`crate::cluster`]).
+///
+/// Shared (`Arc`): a source keeps what it last saw to diff the next listing against, and
+/// every consumer keeps its own view of the cluster; a clone of an object is a pointer, so
+/// at 10,000 Services the objects are held once, not once per holder (change one with
+/// `Arc::make_mut`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClusterObject {
-    Service(Box<Service>),
-    Namespace(Box<Namespace>),
-    Node(Box<Node>),
-    EndpointSlice(Box<EndpointSlice>),
-    Secret(Box<Secret>),
+    Service(Arc<Service>),
+    Namespace(Arc<Namespace>),
+    Node(Arc<Node>),
+    EndpointSlice(Arc<EndpointSlice>),
+    Secret(Arc<Secret>),
 }
 
 /// One document of a manifest file.
@@ -141,11 +147,11 @@ fn parse_inner(source: &Source, value: Value) -> Result<Option<Manifest>, Partia
     }
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
     match (group, kind.as_str()) {
-        ("", "Service") => cluster(&r, value, |s| ClusterObject::Service(Box::new(s))),
-        ("", "Namespace") => cluster(&r, value, |s| ClusterObject::Namespace(Box::new(s))),
-        ("", "Node") => cluster(&r, value, |s| ClusterObject::Node(Box::new(s))),
-        ("", "Secret") => cluster(&r, value, |s| ClusterObject::Secret(Box::new(s))),
-        ("discovery.k8s.io", "EndpointSlice") => cluster(&r, value, |s| ClusterObject::EndpointSlice(Box::new(s))),
+        ("", "Service") => cluster(&r, value, |s| ClusterObject::Service(Arc::new(s))),
+        ("", "Namespace") => cluster(&r, value, |s| ClusterObject::Namespace(Arc::new(s))),
+        ("", "Node") => cluster(&r, value, |s| ClusterObject::Node(Arc::new(s))),
+        ("", "Secret") => cluster(&r, value, |s| ClusterObject::Secret(Arc::new(s))),
+        ("discovery.k8s.io", "EndpointSlice") => cluster(&r, value, |s| ClusterObject::EndpointSlice(Arc::new(s))),
         // Status FerroLB (or MetalLB) writes, e.g. saved with `kubectl get -o yaml`: it is not
         // configuration and says nothing the cluster sources need, so it is skipped.
         (GROUP | METALLB_GROUP, k) if STATUS_KINDS.contains(&k) => Ok(None),

@@ -32,7 +32,7 @@ pub enum Input {
         objects: Vec<(Source, ConfigObject)>,
         errors: Vec<ConfigError>,
     },
-    ServiceUpsert(Box<Service>),
+    ServiceUpsert(std::sync::Arc<Service>),
     ServiceDelete(ServiceKey),
     NamespaceUpsert {
         name: String,
@@ -82,7 +82,8 @@ pub struct Reconciler {
     config: ConfigState,
     synced: bool,
     allocator: Allocator,
-    services: BTreeMap<ServiceKey, Service>,
+    /// Shared with the source that reported them: held once, not copied.
+    services: BTreeMap<ServiceKey, std::sync::Arc<Service>>,
     namespaces: BTreeMap<String, Labels>,
     /// The last failure reported per Service, so a repeat is not reported again.
     failures: BTreeMap<ServiceKey, String>,
@@ -145,7 +146,7 @@ impl Reconciler {
                         deprecated.join(", ")
                     )));
                 }
-                self.services.insert(key.clone(), *svc);
+                self.services.insert(key.clone(), svc);
                 if self.synced {
                     self.reconcile_service(&key, &mut out);
                 }
@@ -377,7 +378,7 @@ impl Reconciler {
     /// about to write, whether or not the source ever echoes it back.
     fn record_status(&mut self, key: &ServiceKey, ips: &[IpAddr], pool: Option<&str>) {
         if let Some(svc) = self.services.get_mut(key) {
-            service::apply_status(svc, ips, pool);
+            service::apply_status(std::sync::Arc::make_mut(svc), ips, pool);
         }
     }
 }

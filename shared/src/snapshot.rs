@@ -337,22 +337,22 @@ impl SnapshotBuilder {
         match obj {
             ClusterObject::Service(s) => {
                 let service: ServiceKey = key.into();
-                let changed = replace(&mut w.services, service.clone(), *s);
+                let changed = replace(&mut w.services, service.clone(), s);
                 if changed {
                     self.pending.services.insert(service);
                 }
                 changed
             }
             ClusterObject::Node(n) => {
-                let changed = replace(&mut w.nodes, key.name, *n);
+                let changed = replace(&mut w.nodes, key.name, n);
                 self.pending.nodes |= changed;
                 changed
             }
-            ClusterObject::Secret(s) => replace(&mut w.secrets, key, *s),
+            ClusterObject::Secret(s) => replace(&mut w.secrets, key, s),
             ClusterObject::EndpointSlice(s) => {
                 let service = owner(&s);
                 let old = w.endpoint_slices.get(&key).and_then(|old| owner(old));
-                if !replace(&mut w.endpoint_slices, key.clone(), *s) {
+                if !replace(&mut w.endpoint_slices, key.clone(), s) {
                     return false;
                 }
                 self.pending.services.extend(old.clone());
@@ -401,11 +401,19 @@ impl SnapshotBuilder {
 }
 
 /// Put `value` at `key` unless an equal value is already there; returns whether it changed.
-fn replace<K: Ord + Clone, V: PartialEq>(map: &mut OrdMap<K, Arc<V>>, key: K, value: V) -> bool {
-    if map.get(&key).is_some_and(|old| **old == value) {
+/// Keeps the source's own `Arc`: the snapshot shares the object, it does not copy it.
+fn replace<K: Ord + Clone, V: PartialEq>(
+    map: &mut OrdMap<K, Arc<V>>,
+    key: K,
+    value: Arc<V>,
+) -> bool {
+    if map
+        .get(&key)
+        .is_some_and(|old| Arc::ptr_eq(old, &value) || **old == *value)
+    {
         return false;
     }
-    map.insert(key, Arc::new(value));
+    map.insert(key, value);
     true
 }
 

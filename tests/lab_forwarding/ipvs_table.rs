@@ -13,6 +13,7 @@ use ferrolb_shared::manifest::{ClusterObject, Manifest, parse_documents};
 use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service, ServiceStatus};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A node's table: one line per virtual server (`TCP 10.96.0.10:7000 rr`, with the sh/mh
 /// flags as `(mh-fallback,mh-port)` and `persistent <s>` when sticky), each with its real servers (`-> 10.244.1.2:7000 Masq 1`).
@@ -37,12 +38,16 @@ pub fn model(lab: &Lab, i: u8) -> anyhow::Result<IpvsLines> {
         let text = std::fs::read_to_string(&path)?;
         for parsed in parse_documents(&path.display().to_string(), &text).objects {
             match parsed.manifest {
-                Manifest::Cluster(ClusterObject::Service(s)) => services.push(with_status(lab, *s)),
-                Manifest::Cluster(ClusterObject::EndpointSlice(s)) => slices.push(*s),
+                Manifest::Cluster(ClusterObject::Service(s)) => {
+                    services.push(with_status(lab, Arc::unwrap_or_clone(s)))
+                }
+                Manifest::Cluster(ClusterObject::EndpointSlice(s)) => {
+                    slices.push(Arc::unwrap_or_clone(s))
+                }
                 Manifest::Cluster(ClusterObject::Node(n))
                     if n.metadata.name.as_deref() == Some(node.as_str()) =>
                 {
-                    let addresses = n
+                    let addresses = Arc::unwrap_or_clone(n)
                         .status
                         .and_then(|s| s.addresses)
                         .unwrap_or_default()

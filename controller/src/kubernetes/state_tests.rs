@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 fn svc(ns: &str, name: &str) -> ClusterEvent {
-    ClusterEvent::Upsert(ClusterObject::Service(Box::new(Service {
+    ClusterEvent::Upsert(ClusterObject::Service(std::sync::Arc::new(Service {
         metadata: ObjectMeta {
             namespace: Some(ns.into()),
             name: Some(name.into()),

@@ -67,15 +67,17 @@ async fn program(
     per_service: usize,
 ) -> Result<(), String> {
     let mut snapshots = SnapshotBuilder::new(NODE);
-    snapshots.apply(ClusterEvent::Upsert(ClusterObject::Node(Box::new(node()?))));
+    snapshots.apply(ClusterEvent::Upsert(ClusterObject::Node(
+        std::sync::Arc::new(node()?),
+    )));
     for s in svcs {
-        snapshots.apply(ClusterEvent::Upsert(ClusterObject::Service(Box::new(
-            s.clone(),
-        ))));
+        snapshots.apply(ClusterEvent::Upsert(ClusterObject::Service(
+            std::sync::Arc::new(s.clone()),
+        )));
     }
     for s in &slices {
         snapshots.apply(ClusterEvent::Upsert(ClusterObject::EndpointSlice(
-            Box::new(s.clone()),
+            std::sync::Arc::new(s.clone()),
         )));
     }
     snapshots.apply(ClusterEvent::Synced);
@@ -99,7 +101,7 @@ async fn program(
         let new_addr = Ipv4Addr::new(10, 244, 255, r as u8 + 1);
         services::move_endpoint(&mut slices, i, per_service / 2, new_addr);
         let previous = programmer.table().clone();
-        let slice = ClusterObject::EndpointSlice(Box::new(slices[i].clone()));
+        let slice = ClusterObject::EndpointSlice(std::sync::Arc::new(slices[i].clone()));
         snapshots.apply(ClusterEvent::Upsert(slice));
         let t = Instant::now();
         let snapshot = snapshots.publish().ok_or("no snapshot after a change")?;

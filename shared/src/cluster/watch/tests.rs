@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 fn svc(ns: &str, name: &str, rv: &str) -> ClusterObject {
-    ClusterObject::Service(Box::new(Service {
+    ClusterObject::Service(std::sync::Arc::new(Service {
         metadata: ObjectMeta {
             namespace: Some(ns.into()),
             name: Some(name.into()),
@@ -17,7 +17,7 @@ fn svc(ns: &str, name: &str, rv: &str) -> ClusterObject {
 }
 
 fn node(name: &str, rv: &str) -> ClusterObject {
-    ClusterObject::Node(Box::new(Node {
+    ClusterObject::Node(std::sync::Arc::new(Node {
         metadata: ObjectMeta {
             name: Some(name.into()),
             resource_version: Some(rv.into()),

@@ -8,8 +8,12 @@ fn objects(text: &str) -> (Vec<Service>, Vec<EndpointSlice>) {
     let (mut services, mut slices) = (Vec::new(), Vec::new());
     for p in f.objects {
         match p.manifest {
-            Manifest::Cluster(ClusterObject::Service(s)) => services.push(*s),
-            Manifest::Cluster(ClusterObject::EndpointSlice(s)) => slices.push(*s),
+            Manifest::Cluster(ClusterObject::Service(s)) => {
+                services.push(std::sync::Arc::unwrap_or_clone(s))
+            }
+            Manifest::Cluster(ClusterObject::EndpointSlice(s)) => {
+                slices.push(std::sync::Arc::unwrap_or_clone(s))
+            }
             _ => {}
         }
     }

@@ -54,7 +54,7 @@ fn statuses(actions: &[Action]) -> Vec<(String, Vec<String>)> {
 }
 
 fn upsert(s: Service) -> Input {
-    Input::ServiceUpsert(Box::new(s))
+    Input::ServiceUpsert(std::sync::Arc::new(s))
 }
 
 #[test]
