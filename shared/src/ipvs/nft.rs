@@ -7,17 +7,20 @@
 //! chain prerouting / output (nat, dstnat)   vmap @services
 //! chain postrouting (nat, srcnat)           masquerade what a virtual server marked, and
 //!                                           hairpin traffic (set hairpin, below)
-//! chain rr-<proto>-<N>[-masq]  (shared)     round robin over N slots of map be-<proto>
-//! map be-<proto>  (daddr . dport . n) -> real server, for rr and wrr (see `backends`)
+//! map be-<proto>-XX  (daddr . dport . n) -> real server, for rr and wrr (see `backends`)
+//! chain <vs>    [mark] [affinity lookups] pick a real server, DNAT to it (round robin with
+//!                                           RoundRobin::PerService, the hashing schedulers,
+//!                                           affinity, the proxy's redirect)
+//! chain rr-<proto>-<N>[-masq]-XX (shared)   round robin with RoundRobin::Shared: N slots of
+//!                                           map be-<proto>-XX, for every virtual server alike
 //! chain dropped  (shared)                   no endpoint, or Local policy without a local one
-//! chain <vs>    [mark] [affinity lookups] pick a real server, DNAT to it (hashing
-//!                                           schedulers, affinity, the proxy's redirect)
 //! chain <vs>-s-<server>  (affinity only)    remember the client, DNAT to that real server
 //! set   <vs>-a-<server>  (affinity only)    its clients, each for the affinity timeout
 //! ```
 //!
-//! Which chain a virtual server jumps to is [`place`]'s decision: most share a few chains, so
-//! a table of 10,000 Services holds a few dozen chains and a commit stays cheap.
+//! Which chain a virtual server jumps to is [`place`]'s decision; with [`RoundRobin::Shared`]
+//! most share a few chains, so a table of 10,000 Services holds a few hundred chains at most
+//! and a commit (which walks every chain) stays cheap.
 //!
 //! The userspace path adds one more table, `inet ferrolb-proxy-guard` ([`guard`]), which
 //! closes the proxy's port range to everything but the redirects.
@@ -145,18 +148,18 @@ impl Prog<'_> {
     }
 }
 
-/// How the kernel path lays out the round-robin schedulers (rr, and wrr up to
-/// [`backends::MAX_SPREAD`] slots): the choice between IPVS's exact rotation and a table of a
-/// few chains. Both keep the real servers in the shared maps ([`backends`]).
+/// How the kernel path lays out the round-robin schedulers (rr, and wrr up to 4,096 slots):
+/// the choice between IPVS's exact rotation and a table of a few chains. Both keep the real
+/// servers in the shared maps `be-<proto>-XX`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RoundRobin {
     /// A chain per virtual server, so a counter per virtual server: each rotates over its own
     /// servers in strict turn, as IPVS does. A table of 10,000 Services holds 10,000 chains,
-    /// which every commit walks (2-4 ms at 10,000) and the first program creates (0.7 s).
+    /// which every commit walks (1-4 ms at 10,000) and the first program creates (0.7 s).
     #[default]
     PerService,
     /// Chains shared by the virtual servers with the same protocol, slot count, marking and
-    /// backend map ([`place::SharedChain`]): a few hundred chains at most, commits of a tenth
+    /// backend map (`rr-<proto>-<N>[-masq]-XX`): a few hundred chains at most, commits of a tenth
     /// of a millisecond; but one counter per shared chain, so a virtual server's connections
     /// spread evenly over its servers without a strict turn while others of its chain are
     /// busy too.
@@ -179,7 +182,7 @@ pub fn render_full_with(table: &Table, family: Family, target: Target<'_>) -> St
 }
 
 /// A whole program for a family that has no FerroLB table yet, with its elements as data: `nft`
-/// parses the structure (a few dozen chains and their rules in the common case), and a driver
+/// parses the structure (the hooks, maps, chains and their rules), and a driver
 /// writes the elements (100,000 backend elements take `nft` about a second to parse; netlink
 /// batches of them a tenth of that) straight to the kernel.
 ///
