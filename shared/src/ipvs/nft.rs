@@ -18,7 +18,7 @@
 //! set   <vs>-a-<server>  (affinity only)    its clients, each for the affinity timeout
 //! ```
 //!
-//! Which chain a virtual server jumps to is [`place`]'s decision; with [`RoundRobin::Shared`]
+//! Which chain a virtual server jumps to is `place`'s decision; with [`RoundRobin::Shared`]
 //! most share a few chains, so a table of 10,000 Services holds a few hundred chains at most
 //! and a commit (which walks every chain) stays cheap.
 //!
