@@ -71,7 +71,8 @@ impl Family {
             Family::Ip6
         }
     }
-    fn name(self) -> &'static str {
+    /// The nftables family name (`ip`, `ip6`).
+    pub fn name(self) -> &'static str {
         match self {
             Family::Ip => "ip",
             Family::Ip6 => "ip6",
@@ -594,11 +595,7 @@ fn add_rules(s: &mut String, e: &mut Elements, p: Prog<'_>, vs: &VirtualServer) 
         e.backends(vs, &owners);
         return;
     }
-    let mark = if vs.masquerade {
-        format!("meta mark set meta mark | {MASQ_MARK:#x} ")
-    } else {
-        String::new()
-    };
+    let mark = masquerade_mark(vs.masquerade);
     let servers = &vs.real_servers;
     let (expr, arms) = pick_expr(vs, family);
     let Some(timeout) = vs.affinity else {
@@ -642,6 +639,15 @@ fn add_rules(s: &mut String, e: &mut Elements, p: Prog<'_>, vs: &VirtualServer) 
         .map(|(range, i)| format!("{range} : goto {}", affinity_names(&chain, &servers[*i]).1))
         .collect();
     rule(s, &format!("{expr} vmap {{ {} }}", arms.join(", ")));
+}
+
+/// The statement marking a connection for masquerade (empty when it keeps the client address).
+fn masquerade_mark(masquerade: bool) -> String {
+    if masquerade {
+        format!("meta mark set meta mark | {MASQ_MARK:#x} ")
+    } else {
+        String::new()
+    }
 }
 
 /// Traffic to `vs` is dropped: Local policy without a local endpoint, or no endpoint at all.

@@ -144,7 +144,7 @@ impl NftablesDataplane {
             Target::Kernel(self.round_robin)
         };
         for family in [Family::Ip, Family::Ip6] {
-            let name = if family == Family::Ip { "ip" } else { "ip6" };
+            let name = family.name();
             let kernel_old = self.programmed.as_ref().filter(|_| !self.is_proxy());
             if let (Some(old), Some(keys)) = (kernel_old, touched)
                 && write_element_changes(&mut self.elements, (old, table), keys, target, family)
@@ -202,7 +202,7 @@ impl NftablesDataplane {
 /// transaction) or a step failed: the caller then sends the whole program in one transaction,
 /// which replaces whatever was built.
 async fn run_first(table: &Table, family: Family, target: Target<'_>) -> bool {
-    let name = if family == Family::Ip { "ip" } else { "ip6" };
+    let name = family.name();
     let first = nft::render_first(table, family, target);
     if let Err(e) = run_nft(&first.script, name).await {
         tracing::debug!("{name}: not programming from nothing ({e}); replacing the table");
@@ -262,7 +262,7 @@ async fn write_element_changes(
     if changes.iter().map(|r| r.slots.len()).sum::<usize>() > MAX_NETLINK_ELEMENTS {
         return false;
     }
-    let name = if family == Family::Ip { "ip" } else { "ip6" };
+    let name = family.name();
     let kept = socket.take();
     let write = move || {
         let mut socket = match kept {

@@ -101,16 +101,11 @@ fn push(list: &mut String, item: std::fmt::Arguments<'_>) {
 
 /// Append `key : real server` for one counter slot.
 fn push_entry(list: &mut String, slot: &Slot, to: &SocketAddr) {
-    let (s, n) = (slot, slot.n);
+    let (addr, port, n) = (slot.addr, slot.port, slot.n);
+    let (ip, to_port) = (to.ip(), to.port());
     push(
         list,
-        format_args!(
-            "{} . {} . {n} : {} . {}",
-            s.addr,
-            s.port,
-            to.ip(),
-            to.port()
-        ),
+        format_args!("{addr} . {port} . {n} : {ip} . {to_port}"),
     );
 }
 
@@ -123,12 +118,7 @@ pub(super) fn rule(
     masquerade: bool,
     map: &str,
 ) -> String {
-    let f = family.name();
-    let mark = if masquerade {
-        format!("meta mark set meta mark | {:#x} ", super::MASQ_MARK)
-    } else {
-        String::new()
-    };
+    let (f, mark) = (family.name(), super::masquerade_mark(masquerade));
     format!(
         "{mark}meta l4proto {proto} dnat {f} to {f} daddr . {proto} dport . numgen inc mod {slots} map @{map}"
     )
