@@ -89,31 +89,21 @@ impl KubeSource {
         for kind in &sub.kinds {
             feeds.push(match kind {
                 Kind::Service => {
-                    self.cluster_feed(Api::<Service>::all(client.clone()), *kind, |o| {
-                        ClusterObject::Service(std::sync::Arc::new(o))
-                    })
+                    self.cluster_feed(Api::<Service>::all(client.clone()), *kind, ClusterObject::service)
                 }
                 Kind::EndpointSlice => {
-                    self.cluster_feed(Api::<EndpointSlice>::all(client.clone()), *kind, |o| {
-                        ClusterObject::EndpointSlice(std::sync::Arc::new(o))
-                    })
+                    self.cluster_feed(Api::<EndpointSlice>::all(client.clone()), *kind, ClusterObject::endpoint_slice)
                 }
-                Kind::Node => self.cluster_feed(Api::<Node>::all(client.clone()), *kind, |o| {
-                    ClusterObject::Node(std::sync::Arc::new(o))
-                }),
+                Kind::Node => self.cluster_feed(Api::<Node>::all(client.clone()), *kind, ClusterObject::node),
                 Kind::Namespace => {
-                    self.cluster_feed(Api::<Namespace>::all(client.clone()), *kind, |o| {
-                        ClusterObject::Namespace(std::sync::Arc::new(o))
-                    })
+                    self.cluster_feed(Api::<Namespace>::all(client.clone()), *kind, ClusterObject::namespace)
                 }
                 Kind::Secret => {
                     let api = match &sub.secrets_namespace {
                         Some(ns) => Api::<Secret>::namespaced(client.clone(), ns),
                         None => Api::all(client.clone()),
                     };
-                    self.cluster_feed(api, *kind, |o| {
-                        ClusterObject::Secret(std::sync::Arc::new(o))
-                    })
+                    self.cluster_feed(api, *kind, ClusterObject::secret)
                 }
             });
         }
@@ -139,11 +129,8 @@ impl KubeSource {
         self.feed(kind.name(), api, move |e| {
             Update::Cluster(
                 kind,
-                convert(e, |mut o: K| {
-                    // Nobody here reads them, and they are often most of an object's size.
-                    o.meta_mut().managed_fields = None;
-                    wrap(o)
-                }),
+                // `wrap` trims the object to what FerroLB reads (see ClusterObject::service).
+                convert(e, wrap),
             )
         })
     }

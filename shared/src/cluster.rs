@@ -12,6 +12,9 @@ pub mod watch;
 use crate::alloc::ServiceKey;
 use crate::config::{ConfigError, ConfigObject, Source};
 pub use crate::manifest::ClusterObject;
+use crate::endpoints::Slice;
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -112,6 +115,61 @@ impl From<ObjectKey> for ServiceKey {
 impl From<ServiceKey> for ObjectKey {
     fn from(k: ServiceKey) -> Self {
         ObjectKey::new(k.namespace, k.name)
+    }
+}
+
+/// The annotation `kubectl apply` leaves on every object it applied: a copy of the whole object
+/// as JSON, read by nobody here.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The constructors every source uses, so that what a component stores is trimmed to what it
+/// reads before anything stores it: managed fields and `kubectl`'s copy of the object go
+/// everywhere (they are often most of an object's size), a Node loses its image list and
+/// volume lists, a Service its selector unless its traffic policy is Local, an EndpointSlice
+/// becomes its projection ([`Slice`]).
+impl ClusterObject {
+    pub fn service(mut s: Service) -> Self {
+        trim_metadata(&mut s.metadata);
+        if let Some(spec) = s.spec.as_mut()
+            && spec.external_traffic_policy.as_deref() != Some("Local")
+        {
+            // Pods are found through EndpointSlices; the selector's only reader is the address
+            // sharing key of a Local Service (`crate::service`). A map costs ~0.5 KB even with
+            // one label: 5 MiB at 10,000 Services.
+            spec.selector = None;
+        }
+        ClusterObject::Service(Arc::new(s))
+    }
+
+    pub fn namespace(mut n: Namespace) -> Self {
+        trim_metadata(&mut n.metadata);
+        ClusterObject::Namespace(Arc::new(n))
+    }
+
+    pub fn node(mut n: Node) -> Self {
+        trim_metadata(&mut n.metadata);
+        if let Some(status) = n.status.as_mut() {
+            status.images = None;
+            status.volumes_attached = None;
+            status.volumes_in_use = None;
+        }
+        ClusterObject::Node(Arc::new(n))
+    }
+
+    pub fn secret(mut s: Secret) -> Self {
+        trim_metadata(&mut s.metadata);
+        ClusterObject::Secret(Arc::new(s))
+    }
+
+    pub fn endpoint_slice(s: EndpointSlice) -> Self {
+        ClusterObject::EndpointSlice(Arc::new(Slice::from(s)))
+    }
+}
+
+fn trim_metadata(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
     }
 }
 

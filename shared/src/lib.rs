@@ -8,6 +8,8 @@ pub mod bfd;
 pub mod bgp;
 pub mod cluster;
 pub mod config;
+pub mod endpoints;
+pub mod intern;
 pub mod ipvs;
 pub mod l2;
 pub mod lease;

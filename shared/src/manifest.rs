@@ -10,7 +10,6 @@ use crate::config::error::{ConfigError, ObjectRef, Source};
 use crate::config::types::*;
 use crate::config::{ConfigObject, METALLB_GROUP};
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;
@@ -27,7 +26,8 @@ pub enum ClusterObject {
     Service(Arc<Service>),
     Namespace(Arc<Namespace>),
     Node(Arc<Node>),
-    EndpointSlice(Arc<EndpointSlice>),
+    /// Projected where it enters ([`crate::endpoints`]): never the whole object.
+    EndpointSlice(Arc<crate::endpoints::Slice>),
     Secret(Arc<Secret>),
 }
 
@@ -68,8 +68,9 @@ impl ParsedFile {
 /// Parse every YAML document in `text`. Never panics, whatever the bytes.
 pub fn parse_documents(file: &str, text: &str) -> ParsedFile {
     let mut out = ParsedFile::default();
+    let file: Arc<str> = Arc::from(file);
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let source = Source::file(file, i + 1);
+        let source = Source::file(file.clone(), i + 1);
         let unknown = ObjectRef {
             source: &source,
             kind: "?",
@@ -147,11 +148,11 @@ fn parse_inner(source: &Source, value: Value) -> Result<Option<Manifest>, Partia
     }
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", &api_version));
     match (group, kind.as_str()) {
-        ("", "Service") => cluster(&r, value, |s| ClusterObject::Service(Arc::new(s))),
-        ("", "Namespace") => cluster(&r, value, |s| ClusterObject::Namespace(Arc::new(s))),
-        ("", "Node") => cluster(&r, value, |s| ClusterObject::Node(Arc::new(s))),
-        ("", "Secret") => cluster(&r, value, |s| ClusterObject::Secret(Arc::new(s))),
-        ("discovery.k8s.io", "EndpointSlice") => cluster(&r, value, |s| ClusterObject::EndpointSlice(Arc::new(s))),
+        ("", "Service") => cluster(&r, value, ClusterObject::service),
+        ("", "Namespace") => cluster(&r, value, ClusterObject::namespace),
+        ("", "Node") => cluster(&r, value, ClusterObject::node),
+        ("", "Secret") => cluster(&r, value, ClusterObject::secret),
+        ("discovery.k8s.io", "EndpointSlice") => cluster(&r, value, ClusterObject::endpoint_slice),
         // Status FerroLB (or MetalLB) writes, e.g. saved with `kubectl get -o yaml`: it is not
         // configuration and says nothing the cluster sources need, so it is skipped.
         (GROUP | METALLB_GROUP, k) if STATUS_KINDS.contains(&k) => Ok(None),

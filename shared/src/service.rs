@@ -198,6 +198,8 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
     };
     let backend_key = if spec.external_traffic_policy.as_deref() == Some("Local") {
         BackendKey::Local(
+            // The sources keep a Service's selector only when its policy is Local, for this
+            // (`ClusterObject::service`).
             spec.selector
                 .iter()
                 .flatten()

@@ -155,7 +155,7 @@ fn web_ips(s: &Snapshot) -> Vec<IpAddr> {
 fn endpoints(s: &Snapshot, name: &str) -> usize {
     s.endpoint_slices
         .get(&ObjectKey::new("default", name))
-        .and_then(|e| e.endpoints.as_ref().map(Vec::len))
+        .map(|e| e.endpoints.len())
         .unwrap_or(0)
 }
 

@@ -2,18 +2,20 @@
 //! and the bad value inside the message.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Where a manifest came from: a file and the document's position in it, or the API server.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Source {
-    /// The file path, or `api` for objects read from Kubernetes.
-    pub file: String,
+    /// The file path, or `api` for objects read from Kubernetes. Shared: every document of a
+    /// file names it (10,000 Services in a file held 10,000 copies).
+    pub file: Arc<str>,
     /// 1-based document number inside a multi-document YAML file; 0 when not from a file.
     pub document: usize,
 }
 
 impl Source {
-    pub fn file(file: impl Into<String>, document: usize) -> Self {
+    pub fn file(file: impl Into<Arc<str>>, document: usize) -> Self {
         Source {
             file: file.into(),
             document,

@@ -7,9 +7,9 @@
 use super::model::*;
 use super::scheduler::{SchedulerFlags, SchedulerKind};
 use crate::alloc::ServiceKey;
+use crate::endpoints::Slice;
 use crate::service::{annotation, service_key, status_ips};
 use k8s_openapi::api::core::v1::{Service, ServicePort};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -58,18 +58,13 @@ pub struct Warning {
 /// Build the table. Never fails: what cannot be used is skipped with a [`Warning`].
 pub fn build_table(
     services: &[Service],
-    slices: &[EndpointSlice],
+    slices: &[Slice],
     node: &NodeView,
     opts: &Options,
 ) -> (Table, Vec<Warning>) {
-    let mut by_service: BTreeMap<ServiceKey, Vec<&EndpointSlice>> = BTreeMap::new();
+    let mut by_service: BTreeMap<ServiceKey, Vec<&Slice>> = BTreeMap::new();
     for s in slices {
-        if let Some(name) = s
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(SERVICE_NAME_LABEL))
-        {
+        if let Some(name) = s.service_name() {
             let ns = s
                 .metadata
                 .namespace
@@ -78,7 +73,7 @@ pub fn build_table(
             by_service
                 .entry(ServiceKey {
                     namespace: ns,
-                    name: name.clone(),
+                    name: name.to_string(),
                 })
                 .or_default()
                 .push(s);
@@ -99,7 +94,7 @@ pub fn build_table(
 pub(crate) fn add_service(
     svc: &Service,
     key: &ServiceKey,
-    slices: &[&EndpointSlice],
+    slices: &[&Slice],
     node: &NodeView,
     opts: &Options,
     table: &mut Table,
@@ -273,7 +268,7 @@ pub(crate) fn add_service(
 fn endpoints_for(
     port: &ServicePort,
     proto: Proto,
-    slices: &[&EndpointSlice],
+    slices: &[&Slice],
     node: &str,
 ) -> (Vec<RealServer>, Vec<RealServer>) {
     let want = port.name.as_deref().unwrap_or("");
@@ -281,42 +276,35 @@ fn endpoints_for(
     let mut terminating = BTreeSet::new();
     for slice in slices {
         // The slice's port of the same name carries the target port resolved for its pods.
-        let Some(target) = slice.ports.iter().flatten().find(|p| {
-            p.name.as_deref().unwrap_or("") == want
-                && Proto::from_k8s(p.protocol.as_deref()) == Some(proto)
-        }) else {
-            continue;
-        };
-        let Some(target_port) = target
-            .port
-            .and_then(|p| u16::try_from(p).ok())
-            .filter(|p| *p > 0)
+        let Some(target_port) = slice
+            .ports
+            .iter()
+            .find(|p| &*p.name == want && p.protocol == Some(proto))
+            .and_then(|p| p.port)
         else {
             continue;
         };
-        for ep in slice.endpoints.iter().flatten() {
-            let (is_ready, serving, is_terminating) = conditions(ep);
-            let state = if is_ready {
+        for ep in &slice.endpoints {
+            let state = if ep.ready {
                 EndpointState::Ready
-            } else if serving && is_terminating {
+            } else if ep.serving && ep.terminating {
                 EndpointState::Terminating
             } else {
                 continue;
             };
-            let Some(addr) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else {
+            let Some(addr) = ep.address else {
                 continue;
             };
             let rs = RealServer {
                 addr,
                 port: target_port,
                 weight: 1,
-                local: ep.node_name.as_deref() == Some(node),
+                local: ep.node.as_deref() == Some(node),
                 state,
                 name: ep
-                    .target_ref
-                    .as_ref()
-                    .and_then(|t| t.name.clone())
-                    .unwrap_or_else(|| addr.to_string()),
+                    .target
+                    .as_deref()
+                    .map_or_else(|| addr.to_string(), str::to_string),
             };
             if state == EndpointState::Ready {
                 &mut ready
@@ -343,15 +331,6 @@ fn dedup(mut v: Vec<RealServer>) -> Vec<RealServer> {
     v.sort_by_key(|a| (a.addr, a.port));
     v.dedup_by(|a, b| a.addr == b.addr && a.port == b.port);
     v
-}
-
-/// (ready, serving, terminating) with the API's defaults for unset conditions.
-pub fn conditions(ep: &Endpoint) -> (bool, bool, bool) {
-    let c = ep.conditions.as_ref();
-    let ready = c.and_then(|c| c.ready).unwrap_or(true);
-    let serving = c.and_then(|c| c.serving).unwrap_or(ready);
-    let terminating = c.and_then(|c| c.terminating).unwrap_or(false);
-    (ready, serving, terminating)
 }
 
 #[cfg(test)]

@@ -17,9 +17,9 @@
 use super::build::{NodeView, Options, Warning, add_service};
 use super::model::{Table, VsKey};
 use crate::alloc::ServiceKey;
+use crate::endpoints::Slice;
 use crate::snapshot::Snapshot;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ impl Delta {
 /// The inputs one Service was last built from, and what it put in the table.
 struct Entry {
     service: Arc<Service>,
-    slices: Vec<Arc<EndpointSlice>>,
+    slices: Vec<Arc<Slice>>,
     servers: Vec<VsKey>,
     health_check: Option<u16>,
 }
@@ -144,14 +144,14 @@ impl TableBuilder {
         &mut self,
         key: &ServiceKey,
         service: Arc<Service>,
-        slices: Vec<Arc<EndpointSlice>>,
+        slices: Vec<Arc<Slice>>,
         delta: &mut Delta,
         again: &mut BTreeSet<ServiceKey>,
     ) {
         self.release(key, delta, again);
         let node = self.node.as_ref().expect("set before any rebuild");
         let mut built = Table::default();
-        let refs: Vec<&EndpointSlice> = slices.iter().map(|s| &**s).collect();
+        let refs: Vec<&Slice> = slices.iter().map(|s| &**s).collect();
         add_service(
             &service,
             key,
@@ -254,8 +254,8 @@ impl<K: std::hash::Hash + Eq> Claims<K> {
 }
 
 fn same_handles<'a>(
-    old: &[Arc<EndpointSlice>],
-    new: impl Iterator<Item = &'a Arc<EndpointSlice>>,
+    old: &[Arc<Slice>],
+    new: impl Iterator<Item = &'a Arc<Slice>>,
 ) -> bool {
     let mut n = 0;
     for (i, s) in new.enumerate() {

@@ -76,8 +76,8 @@ async fn program(
         )));
     }
     for s in &slices {
-        snapshots.apply(ClusterEvent::Upsert(ClusterObject::EndpointSlice(
-            std::sync::Arc::new(s.clone()),
+        snapshots.apply(ClusterEvent::Upsert(ClusterObject::endpoint_slice(
+            s.clone(),
         )));
     }
     snapshots.apply(ClusterEvent::Synced);
@@ -101,7 +101,7 @@ async fn program(
         let new_addr = Ipv4Addr::new(10, 244, 255, r as u8 + 1);
         services::move_endpoint(&mut slices, i, per_service / 2, new_addr);
         let previous = programmer.table().clone();
-        let slice = ClusterObject::EndpointSlice(std::sync::Arc::new(slices[i].clone()));
+        let slice = ClusterObject::endpoint_slice(slices[i].clone());
         snapshots.apply(ClusterEvent::Upsert(slice));
         let t = Instant::now();
         let snapshot = snapshots.publish().ok_or("no snapshot after a change")?;

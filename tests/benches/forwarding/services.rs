@@ -2,6 +2,7 @@
 //! speaker's own code (`build_table`, as `Snapshot::table` does). Every address is in the lab's
 //! plan: ClusterIPs in 10.96.0.0/16, endpoints in the pod range 10.244.0.0/16.
 
+use ferrolb_shared::endpoints::Slice;
 use ferrolb_shared::ipvs::build::{NodeView, Options, build_table};
 use ferrolb_shared::ipvs::model::Table;
 use k8s_openapi::api::core::v1::Service;
@@ -100,7 +101,8 @@ pub fn move_endpoint(slices: &mut [EndpointSlice], i: usize, k: usize, addr: Ipv
 /// The table node `node` (at `addr`) programs, exactly as the speaker computes it from a
 /// snapshot (which clones the objects first, as timed here).
 pub fn table(services: &[Service], slices: &[EndpointSlice], node: &str, addr: IpAddr) -> Table {
-    let (services, slices) = (services.to_vec(), slices.to_vec());
+    let services = services.to_vec();
+    let slices: Vec<Slice> = slices.iter().cloned().map(Slice::from).collect();
     let view = NodeView {
         name: node.into(),
         addresses: vec![addr],

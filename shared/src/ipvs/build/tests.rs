@@ -2,7 +2,7 @@ use super::*;
 use crate::manifest::{ClusterObject, Manifest, parse_documents};
 
 /// Services and EndpointSlices from YAML, the way the standalone source reads them.
-fn objects(text: &str) -> (Vec<Service>, Vec<EndpointSlice>) {
+fn objects(text: &str) -> (Vec<Service>, Vec<Slice>) {
     let f = parse_documents("t.yaml", text);
     assert!(f.errors.is_empty(), "{:?}", f.errors);
     let (mut services, mut slices) = (Vec::new(), Vec::new());

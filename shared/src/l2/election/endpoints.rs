@@ -2,10 +2,8 @@
 //! endpoints, or serving-terminating ones when none is ready.
 
 use crate::alloc::ServiceKey;
-use crate::ipvs::build::conditions;
 use crate::snapshot::Snapshot;
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 /// Where a Service has serving endpoints, in one address family.
 pub(crate) struct Serving {
@@ -20,24 +18,23 @@ impl Serving {
         let mut ready = Serving::empty();
         let mut terminating = Serving::empty();
         for slice in snapshot.endpoint_slices_of(service) {
-            for ep in slice.endpoints.iter().flatten() {
+            for ep in &slice.endpoints {
                 // The family of the first address, as the data path reads it.
-                let Some(addr) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else {
+                let Some(addr) = ep.address else {
                     continue;
                 };
                 if addr.is_ipv4() != v4 {
                     continue;
                 }
-                let (is_ready, serving, is_terminating) = conditions(ep);
-                let set = if is_ready {
+                let set = if ep.ready {
                     &mut ready
-                } else if serving && is_terminating {
+                } else if ep.serving && ep.terminating {
                     &mut terminating
                 } else {
                     continue;
                 };
                 set.anywhere = true;
-                set.nodes.extend(ep.node_name.clone());
+                set.nodes.extend(ep.node.as_deref().map(str::to_string));
             }
         }
         if ready.anywhere { ready } else { terminating }
