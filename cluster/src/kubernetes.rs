@@ -88,16 +88,24 @@ impl KubeSource {
         let mut feeds = Vec::new();
         for kind in &sub.kinds {
             feeds.push(match kind {
-                Kind::Service => {
-                    self.cluster_feed(Api::<Service>::all(client.clone()), *kind, ClusterObject::service)
+                Kind::Service => self.cluster_feed(
+                    Api::<Service>::all(client.clone()),
+                    *kind,
+                    ClusterObject::service,
+                ),
+                Kind::EndpointSlice => self.cluster_feed(
+                    Api::<EndpointSlice>::all(client.clone()),
+                    *kind,
+                    ClusterObject::endpoint_slice,
+                ),
+                Kind::Node => {
+                    self.cluster_feed(Api::<Node>::all(client.clone()), *kind, ClusterObject::node)
                 }
-                Kind::EndpointSlice => {
-                    self.cluster_feed(Api::<EndpointSlice>::all(client.clone()), *kind, ClusterObject::endpoint_slice)
-                }
-                Kind::Node => self.cluster_feed(Api::<Node>::all(client.clone()), *kind, ClusterObject::node),
-                Kind::Namespace => {
-                    self.cluster_feed(Api::<Namespace>::all(client.clone()), *kind, ClusterObject::namespace)
-                }
+                Kind::Namespace => self.cluster_feed(
+                    Api::<Namespace>::all(client.clone()),
+                    *kind,
+                    ClusterObject::namespace,
+                ),
                 Kind::Secret => {
                     let api = match &sub.secrets_namespace {
                         Some(ns) => Api::<Secret>::namespaced(client.clone(), ns),

@@ -11,8 +11,8 @@ pub mod watch;
 
 use crate::alloc::ServiceKey;
 use crate::config::{ConfigError, ConfigObject, Source};
-pub use crate::manifest::ClusterObject;
 use crate::endpoints::Slice;
+pub use crate::manifest::ClusterObject;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;

@@ -80,7 +80,12 @@ impl From<k8s::EndpointSlice> for Slice {
                 ..ObjectMeta::default()
             },
             ports: s.ports.into_iter().flatten().map(Port::from).collect(),
-            endpoints: s.endpoints.into_iter().flatten().map(Endpoint::from).collect(),
+            endpoints: s
+                .endpoints
+                .into_iter()
+                .flatten()
+                .map(Endpoint::from)
+                .collect(),
         }
     }
 }
@@ -108,7 +113,10 @@ impl From<k8s::Endpoint> for Endpoint {
             serving: c.and_then(|c| c.serving).unwrap_or(ready),
             terminating: c.and_then(|c| c.terminating).unwrap_or(false),
             node: ep.node_name.as_deref().map(intern),
-            target: ep.target_ref.and_then(|t| t.name).map(String::into_boxed_str),
+            target: ep
+                .target_ref
+                .and_then(|t| t.name)
+                .map(String::into_boxed_str),
         }
     }
 }

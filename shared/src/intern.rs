@@ -39,7 +39,11 @@ pub fn intern(s: &str) -> Arc<str> {
 
 /// How many strings the table holds (for tests).
 pub fn len() -> usize {
-    TABLE.lock().unwrap_or_else(|p| p.into_inner()).strings.len()
+    TABLE
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .strings
+        .len()
 }
 
 #[cfg(test)]

@@ -43,9 +43,21 @@ fn the_projection_keeps_what_readers_use_and_resolves_the_defaults() {
     assert_eq!(
         s.ports,
         vec![
-            Port { name: "http".into(), protocol: Some(Proto::Tcp), port: Some(8080) },
-            Port { name: "".into(), protocol: Some(Proto::Tcp), port: Some(53) },
-            Port { name: "odd".into(), protocol: None, port: None },
+            Port {
+                name: "http".into(),
+                protocol: Some(Proto::Tcp),
+                port: Some(8080)
+            },
+            Port {
+                name: "".into(),
+                protocol: Some(Proto::Tcp),
+                port: Some(53)
+            },
+            Port {
+                name: "odd".into(),
+                protocol: None,
+                port: None
+            },
         ]
     );
     let [first, second, third, fourth] = &s.endpoints[..] else {

@@ -253,10 +253,7 @@ impl<K: std::hash::Hash + Eq> Claims<K> {
     }
 }
 
-fn same_handles<'a>(
-    old: &[Arc<Slice>],
-    new: impl Iterator<Item = &'a Arc<Slice>>,
-) -> bool {
+fn same_handles<'a>(old: &[Arc<Slice>], new: impl Iterator<Item = &'a Arc<Slice>>) -> bool {
     let mut n = 0;
     for (i, s) in new.enumerate() {
         if old.get(i).is_none_or(|o| !Arc::ptr_eq(o, s)) {
