@@ -22,7 +22,8 @@ use std::sync::Arc;
 /// One EndpointSlice: its identity, the Service it belongs to (label), ports and endpoints.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Slice {
-    /// Name and namespace, and of the labels only `kubernetes.io/service-name`.
+    /// Name, namespace and resourceVersion, and of the labels only
+    /// `kubernetes.io/service-name`.
     pub metadata: ObjectMeta,
     pub ports: Vec<Port>,
     pub endpoints: Vec<Endpoint>,
@@ -76,6 +77,8 @@ impl From<k8s::EndpointSlice> for Slice {
             metadata: ObjectMeta {
                 name: s.metadata.name,
                 namespace: s.metadata.namespace,
+                // How the Kubernetes source tells a change from a repeat (`cluster::watch`).
+                resource_version: s.metadata.resource_version,
                 labels: service.map(|(k, v)| BTreeMap::from([(k, v)])),
                 ..ObjectMeta::default()
             },

@@ -38,7 +38,8 @@ fn the_projection_keeps_what_readers_use_and_resolves_the_defaults() {
     // Nothing else of the metadata is kept.
     assert_eq!(s.metadata.labels.as_ref().map(BTreeMap::len), Some(1));
     assert!(s.metadata.annotations.is_none() && s.metadata.owner_references.is_none());
-    assert!(s.metadata.resource_version.is_none() && s.metadata.uid.is_none());
+    assert_eq!(s.metadata.resource_version.as_deref(), Some("42"));
+    assert!(s.metadata.uid.is_none() && s.metadata.generate_name.is_none());
 
     assert_eq!(
         s.ports,
