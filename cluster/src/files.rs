@@ -126,6 +126,16 @@ impl<T> FileCache<T> {
         self.entries.get(path).map(|(_, v)| v)
     }
 
+    /// The value last read for `path`, to change in place.
+    pub fn peek_mut(&mut self, path: &Path) -> Option<&mut T> {
+        self.entries.get_mut(path).map(|(_, v)| v)
+    }
+
+    /// Forget `path`: the next [`Self::get`] reads it again.
+    pub fn forget(&mut self, path: &Path) {
+        self.entries.remove(path);
+    }
+
     /// Whether `path` has a value (it existed when last looked at).
     pub fn contains(&self, path: &Path) -> bool {
         self.entries.contains_key(path)

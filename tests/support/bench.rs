@@ -152,6 +152,24 @@ fn build_binaries(bench: &str) -> anyhow::Result<()> {
     if let Some(target) = dir.parent() {
         c.arg("--target-dir").arg(target);
     }
+    // Not the variables cargo set for running this bench: build scripts that rerun when they
+    // change (ring's does) would otherwise rebuild half the tree here and again at the next
+    // `cargo bench`, minutes each time.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| name.starts_with(p))
+            || matches!(&*name, "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR")
+        {
+            c.env_remove(&*name);
+        }
+    }
     eprintln!("{bench} bench [{:6.1} s]: {}", elapsed(), cmd::describe(&c));
     let out = cmd::output("the bench host (cargo build)", c, BUILD_LIMIT)?;
     anyhow::ensure!(

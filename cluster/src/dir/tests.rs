@@ -95,6 +95,37 @@ fn follow_mode_tracks_status_files() {
 }
 
 #[test]
+fn a_followed_service_is_held_once_and_keeps_its_status_across_manifest_edits() {
+    let d = dirs();
+    write_status(&d.status, "192.0.2.1");
+    let mut src = speaker_source(&d);
+    let first = src.scan();
+    let ip: IpAddr = "192.0.2.1".parse().unwrap();
+    assert_eq!(upserted_ips(&first), [vec![ip]]);
+    let file = d.manifests.join("svc.yaml");
+    let held_once = |src: &DirectorySource| {
+        let cached = &src.manifests.peek(&file).unwrap().shared.objects[0];
+        let (_, last) = src.last.of_kind(Kind::Service).next().unwrap();
+        match (&**cached, last) {
+            (ClusterObject::Service(a), ClusterObject::Service(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    };
+    assert!(
+        held_once(&src),
+        "the cache and the scan share the Service with its status"
+    );
+    assert!(src.scan().is_empty(), "nothing changed");
+
+    // The manifest changes: read again, the status still applies.
+    let edited = SERVICE.replace("port: 80", "port: 81");
+    std::fs::write(&file, format!("{edited}---\n{SLICE}")).unwrap();
+    let events = src.scan();
+    assert_eq!(upserted_ips(&events), [vec![ip]]);
+    assert!(held_once(&src));
+}
+
+#[test]
 fn restore_mode_reads_status_only_when_the_manifest_changes() {
     let d = dirs();
     write_status(&d.status, "192.0.2.1");
