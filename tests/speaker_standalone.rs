@@ -2,6 +2,7 @@
 //! manifest directory: the speaker's snapshot holds the addresses the controller wrote to its
 //! status directory, so the two agree on the status file format.
 
+use ferrolb_e2e::bench::metric;
 use ferrolb_e2e::{ChildGuard, binary, wait_for, workspace_root};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -25,12 +26,6 @@ fn get(addr: SocketAddr, path: &str) -> Option<String> {
     stream.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.1 200").then(|| body.to_string())
-}
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }
 
 #[test]

@@ -197,7 +197,7 @@ impl DirectorySource {
             let Some(parsed) = self.manifests.peek(file) else {
                 continue;
             };
-            let ignored = next.add_file(&parsed.shared, &self.subscription);
+            let ignored = next.add_file(&parsed.shared);
             if fresh == Some(true) {
                 // Logged when the file is read, not at every rescan.
                 for e in ignored {

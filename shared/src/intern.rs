@@ -37,8 +37,9 @@ pub fn intern(s: &str) -> Arc<str> {
     new
 }
 
-/// How many strings the table holds (for tests).
-pub fn len() -> usize {
+/// How many strings the table holds.
+#[cfg(test)]
+fn len() -> usize {
     TABLE
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -181,6 +181,34 @@ fn build_binaries(bench: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Numeric fields of `/proc/<pid>/status` (`VmRSS:`, `Threads:`, ...; the memory ones in KiB),
+/// in the order asked.
+pub fn proc_status<const N: usize>(pid: u32, names: [&str; N]) -> anyhow::Result<[u64; N]> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path)?;
+    let mut values = [0; N];
+    for (value, name) in values.iter_mut().zip(names) {
+        *value = status
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(name)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| anyhow::anyhow!("no {name} in {path}"))?;
+    }
+    Ok(values)
+}
+
+/// The value of an unlabelled sample in a Prometheus metrics text.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+}
+
 /// A setting from the environment, or `default` when unset or unparsable.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

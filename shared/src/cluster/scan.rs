@@ -68,9 +68,10 @@ impl Contents {
         }
     }
 
-    /// Add one file's documents. Returns the problems with cluster-kind documents, which
-    /// only deserve a warning. A later object with the same key replaces an earlier one.
-    pub fn add_file(&mut self, file: &SharedFile, subscription: &Subscription) -> Vec<ConfigError> {
+    /// Add one file's documents (its cluster objects are the subscribed kinds already, see
+    /// [`SharedFile::keeping`]). Returns the problems with cluster-kind documents, which only
+    /// deserve a warning. A later object with the same key replaces an earlier one.
+    pub fn add_file(&mut self, file: &SharedFile) -> Vec<ConfigError> {
         let parsed = &file.parsed;
         let mut ignored = Vec::new();
         for e in &parsed.errors {
@@ -86,9 +87,7 @@ impl Contents {
             }
         }
         for obj in &file.objects {
-            if subscription.wants(obj.kind()) {
-                self.objects.insert((obj.kind(), obj.key()), obj.clone());
-            }
+            self.objects.insert((obj.kind(), obj.key()), obj.clone());
         }
         ignored
     }
@@ -185,10 +184,7 @@ spec: {ports: 7}
 
     fn scan(text: &str, sub: &Subscription) -> (Contents, Vec<ConfigError>) {
         let mut c = Contents::default();
-        let ignored = c.add_file(
-            &SharedFile::keeping(parse_documents("f.yaml", text), sub),
-            sub,
-        );
+        let ignored = c.add_file(&SharedFile::keeping(parse_documents("f.yaml", text), sub));
         (c, ignored)
     }
 
@@ -265,8 +261,8 @@ spec: {ports: 7}
         assert_eq!(file.objects.len(), 2, "web and n1 (broken is an error)");
         assert_eq!(file.parsed.objects.len(), 1, "the pool");
         let (mut a, mut b) = (Contents::default(), Contents::default());
-        a.add_file(&file, &sub);
-        b.add_file(&file, &sub);
+        a.add_file(&file);
+        b.add_file(&file);
         for (key, obj) in &a.objects {
             assert!(Arc::ptr_eq(obj, &b.objects[key]), "{key:?} was copied");
         }

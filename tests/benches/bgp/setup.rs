@@ -197,18 +197,6 @@ pub fn metric(lab: &Lab, series: &str) -> anyhow::Result<Option<f64>> {
 
 /// VmRSS and VmHWM (peak) of a process, KiB.
 pub fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(name)?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .ok_or_else(|| anyhow::anyhow!("no {name} in /proc/{pid}/status"))
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
+    let [rss, hwm] = ferrolb_e2e::bench::proc_status(pid, ["VmRSS:", "VmHWM:"])?;
+    Ok((rss, hwm))
 }

@@ -236,15 +236,5 @@ fn cpu_percent(pids: &[u32], window: Duration, ticks: f64) -> anyhow::Result<Vec
 
 /// VmRSS of a process, KiB.
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmRSS:")?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .ok_or_else(|| anyhow::anyhow!("no VmRSS in /proc/{pid}/status"))
+    Ok(ferrolb_e2e::bench::proc_status(pid, ["VmRSS:"])?[0])
 }

@@ -10,7 +10,6 @@ use crate::Settings;
 use crate::cleanup::Namespace;
 use crate::measure::{self, Pair, Point};
 use crate::objects::{Objects, SYSTEM_NS};
-use crate::process::{CONTROLLER_PORT, Process, SPEAKER_PORT};
 use crate::standalone::{args, speaker_args};
 use ferrolb_fake_apiserver::FakeApiServer;
 use serde_json::json;
@@ -47,32 +46,21 @@ pub fn run(settings: &Settings) -> anyhow::Result<Vec<Point>> {
             .write_kubeconfig(tmp.path())
             .to_string_lossy()
             .into_owned();
-        let controller = Process::start(
+        let mut pair = Pair::start(
             &ns.0,
-            "controller",
-            "ferrolb-controller",
-            &args(&["--namespace", SYSTEM_NS, "--log", "info"]),
-            &[
-                ("KUBECONFIG", kubeconfig.clone()),
-                ("FERROLB_POD_NAME", "ferrolb-controller-0".into()),
-            ],
-            CONTROLLER_PORT,
             tmp.path(),
+            (
+                args(&["--namespace", SYSTEM_NS, "--log", "info"]),
+                vec![
+                    ("KUBECONFIG", kubeconfig.clone()),
+                    ("FERROLB_POD_NAME", "ferrolb-controller-0".into()),
+                ],
+            ),
+            (
+                speaker_args(tmp.path(), &["--namespace", SYSTEM_NS]),
+                vec![("KUBECONFIG", kubeconfig)],
+            ),
         )?;
-        let speaker = Process::start(
-            &ns.0,
-            "speaker",
-            "ferrolb-speaker",
-            &speaker_args(tmp.path(), &["--namespace", SYSTEM_NS]),
-            &[("KUBECONFIG", kubeconfig)],
-            SPEAKER_PORT,
-            tmp.path(),
-        )?;
-        let mut pair = Pair {
-            ns: &ns.0,
-            controller,
-            speaker,
-        };
         measure::run(&mut pair, settings, |range| {
             for i in range {
                 let mut svc = objects.service(i);

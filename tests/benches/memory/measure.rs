@@ -4,9 +4,11 @@
 //! and have settled.
 
 use crate::Settings;
-use crate::process::{Memory, Process, metric};
+use crate::process::{CONTROLLER_PORT, Memory, Process, SPEAKER_PORT};
+use ferrolb_e2e::bench::metric;
 use ferrolb_e2e::netns::Netns;
 use std::ops::Range;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The two processes under test, in their namespace.
@@ -14,6 +16,41 @@ pub struct Pair<'a> {
     pub ns: &'a Netns,
     pub controller: Process,
     pub speaker: Process,
+}
+
+/// How to start one of the pair: its arguments and its environment.
+pub type Launch<'e> = (Vec<String>, Vec<(&'e str, String)>);
+
+impl<'a> Pair<'a> {
+    /// Start the controller, then the speaker, in `ns` (their logs in `dir`).
+    pub fn start(
+        ns: &'a Netns,
+        dir: &Path,
+        controller: Launch<'_>,
+        speaker: Launch<'_>,
+    ) -> anyhow::Result<Self> {
+        Ok(Pair {
+            ns,
+            controller: Process::start(
+                ns,
+                "controller",
+                "ferrolb-controller",
+                &controller.0,
+                &controller.1,
+                CONTROLLER_PORT,
+                dir,
+            )?,
+            speaker: Process::start(
+                ns,
+                "speaker",
+                "ferrolb-speaker",
+                &speaker.0,
+                &speaker.1,
+                SPEAKER_PORT,
+                dir,
+            )?,
+        })
+    }
 }
 
 /// Memory at one point.

@@ -5,6 +5,7 @@
 
 use crate::cleanup;
 use ferrolb_e2e::ChildGuard;
+use ferrolb_e2e::bench::proc_status;
 use ferrolb_e2e::netns::Netns;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -115,8 +116,6 @@ impl Process {
 
     /// Its memory now.
     pub fn memory(&self) -> anyhow::Result<Memory> {
-        let path = format!("/proc/{}/status", self.pid);
-        let status = std::fs::read_to_string(&path)?;
         // The pid must be the binary itself, not `ip netns exec` before its exec.
         let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid))?;
         anyhow::ensure!(
@@ -127,24 +126,16 @@ impl Process {
             exe.display(),
             self.name
         );
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix(name)?
-                        .split_whitespace()
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .ok_or_else(|| anyhow::anyhow!("no {name} in {path}"))
-        };
+        let [rss, hwm, anon, file, threads] = proc_status(
+            self.pid,
+            ["VmRSS:", "VmHWM:", "RssAnon:", "RssFile:", "Threads:"],
+        )?;
         Ok(Memory {
-            rss: field("VmRSS:")?,
-            hwm: field("VmHWM:")?,
-            anon: field("RssAnon:")?,
-            file: field("RssFile:")?,
-            threads: field("Threads:")?,
+            rss,
+            hwm,
+            anon,
+            file,
+            threads,
         })
     }
 }
@@ -185,11 +176,4 @@ pub fn get(ns: &Netns, port: u16, path: &str) -> Option<(u16, String)> {
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
     let body = text.split_once("\r\n\r\n")?.1.to_string();
     Some((status, body))
-}
-
-/// The value of an unlabelled sample in a metrics text.
-pub fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
 }

@@ -9,7 +9,6 @@ use crate::Settings;
 use crate::cleanup::Namespace;
 use crate::measure::{self, Pair, Point};
 use crate::objects::{NODES, Objects};
-use crate::process::{CONTROLLER_PORT, Process, SPEAKER_PORT};
 use serde_json::Value;
 use std::path::Path;
 
@@ -30,29 +29,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<Vec<Point>> {
 
     let ns = Namespace::new("sa")?;
     let dir = manifests.to_string_lossy().into_owned();
-    let controller = Process::start(
+    let mut pair = Pair::start(
         &ns.0,
-        "controller",
-        "ferrolb-controller",
-        &args(&["--manifests", &dir, "--log", "info"]),
-        &[],
-        CONTROLLER_PORT,
         tmp.path(),
+        (args(&["--manifests", &dir, "--log", "info"]), vec![]),
+        (speaker_args(tmp.path(), &["--manifests", &dir]), vec![]),
     )?;
-    let speaker = Process::start(
-        &ns.0,
-        "speaker",
-        "ferrolb-speaker",
-        &speaker_args(tmp.path(), &["--manifests", &dir]),
-        &[],
-        SPEAKER_PORT,
-        tmp.path(),
-    )?;
-    let mut pair = Pair {
-        ns: &ns.0,
-        controller,
-        speaker,
-    };
     measure::run(&mut pair, settings, |range| {
         let mut start = range.start;
         while start < range.end {
