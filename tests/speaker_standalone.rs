@@ -103,12 +103,11 @@ fn the_speaker_sees_the_addresses_the_controller_assigns() {
             (metric(&m, "ferrolb_speaker_snapshot_loadbalancer_ips") == Some(7.0)).then_some(())
         },
     );
-    assert!(
-        log.lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("snapshot: 6 services (6 with 7 LoadBalancer IPs)")),
-        "{:?}",
-        log.lock().unwrap()
-    );
+    // The log line is read from a pipe by another thread: it may land after the metric.
+    wait_for("the speaker's log of the seven addresses", LIMIT, || {
+        let log = log.lock().unwrap();
+        log.iter()
+            .any(|l| l.contains("snapshot: 6 services (6 with 7 LoadBalancer IPs)"))
+            .then_some(())
+    });
 }

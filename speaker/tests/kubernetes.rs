@@ -450,14 +450,19 @@ async fn the_binary_serves_its_view_in_metrics_and_stops_on_sigterm() {
             metric(&metrics, "ferrolb_speaker_dataplane{mode=\"nftables\"}"),
             Some(0.0)
         );
-        assert!(
+        // Another thread reads the log from a pipe: the line may land after the metric.
+        let process = tokio::task::spawn_blocking(move || {
+            support::wait_for("the snapshot's log line", || {
+                process
+                    .log()
+                    .iter()
+                    .any(|l| l.contains("snapshot: 1 services (1 with 1 LoadBalancer IPs)"))
+                    .then_some(())
+            });
             process
-                .log()
-                .iter()
-                .any(|l| l.contains("snapshot: 1 services (1 with 1 LoadBalancer IPs)")),
-            "{:?}",
-            process.log()
-        );
+        })
+        .await
+        .unwrap();
         let clean = tokio::task::spawn_blocking(move || process.terminate())
             .await
             .unwrap();
