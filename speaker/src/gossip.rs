@@ -3,8 +3,8 @@
 //!
 //! ```text
 //!  UDP socket ──datagram──┐
-//!  DelayQueue ──timer─────┼──▶ Membership::handle ──▶ Send ──▶ UDP socket (try_send_to)
-//!  set_seeds ──watch──────┤    (pure, ferrolb-shared)├─▶ Schedule ──▶ DelayQueue
+//!  Timers ──timer─────────┼──▶ Membership::handle ──▶ Send ──▶ UDP socket (try_send_to)
+//!  set_seeds ──watch──────┤    (pure, ferrolb-shared)├─▶ Schedule ──▶ Timers (timerfd)
 //!  leave_and_stop ──stop──┘                          └─▶ MemberUp / MemberDown ──▶ tracing,
 //!                                                        watch<MembershipView>, counters
 //! ```
@@ -16,18 +16,19 @@
 
 #[cfg(test)]
 mod tests;
+mod timers;
 
-use ferrolb_shared::l2::gossip::{Action, Auth, Input, Membership, NodeId, Timer, Timing};
+use ferrolb_shared::l2::gossip::{Action, Auth, Input, Membership, NodeId, Timing};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use timers::{TimerKey, Timers};
 use tokio::net::UdpSocket;
 use tokio::sync::{oneshot, watch};
-use tokio_util::time::DelayQueue;
 use tracing::{debug, info, warn};
 
 pub use ferrolb_shared::l2::gossip::DEFAULT_PORT;
@@ -231,7 +232,7 @@ impl Transport for UdpSocket {
 }
 
 /// Start the driver on its own thread, with a single-threaded Tokio runtime, so that its
-/// probes and acks (some 100 wake-ups a second even when nothing happens) never queue behind
+/// probes and acks (some 40 wake-ups a second even when nothing happens) never queue behind
 /// the speaker's other work, which would delay acks and get a busy speaker declared dead; it
 /// also spares each wake-up the multi-threaded runtime's hand-off between workers (measured:
 /// a speaker's idle CPU 1.2 % before, 1.1 % after, within noise). `transport` is made on that
@@ -281,10 +282,15 @@ pub(crate) fn spawn_on<T: Transport>(
                     Ok(t) => t,
                     Err(e) => return tracing::error!("cannot set up the gossip socket: {e}"),
                 };
+                let timers = match Timers::new() {
+                    Ok(t) => t,
+                    Err(e) => return tracing::error!("cannot set up the gossip timers: {e}"),
+                };
                 let driver = Driver {
                     membership,
                     transport,
-                    timers: DelayQueue::new(),
+                    timers,
+                    ack_deadline: None,
                     view: view_tx,
                     counters: shared,
                     warned: [None, None],
@@ -328,7 +334,9 @@ const SEND: usize = 1;
 struct Driver<T> {
     membership: Membership,
     transport: T,
-    timers: DelayQueue<Timer>,
+    timers: Timers,
+    /// The pending ack deadline's key, for [`Action::CancelAckDeadline`].
+    ack_deadline: Option<TimerKey>,
     view: watch::Sender<MembershipView>,
     counters: Arc<SharedCounters>,
     /// When a receive / send error was last logged.
@@ -347,6 +355,19 @@ impl<T: Transport> Driver<T> {
         // Set once a planned restart was announced: leave then.
         let mut leave_at: Option<tokio::time::Instant> = None;
         loop {
+            // Timers first: one may have come due while a datagram was handled.
+            while let Some(timer) = self.timers.pop_due(Instant::now()) {
+                self.membership
+                    .handle_into(now(), Input::Timer(timer), &mut actions);
+                self.carry_out(&mut actions);
+            }
+            if let Err(e) = self.timers.rearm() {
+                // Never seen (a valid timerfd and time); without it nothing is probed and the
+                // others declare this speaker dead, so say so loudly, and retry.
+                tracing::error!("cannot arm the gossip timer: {e}");
+                tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                continue;
+            }
             // Armed only once a restart was announced: not a timer per datagram.
             let leave = async {
                 match leave_at {
@@ -365,10 +386,10 @@ impl<T: Transport> Driver<T> {
                         tokio::time::sleep(RECV_ERROR_PAUSE).await;
                     }
                 },
-                Some(expired) = poll_fn(|cx| self.timers.poll_expired(cx)), if !self.timers.is_empty() => {
-                    let input = Input::Timer(expired.into_inner());
-                    self.membership.handle_into(now(), input, &mut actions);
-                }
+                r = self.timers.fired() => if let Err(e) = r {
+                    tracing::error!("gossip timer failed: {e}");
+                    tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                },
                 Ok(()) = seeds.changed() => {
                     let list = seeds.borrow_and_update().clone();
                     debug!(seeds = list.len(), "seeds updated");
@@ -407,7 +428,17 @@ impl<T: Transport> Driver<T> {
                     }
                 }
                 Action::Schedule { after, timer } => {
-                    self.timers.insert(timer, after);
+                    let ack_deadline = timer.is_ack_deadline();
+                    let key = self.timers.insert(timer, after);
+                    if ack_deadline {
+                        self.ack_deadline = Some(key);
+                    }
+                }
+                // Keys are never reused: one that already came due is simply gone.
+                Action::CancelAckDeadline => {
+                    if let Some(key) = self.ack_deadline.take() {
+                        self.timers.remove(key);
+                    }
                 }
                 Action::MemberUp { node, addr } => {
                     info!(peer = %node, %addr, "member up");

@@ -61,7 +61,7 @@ pub use codec::{MAX_NAME_LEN, NodeId};
 pub use restart::RestartNotice;
 
 use codec::WireCodec;
-use foca::{Foca, Notification, PeriodicParams, Runtime};
+use foca::{Codec, Foca, Message, Notification, PeriodicParams, ProbeNumber, Runtime};
 use rand::rngs::SmallRng;
 use rand::seq::IteratorRandom;
 use rand::{RngExt, SeedableRng};
@@ -229,11 +229,27 @@ pub enum Action {
     Connected,
     /// The set of speakers gone for a planned restart changed (see [`Membership::restarting`]).
     RestartsChanged,
+    /// The ack deadline armed last ([`Timer::is_ack_deadline`]) need not fire: the ack came
+    /// first and the membership already did what the timer would have. Drop it if it is
+    /// still pending; a driver that lets it fire is still correct (it is then ignored), it
+    /// only wakes for nothing.
+    CancelAckDeadline,
 }
 
 /// A timer handed out by [`Action::Schedule`]; opaque to the driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timer(TimerKind);
+
+impl Timer {
+    /// Whether this is a probe's ack deadline, the timer [`Action::CancelAckDeadline`] may
+    /// cancel. A driver that wants to cancel it keeps a handle on the last one it armed.
+    pub fn is_ack_deadline(&self) -> bool {
+        matches!(
+            self.0,
+            TimerKind::Swim(foca::Timer::SendIndirectProbe { .. })
+        )
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum TimerKind {
@@ -277,6 +293,19 @@ pub struct Membership {
     left: bool,
     last_change: Option<Instant>,
     notices: restart::Board,
+    /// The direct ping in flight, while its ack is awaited.
+    awaited: Option<AwaitedAck>,
+}
+
+/// A probe's direct ping, and foca's second probe stage for it (`SendIndirectProbe`: ask
+/// others to ping when no ack came within `probe_rtt`). In a healthy cluster the ack always
+/// comes first and the timer does nothing when it fires, but it wakes the speaker: a fifth
+/// of its idle wake-ups. So when the ack comes, foca is handed the timer at once (it then
+/// only notes that the stage was reached) and the driver is told to drop it.
+struct AwaitedAck {
+    from: NodeId,
+    probe: ProbeNumber,
+    deadline: foca::Timer<NodeId>,
 }
 
 impl std::fmt::Debug for Membership {
@@ -326,6 +355,7 @@ impl Membership {
             left: false,
             last_change: None,
             notices,
+            awaited: None,
         })
     }
 
@@ -345,6 +375,9 @@ impl Membership {
         match input {
             Input::Datagram { from: _, bytes } => self.receive(bytes, &mut fx),
             Input::Timer(Timer(TimerKind::Swim(timer))) => {
+                if self.awaited.as_ref().is_some_and(|a| a.deadline == timer) {
+                    self.awaited = None;
+                }
                 // Errors here are foca noticing a late or stale timer; nothing to do.
                 let _ = self.swim.handle_timer(timer, &mut fx);
             }
@@ -438,13 +471,62 @@ impl Membership {
 
     fn receive(&mut self, bytes: &[u8], fx: &mut Effects) {
         match self.auth.open(bytes) {
-            Ok(payload) => match self.swim.handle_data(payload, &mut *fx) {
-                Ok(()) => self.counters.accepted += 1,
-                Err(_) => self.counters.malformed += 1,
-            },
+            Ok(payload) => {
+                let awaited = self.is_awaited_ack(payload);
+                match self.swim.handle_data(payload, &mut *fx) {
+                    Ok(()) => {
+                        self.counters.accepted += 1;
+                        if awaited {
+                            self.ack_came_first(fx);
+                        }
+                    }
+                    Err(_) => self.counters.malformed += 1,
+                }
+            }
             Err(auth::Rejected::BadAuth) => self.counters.bad_auth += 1,
             Err(auth::Rejected::Malformed) => self.counters.malformed += 1,
         }
+    }
+
+    /// Whether `payload` is the ack of the direct ping in flight, to this identity.
+    fn is_awaited_ack(&self, payload: &[u8]) -> bool {
+        let Some(a) = &self.awaited else {
+            return false;
+        };
+        WireCodec.decode_header(payload).is_ok_and(|h| {
+            h.message == Message::Ack(a.probe) && h.src == a.from && h.dst == *self.swim.identity()
+        })
+    }
+
+    /// The awaited ack came (and foca took it): run the probe's second stage now, which
+    /// finds the probe succeeded, and let the driver drop its timer.
+    fn ack_came_first(&mut self, fx: &mut Effects) {
+        if let Some(a) = self.awaited.take() {
+            let _ = self.swim.handle_timer(a.deadline, &mut *fx);
+            fx.ack_deadline_passed = true;
+        }
+    }
+
+    /// Note the direct ping foca just sent with this ack deadline (if it can be found).
+    fn await_ack(&mut self, deadline: &foca::Timer<NodeId>, sends: &[(SocketAddr, Vec<u8>)]) {
+        let foca::Timer::SendIndirectProbe { probed_id, .. } = deadline else {
+            return;
+        };
+        self.awaited = sends
+            .iter()
+            .filter(|(to, _)| *to == probed_id.addr)
+            .find_map(|(_, payload)| match WireCodec.decode_header(&payload[..]) {
+                Ok(h) if h.dst == *probed_id => match h.message {
+                    Message::Ping(probe) => Some(probe),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .map(|probe| AwaitedAck {
+                from: probed_id.clone(),
+                probe,
+                deadline: deadline.clone(),
+            });
     }
 
     /// Up to `n` random seeds that pass `filter` and are not alive members.
@@ -499,6 +581,14 @@ impl Membership {
 
     /// Turn what foca did into actions, and refresh the alive set if it changed.
     fn apply(&mut self, now: Instant, fx: Effects, actions: &mut Vec<Action>) {
+        if fx.ack_deadline_passed {
+            actions.push(Action::CancelAckDeadline);
+        }
+        for (_, timer) in &fx.timers {
+            if matches!(timer, foca::Timer::SendIndirectProbe { .. }) {
+                self.await_ack(timer, &fx.sends);
+            }
+        }
         for (to, payload) in fx.sends {
             self.counters.sent += 1;
             actions.push(Action::Send {
@@ -619,6 +709,8 @@ struct Effects {
     members_changed: bool,
     rejoined: Option<NodeId>,
     connected: Option<bool>,
+    /// The awaited ack came; its deadline timer is moot.
+    ack_deadline_passed: bool,
 }
 
 impl Runtime<NodeId> for Effects {

@@ -27,6 +27,11 @@ pub struct Node {
     /// Bumped on restart, so timers of the previous process are dropped.
     generation: u32,
     backlog: Vec<Event>,
+    /// The queue entry of the last ack deadline armed, for [`Action::CancelAckDeadline`].
+    ack_deadline: Option<u64>,
+    /// Timers that fired (were handed to the membership): a process's wake-ups, less
+    /// datagrams.
+    pub timers_fired: u64,
 }
 
 #[derive(Debug)]
@@ -127,6 +132,8 @@ impl Sim {
             run: Run::Running,
             generation: 0,
             backlog: Vec::new(),
+            ack_deadline: None,
+            timers_fired: 0,
         };
         if i < self.nodes.len() {
             self.nodes[i] = node;
@@ -235,14 +242,26 @@ impl Sim {
                         _ => self.lost += 1,
                     }
                 }
-                Action::Schedule { after, timer } => self.push(
-                    self.now + after,
-                    Event::Timer {
-                        node: i,
-                        generation,
-                        timer,
-                    },
-                ),
+                Action::Schedule { after, timer } => {
+                    let ack_deadline = timer.is_ack_deadline();
+                    self.push(
+                        self.now + after,
+                        Event::Timer {
+                            node: i,
+                            generation,
+                            timer,
+                        },
+                    );
+                    if ack_deadline {
+                        self.nodes[i].ack_deadline = Some(self.seq);
+                    }
+                }
+                // Sequence numbers are never reused: one that already fired is simply gone.
+                Action::CancelAckDeadline => {
+                    if let Some(seq) = self.nodes[i].ack_deadline.take() {
+                        self.events.remove(&seq);
+                    }
+                }
                 Action::MemberDown { node } => {
                     self.downs.insert((i, node), self.now);
                 }
@@ -292,6 +311,7 @@ impl Sim {
                 generation, timer, ..
             } => {
                 if generation == self.nodes[i].generation {
+                    self.nodes[i].timers_fired += 1;
                     self.input(i, Input::Timer(timer));
                 }
             }

@@ -383,6 +383,40 @@ fn traffic_per_member_does_not_grow_with_the_cluster() {
 }
 
 #[test]
+fn an_idle_member_wakes_for_one_timer_per_probe_period() {
+    // Each probe arms two timers: the next probe and the ack deadline. When the ack comes
+    // first (always, on a healthy network) the deadline is cancelled, so an idle member's
+    // only timer wake-up per period is its next probe (plus a rare announce or seed retry).
+    let mut sim = cluster(5);
+    sim.run_for(Duration::from_secs(2));
+    let before: Vec<u64> = sim.nodes.iter().map(|n| n.timers_fired).collect();
+    let secs = 10;
+    sim.run_for(Duration::from_secs(secs));
+    assert!(sim.converged());
+    assert!(sim.downs.is_empty(), "no member was wrongly declared down");
+    let periods = secs as f64 / Timing::default().probe_period.as_secs_f64();
+    for (i, node) in sim.nodes.iter().enumerate() {
+        let per_period = (node.timers_fired - before[i]) as f64 / periods;
+        println!("member {i}: {per_period:.2} timers fired per probe period");
+        assert!((1.0..1.1).contains(&per_period), "member {i}: {per_period}");
+    }
+}
+
+#[test]
+fn a_lost_ack_still_gets_indirect_probes_and_no_false_death() {
+    // A cut link between two members: their direct pings go unanswered, so the ack deadline
+    // must still fire and the indirect probes through the others keep both alive.
+    let mut sim = cluster(5);
+    sim.cut_link(0, 1);
+    sim.run_for(Duration::from_secs(10));
+    assert!(
+        sim.converged(),
+        "0 and 1 still see each other, through the others"
+    );
+    assert!(sim.downs.is_empty(), "{:?}", sim.downs);
+}
+
+#[test]
 fn a_lossy_network_rarely_flaps_and_always_recovers() {
     // 5 % of all datagrams lost, for a minute: indirect probes and refutation keep false
     // deaths rare, and a member wrongly declared down is back at once.
