@@ -13,12 +13,14 @@ use crate::alloc::ServiceKey;
 use crate::config::{ConfigError, ConfigObject, Source};
 use crate::endpoints::Slice;
 pub use crate::manifest::ClusterObject;
+use crate::service::ANNOTATION_PREFIXES;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The Kubernetes kinds a component can subscribe to (the config kinds always come as one
 /// set, see [`ClusterEvent::Config`]). The order is the order a scan reports them in: what
@@ -122,23 +124,26 @@ impl From<ServiceKey> for ObjectKey {
 /// as JSON, read by nobody here.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
+/// Whether this process keeps Services' labels (see [`keep_service_labels`]).
+static SERVICE_LABELS: AtomicBool = AtomicBool::new(true);
+
+/// Whether the Services this process reads keep their labels. Their only reader is the
+/// controller's allocation (an IPAddressPool's `serviceSelectors`); the speaker says `false`
+/// once at start-up, before any source runs: a label map costs ~0.5 KB even with one label,
+/// plus its strings, per Service.
+pub fn keep_service_labels(keep: bool) {
+    SERVICE_LABELS.store(keep, Ordering::Relaxed);
+}
+
 /// The constructors every source uses, so that what a component stores is trimmed to what it
 /// reads before anything stores it: managed fields and `kubectl`'s copy of the object go
 /// everywhere (they are often most of an object's size), a Node loses its image list and
-/// volume lists, a Service its selector unless its traffic policy is Local, an EndpointSlice
-/// becomes its projection ([`Slice`]).
+/// volume lists, a Service every field nobody here reads, an EndpointSlice becomes its
+/// projection ([`Slice`]).
 impl ClusterObject {
-    pub fn service(mut s: Service) -> Self {
-        trim_metadata(&mut s.metadata);
-        if let Some(spec) = s.spec.as_mut()
-            && spec.external_traffic_policy.as_deref() != Some("Local")
-        {
-            // Pods are found through EndpointSlices; the selector's only reader is the address
-            // sharing key of a Local Service (`crate::service`). A map costs ~0.5 KB even with
-            // one label: 5 MiB at 10,000 Services.
-            spec.selector = None;
-        }
-        ClusterObject::Service(Arc::new(s))
+    pub fn service(s: Service) -> Self {
+        let keep_labels = SERVICE_LABELS.load(Ordering::Relaxed);
+        ClusterObject::Service(Arc::new(trimmed_service(s, keep_labels)))
     }
 
     pub fn namespace(mut n: Namespace) -> Self {
@@ -164,6 +169,55 @@ impl ClusterObject {
     pub fn endpoint_slice(s: EndpointSlice) -> Self {
         ClusterObject::EndpointSlice(Arc::new(Slice::from(s)))
     }
+}
+
+/// `s` with only what FerroLB reads (its labels only if `keep_labels`).
+fn trimmed_service(mut s: Service, keep_labels: bool) -> Service {
+    trim_metadata(&mut s.metadata);
+    let meta = &mut s.metadata;
+    // Only annotations under FerroLB's and MetalLB's prefixes are read (`crate::service`).
+    if let Some(a) = meta.annotations.as_mut() {
+        a.retain(|k, _| ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)));
+        if a.is_empty() {
+            meta.annotations = None;
+        }
+    }
+    if !keep_labels {
+        meta.labels = None;
+    }
+    // Read by nobody here (Events and status owners need the uid, the Kubernetes source
+    // the resourceVersion, and these are kept).
+    meta.generate_name = None;
+    meta.finalizers = None;
+    meta.owner_references = None;
+    meta.self_link = None;
+    if let Some(spec) = s.spec.as_mut() {
+        if spec.external_traffic_policy.as_deref() != Some("Local") {
+            // Pods are found through EndpointSlices; the selector's only reader is the
+            // address sharing key of a Local Service (`crate::service`). A map costs
+            // ~0.5 KB even with one label: 5 MiB at 10,000 Services.
+            spec.selector = None;
+        }
+        spec.load_balancer_source_ranges = None;
+        spec.external_name = None;
+        spec.traffic_distribution = None;
+        // The target port comes from the EndpointSlices, which resolve named ports.
+        for port in spec.ports.iter_mut().flatten() {
+            port.target_port = None;
+            port.app_protocol = None;
+        }
+    }
+    if let Some(status) = s.status.as_mut() {
+        status.conditions = None;
+        let ingress = status.load_balancer.iter_mut();
+        // Only each ingress's IP is read (`crate::service::status_ips`).
+        for i in ingress.flat_map(|lb| lb.ingress.iter_mut().flatten()) {
+            i.hostname = None;
+            i.ip_mode = None;
+            i.ports = None;
+        }
+    }
+    s
 }
 
 fn trim_metadata(meta: &mut ObjectMeta) {
@@ -251,3 +305,6 @@ impl Subscription {
         self.kinds.contains(&kind)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -154,6 +154,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // No speaker part reads a Service's labels (only the controller's allocation does).
+    ferrolb_shared::cluster::keep_service_labels(false);
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
