@@ -141,18 +141,16 @@ fn describe(obj: &ConfigObject, config: &Config, stats: &BTreeMap<String, PoolSt
 }
 
 fn cluster_name(obj: &ClusterObject) -> (&'static str, String) {
-    let meta = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        let name = m.name.clone().unwrap_or_default();
-        match &m.namespace {
-            Some(ns) => format!("{ns}/{name}"),
-            None => name,
-        }
+    let kind = match obj {
+        ClusterObject::Service(_) => "Service",
+        ClusterObject::Namespace(_) => "Namespace",
+        ClusterObject::Node(_) => "Node",
+        ClusterObject::EndpointSlice(_) => "EndpointSlice",
+        ClusterObject::Secret(_) => "Secret",
     };
-    match obj {
-        ClusterObject::Service(s) => ("Service", meta(&s.metadata)),
-        ClusterObject::Namespace(s) => ("Namespace", meta(&s.metadata)),
-        ClusterObject::Node(s) => ("Node", meta(&s.metadata)),
-        ClusterObject::EndpointSlice(s) => ("EndpointSlice", meta(&s.metadata)),
-        ClusterObject::Secret(s) => ("Secret", meta(&s.metadata)),
+    let name = obj.name().unwrap_or_default();
+    match obj.in_namespace() {
+        Some(ns) => (kind, format!("{ns}/{name}")),
+        None => (kind, name.to_owned()),
     }
 }

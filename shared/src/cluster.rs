@@ -83,18 +83,17 @@ impl ObjectKey {
     /// The key of an object of `kind` with `meta`. A namespaced object without a namespace
     /// (a manifest that leaves it out) is in `default`, as `kubectl apply` would put it.
     pub fn of(kind: Kind, meta: &ObjectMeta) -> Self {
+        Self::named(kind, meta.namespace.as_deref(), meta.name.as_deref())
+    }
+
+    /// [`ObjectKey::of`] from the namespace and name alone.
+    pub fn named(kind: Kind, namespace: Option<&str>, name: Option<&str>) -> Self {
         let namespace = if kind.namespaced() {
-            meta.namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "default".into())
+            namespace.filter(|n| !n.is_empty()).unwrap_or("default")
         } else {
-            String::new()
+            ""
         };
-        ObjectKey {
-            namespace,
-            name: meta.name.clone().unwrap_or_default(),
-        }
+        ObjectKey::new(namespace, name.unwrap_or_default())
     }
 }
 
@@ -238,29 +237,41 @@ impl ClusterObject {
         }
     }
 
-    pub fn metadata(&self) -> &ObjectMeta {
+    /// The Kubernetes metadata, for the kinds that keep it whole (a slice keeps only its
+    /// name, namespace and resourceVersion: see [`ClusterObject::name`] and the others).
+    fn metadata(&self) -> Option<&ObjectMeta> {
         match self {
-            ClusterObject::Service(o) => &o.metadata,
-            ClusterObject::Namespace(o) => &o.metadata,
-            ClusterObject::Node(o) => &o.metadata,
-            ClusterObject::EndpointSlice(o) => &o.metadata,
-            ClusterObject::Secret(o) => &o.metadata,
+            ClusterObject::Service(o) => Some(&o.metadata),
+            ClusterObject::Namespace(o) => Some(&o.metadata),
+            ClusterObject::Node(o) => Some(&o.metadata),
+            ClusterObject::EndpointSlice(_) => None,
+            ClusterObject::Secret(o) => Some(&o.metadata),
         }
     }
 
-    /// The metadata to change (a shared object is copied first: `Arc::make_mut`).
-    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+    pub fn name(&self) -> Option<&str> {
         match self {
-            ClusterObject::Service(o) => &mut Arc::make_mut(o).metadata,
-            ClusterObject::Namespace(o) => &mut Arc::make_mut(o).metadata,
-            ClusterObject::Node(o) => &mut Arc::make_mut(o).metadata,
-            ClusterObject::EndpointSlice(o) => &mut Arc::make_mut(o).metadata,
-            ClusterObject::Secret(o) => &mut Arc::make_mut(o).metadata,
+            ClusterObject::EndpointSlice(s) => Some(&s.name),
+            _ => self.metadata().and_then(|m| m.name.as_deref()),
+        }
+    }
+
+    pub fn in_namespace(&self) -> Option<&str> {
+        match self {
+            ClusterObject::EndpointSlice(s) => s.namespace.as_deref(),
+            _ => self.metadata().and_then(|m| m.namespace.as_deref()),
+        }
+    }
+
+    pub fn resource_version(&self) -> Option<&str> {
+        match self {
+            ClusterObject::EndpointSlice(s) => s.resource_version.as_deref(),
+            _ => self.metadata().and_then(|m| m.resource_version.as_deref()),
         }
     }
 
     pub fn key(&self) -> ObjectKey {
-        ObjectKey::of(self.kind(), self.metadata())
+        ObjectKey::named(self.kind(), self.in_namespace(), self.name())
     }
 }
 

@@ -425,7 +425,11 @@ fn replace<K: Ord + Clone, V: PartialEq>(
 /// The Service an EndpointSlice belongs to.
 fn owner(slice: &Slice) -> Option<ServiceKey> {
     let name = slice.service_name()?;
-    let key = ObjectKey::of(Kind::EndpointSlice, &slice.metadata);
+    let key = ObjectKey::named(
+        Kind::EndpointSlice,
+        slice.namespace.as_deref(),
+        Some(&slice.name),
+    );
     Some(ServiceKey::new(key.namespace, name))
 }
 

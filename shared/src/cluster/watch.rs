@@ -214,7 +214,7 @@ impl WatchState {
                     return out;
                 };
                 let diff = store.handle(event, ClusterObject::key, |o| {
-                    o.metadata().resource_version.clone()
+                    o.resource_version().map(str::to_owned)
                 });
                 // Deletions first: for the controller, the addresses they free are then
                 // available to the Services the same listing brought.

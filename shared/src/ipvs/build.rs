@@ -65,16 +65,9 @@ pub fn build_table(
     let mut by_service: BTreeMap<ServiceKey, Vec<&Slice>> = BTreeMap::new();
     for s in slices {
         if let Some(name) = s.service_name() {
-            let ns = s
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| "default".into());
+            let ns = s.namespace.as_deref().unwrap_or("default");
             by_service
-                .entry(ServiceKey {
-                    namespace: ns,
-                    name: name.to_string(),
-                })
+                .entry(ServiceKey::new(ns, name))
                 .or_default()
                 .push(s);
         }

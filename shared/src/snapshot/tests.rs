@@ -190,7 +190,7 @@ fn endpoint_slices_are_found_by_their_service_and_follow_relabels() {
     let s = b.publish().unwrap();
     let names = |k: &ServiceKey| -> Vec<String> {
         s.endpoint_slices_of(k)
-            .map(|e| e.metadata.name.clone().unwrap())
+            .map(|e| e.name.to_string())
             .collect()
     };
     assert_eq!(names(&web), ["web-def"]);
