@@ -293,7 +293,7 @@ pub(crate) fn spawn_on<T: Transport>(
                     ack_deadline: None,
                     view: view_tx,
                     counters: shared,
-                    warned: [None, None],
+                    warned: [None, None, None],
                 };
                 driver.run(seeds_rx, stop_rx).await;
             });
@@ -330,6 +330,7 @@ fn now() -> Instant {
 
 const RECV: usize = 0;
 const SEND: usize = 1;
+const TIMER: usize = 2;
 
 struct Driver<T> {
     membership: Membership,
@@ -339,8 +340,8 @@ struct Driver<T> {
     ack_deadline: Option<TimerKey>,
     view: watch::Sender<MembershipView>,
     counters: Arc<SharedCounters>,
-    /// When a receive / send error was last logged.
-    warned: [Option<Instant>; 2],
+    /// When a receive / send / timer error was last logged.
+    warned: [Option<Instant>; 3],
 }
 
 impl<T: Transport> Driver<T> {
@@ -354,6 +355,7 @@ impl<T: Transport> Driver<T> {
         let mut actions = Vec::new();
         // Set once a planned restart was announced: leave then.
         let mut leave_at: Option<tokio::time::Instant> = None;
+        let mut timer_failed = false;
         loop {
             // Timers first: one may have come due while a datagram was handled.
             while let Some(timer) = self.timers.pop_due(Instant::now()) {
@@ -361,12 +363,11 @@ impl<T: Transport> Driver<T> {
                     .handle_into(now(), Input::Timer(timer), &mut actions);
                 self.carry_out(&mut actions);
             }
-            if let Err(e) = self.timers.rearm() {
-                // Never seen (a valid timerfd and time); without it nothing is probed and the
-                // others declare this speaker dead, so say so loudly, and retry.
-                tracing::error!("cannot arm the gossip timer: {e}");
-                tokio::time::sleep(RECV_ERROR_PAUSE).await;
-                continue;
+            // The timerfd failing (never seen: a valid fd and a valid time) must not stop the
+            // datagrams: the timers are then looked at every RECV_ERROR_PAUSE instead.
+            if !timer_failed && let Err(e) = self.timers.rearm() {
+                self.timer_error(&e);
+                timer_failed = true;
             }
             // Armed only once a restart was announced: not a timer per datagram.
             let leave = async {
@@ -386,10 +387,11 @@ impl<T: Transport> Driver<T> {
                         tokio::time::sleep(RECV_ERROR_PAUSE).await;
                     }
                 },
-                r = self.timers.fired() => if let Err(e) = r {
-                    tracing::error!("gossip timer failed: {e}");
-                    tokio::time::sleep(RECV_ERROR_PAUSE).await;
+                r = self.timers.fired(), if !timer_failed => if let Err(e) = r {
+                    self.timer_error(&e);
+                    timer_failed = true;
                 },
+                () = tokio::time::sleep(RECV_ERROR_PAUSE), if timer_failed => timer_failed = false,
                 Ok(()) = seeds.changed() => {
                     let list = seeds.borrow_and_update().clone();
                     debug!(seeds = list.len(), "seeds updated");
@@ -488,14 +490,30 @@ impl<T: Transport> Driver<T> {
     fn socket_error(&mut self, direction: usize, error: &io::Error) {
         self.counters.socket_errors.fetch_add(1, Ordering::Relaxed);
         let what = if direction == RECV { "receive" } else { "send" };
+        if self.may_warn(direction) {
+            warn!(%error, "gossip {what} failed (more are logged at debug level)");
+        } else {
+            debug!(%error, "gossip {what} failed");
+        }
+    }
+
+    /// Without its timer this speaker probes nobody (the others still hear its acks): loud.
+    fn timer_error(&mut self, error: &io::Error) {
+        if self.may_warn(TIMER) {
+            tracing::error!(%error, "the gossip timer failed; polling every {RECV_ERROR_PAUSE:?}");
+        } else {
+            debug!(%error, "the gossip timer failed");
+        }
+    }
+
+    /// Whether an error of this kind may be logged loudly now (once per [`WARN_EVERY`]).
+    fn may_warn(&mut self, kind: usize) -> bool {
         let t = now();
-        match self.warned[direction] {
-            Some(last) if t.duration_since(last) < WARN_EVERY => {
-                debug!(%error, "gossip {what} failed");
-            }
+        match self.warned[kind] {
+            Some(last) if t.duration_since(last) < WARN_EVERY => false,
             _ => {
-                self.warned[direction] = Some(t);
-                warn!(%error, "gossip {what} failed (more are logged at debug level)");
+                self.warned[kind] = Some(t);
+                true
             }
         }
     }
