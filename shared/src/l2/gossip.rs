@@ -507,7 +507,8 @@ impl Membership {
         }
     }
 
-    /// Note the direct ping foca just sent with this ack deadline (if it can be found).
+    /// If `deadline` is a probe's ack deadline, note the direct ping foca just sent with it
+    /// (if it can be found).
     fn await_ack(&mut self, deadline: &foca::Timer<NodeId>, sends: &[(SocketAddr, Vec<u8>)]) {
         let foca::Timer::SendIndirectProbe { probed_id, .. } = deadline else {
             return;
@@ -585,9 +586,7 @@ impl Membership {
             actions.push(Action::CancelAckDeadline);
         }
         for (_, timer) in &fx.timers {
-            if matches!(timer, foca::Timer::SendIndirectProbe { .. }) {
-                self.await_ack(timer, &fx.sends);
-            }
+            self.await_ack(timer, &fx.sends);
         }
         for (to, payload) in fx.sends {
             self.counters.sent += 1;
