@@ -80,13 +80,9 @@ impl ObjectKey {
         }
     }
 
-    /// The key of an object of `kind` with `meta`. A namespaced object without a namespace
-    /// (a manifest that leaves it out) is in `default`, as `kubectl apply` would put it.
-    pub fn of(kind: Kind, meta: &ObjectMeta) -> Self {
-        Self::named(kind, meta.namespace.as_deref(), meta.name.as_deref())
-    }
-
-    /// [`ObjectKey::of`] from the namespace and name alone.
+    /// The key of an object of `kind` with this namespace and name. A namespaced object
+    /// without a namespace (a manifest that leaves it out) is in `default`, as `kubectl apply`
+    /// would put it.
     pub fn named(kind: Kind, namespace: Option<&str>, name: Option<&str>) -> Self {
         let namespace = if kind.namespaced() {
             namespace.filter(|n| !n.is_empty()).unwrap_or("default")
