@@ -345,7 +345,7 @@ fn bad_file(name: &str, message: String) -> ParsedFile {
 /// Copy the status recorded for a Service whose manifest has none into it, as the API server
 /// would hold it. The Service is copied (it is shared with the file cache) only when there is
 /// a status to give it: copying every Service cost the controller 15 MiB at 10,000.
-fn restore_status(dir: &Path, svc: &mut Arc<k8s_openapi::api::core::v1::Service>) {
+fn restore_status(dir: &Path, svc: &mut Arc<service::Service>) {
     if !service::status_ips(svc).is_empty() {
         return;
     }

@@ -10,8 +10,7 @@
 
 use ferrolb_shared::alloc::ServiceKey;
 use ferrolb_shared::config::{ConfigError, ConfigurationState, Source};
-use ferrolb_shared::service;
-use k8s_openapi::api::core::v1::Service;
+use ferrolb_shared::service::{self, Service};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
@@ -204,7 +203,9 @@ impl RecordedStatus {
 /// Read a status file; `Err` says why it cannot be used.
 pub fn read_status(path: &Path) -> Result<RecordedStatus, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    let recorded: Service = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    let recorded: k8s_openapi::api::core::v1::Service =
+        serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    let recorded = Service::from(recorded);
     Ok(RecordedStatus {
         ips: service::status_ips(&recorded),
         pool: service::status_pool(&recorded).map(str::to_string),

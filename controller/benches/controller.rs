@@ -17,8 +17,8 @@ use ferrolb_shared::alloc::{
     Allocator, BackendKey, FamilyPolicy, IpRange, PoolDef, Protocol, ServiceKey, ServiceRequest,
 };
 use ferrolb_shared::reconcile::{Action, Input, Reconciler};
-use ferrolb_shared::service::apply_status;
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use ferrolb_shared::service::{Service, apply_status};
+use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
@@ -120,8 +120,9 @@ fn request(i: usize) -> ServiceRequest {
     }
 }
 
+/// Service `i` as a source delivers it (projected).
 fn service(i: usize) -> Service {
-    let mut s = Service {
+    let mut s = k8s_openapi::api::core::v1::Service {
         spec: Some(ServiceSpec {
             type_: Some("LoadBalancer".into()),
             ports: Some(vec![ServicePort {
@@ -134,7 +135,7 @@ fn service(i: usize) -> Service {
     };
     s.metadata.namespace = Some(format!("ns-{}", i % 100));
     s.metadata.name = Some(format!("svc-{i}"));
-    s
+    s.into()
 }
 
 fn config_input(pools: &[PoolDef]) -> Input {

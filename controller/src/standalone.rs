@@ -30,7 +30,6 @@ use ferrolb_shared::config::{
 use ferrolb_shared::manifest::ClusterObject;
 use ferrolb_shared::reconcile::{Action, EventType, Input};
 use ferrolb_shared::service::{self, service_key};
-use k8s_openapi::api::core::v1::Service;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::PathBuf;
@@ -119,10 +118,7 @@ impl StatusDirSink {
         ips: &[std::net::IpAddr],
         pool: &str,
     ) -> std::io::Result<()> {
-        let mut svc = Service::default();
-        svc.metadata.name = Some(key.name.clone());
-        svc.metadata.namespace = Some(key.namespace.clone());
-        service::apply_status(&mut svc, ips, Some(pool));
+        let svc = service::status_object(key, ips, Some(pool));
         let mut value = serde_json::to_value(&svc).unwrap_or_default();
         if let Some(obj) = value.as_object_mut() {
             obj.insert("apiVersion".into(), "v1".into());

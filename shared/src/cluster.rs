@@ -13,7 +13,6 @@ use crate::alloc::ServiceKey;
 use crate::config::{ConfigError, ConfigObject, Source};
 use crate::endpoints::Slice;
 pub use crate::manifest::ClusterObject;
-use crate::service::ANNOTATION_PREFIXES;
 use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -133,12 +132,12 @@ pub fn keep_service_labels(keep: bool) {
 /// The constructors every source uses, so that what a component stores is trimmed to what it
 /// reads before anything stores it: managed fields and `kubectl`'s copy of the object go
 /// everywhere (they are often most of an object's size), a Node loses its image list and
-/// volume lists, a Service every field nobody here reads, an EndpointSlice becomes its
-/// projection ([`Slice`]).
+/// volume lists, a Service and an EndpointSlice become their projections
+/// ([`crate::service::Service`], [`Slice`]).
 impl ClusterObject {
     pub fn service(s: Service) -> Self {
         let keep_labels = SERVICE_LABELS.load(Ordering::Relaxed);
-        ClusterObject::Service(Arc::new(trimmed_service(s, keep_labels)))
+        ClusterObject::Service(Arc::new(crate::service::Service::project(s, keep_labels)))
     }
 
     pub fn namespace(mut n: Namespace) -> Self {
@@ -166,55 +165,6 @@ impl ClusterObject {
     }
 }
 
-/// `s` with only what FerroLB reads (its labels only if `keep_labels`).
-fn trimmed_service(mut s: Service, keep_labels: bool) -> Service {
-    trim_metadata(&mut s.metadata);
-    let meta = &mut s.metadata;
-    // Only annotations under FerroLB's and MetalLB's prefixes are read (`crate::service`).
-    if let Some(a) = meta.annotations.as_mut() {
-        a.retain(|k, _| ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)));
-        if a.is_empty() {
-            meta.annotations = None;
-        }
-    }
-    if !keep_labels {
-        meta.labels = None;
-    }
-    // Read by nobody here (Events and status owners need the uid, the Kubernetes source
-    // the resourceVersion, and these are kept).
-    meta.generate_name = None;
-    meta.finalizers = None;
-    meta.owner_references = None;
-    meta.self_link = None;
-    if let Some(spec) = s.spec.as_mut() {
-        if spec.external_traffic_policy.as_deref() != Some("Local") {
-            // Pods are found through EndpointSlices; the selector's only reader is the
-            // address sharing key of a Local Service (`crate::service`). A map costs
-            // ~0.5 KB even with one label: 5 MiB at 10,000 Services.
-            spec.selector = None;
-        }
-        spec.load_balancer_source_ranges = None;
-        spec.external_name = None;
-        spec.traffic_distribution = None;
-        // The target port comes from the EndpointSlices, which resolve named ports.
-        for port in spec.ports.iter_mut().flatten() {
-            port.target_port = None;
-            port.app_protocol = None;
-        }
-    }
-    if let Some(status) = s.status.as_mut() {
-        status.conditions = None;
-        let ingress = status.load_balancer.iter_mut();
-        // Only each ingress's IP is read (`crate::service::status_ips`).
-        for i in ingress.flat_map(|lb| lb.ingress.iter_mut().flatten()) {
-            i.hostname = None;
-            i.ip_mode = None;
-            i.ports = None;
-        }
-    }
-    s
-}
-
 fn trim_metadata(meta: &mut ObjectMeta) {
     meta.managed_fields = None;
     if let Some(a) = meta.annotations.as_mut() {
@@ -233,20 +183,21 @@ impl ClusterObject {
         }
     }
 
-    /// The Kubernetes metadata, for the kinds that keep it whole (a slice keeps only its
-    /// name, namespace and resourceVersion: see [`ClusterObject::name`] and the others).
+    /// The Kubernetes metadata, for the kinds that keep it whole (a Service and a slice keep
+    /// only their name, namespace, resourceVersion and what they need of the rest: see
+    /// [`ClusterObject::name`] and the others).
     fn metadata(&self) -> Option<&ObjectMeta> {
         match self {
-            ClusterObject::Service(o) => Some(&o.metadata),
+            ClusterObject::Service(_) | ClusterObject::EndpointSlice(_) => None,
             ClusterObject::Namespace(o) => Some(&o.metadata),
             ClusterObject::Node(o) => Some(&o.metadata),
-            ClusterObject::EndpointSlice(_) => None,
             ClusterObject::Secret(o) => Some(&o.metadata),
         }
     }
 
     pub fn name(&self) -> Option<&str> {
         match self {
+            ClusterObject::Service(s) => Some(&s.name),
             ClusterObject::EndpointSlice(s) => Some(&s.name),
             _ => self.metadata().and_then(|m| m.name.as_deref()),
         }
@@ -254,6 +205,7 @@ impl ClusterObject {
 
     pub fn in_namespace(&self) -> Option<&str> {
         match self {
+            ClusterObject::Service(s) => s.namespace.as_deref(),
             ClusterObject::EndpointSlice(s) => s.namespace.as_deref(),
             _ => self.metadata().and_then(|m| m.namespace.as_deref()),
         }
@@ -261,6 +213,7 @@ impl ClusterObject {
 
     pub fn resource_version(&self) -> Option<&str> {
         match self {
+            ClusterObject::Service(s) => s.resource_version.as_deref(),
             ClusterObject::EndpointSlice(s) => s.resource_version.as_deref(),
             _ => self.metadata().and_then(|m| m.resource_version.as_deref()),
         }

@@ -9,7 +9,8 @@
 use crate::config::error::{ConfigError, ObjectRef, Source};
 use crate::config::types::*;
 use crate::config::{ConfigObject, METALLB_GROUP};
-use k8s_openapi::api::core::v1::{Namespace, Node, Secret, Service};
+use crate::service::Service;
+use k8s_openapi::api::core::v1::{Namespace, Node, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_yaml::Value;

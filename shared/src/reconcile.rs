@@ -18,7 +18,7 @@ use crate::alloc::{AllocError, Allocator, Assignment, PoolStats, ServiceKey};
 use crate::config::{Config, ConfigError, ConfigObject, ConfigState, Outcome, Source};
 use crate::selector::Labels;
 use crate::service;
-use k8s_openapi::api::core::v1::Service;
+use crate::service::Service;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 

@@ -1,10 +1,17 @@
-//! What a Kubernetes Service asks of the allocator: its class, requested addresses and pool,
+//! Kubernetes Services as FerroLB holds them ([`Service`], a projection built where one
+//! enters), and what one asks of the allocator: its class, requested addresses and pool,
 //! sharing key, families and ports, read from the spec and the annotations under each
 //! accepted prefix.
 
-use crate::alloc::{BackendKey, Family, FamilyPolicy, Protocol, ServiceKey, ServiceRequest};
+mod view;
+
+pub use view::{Port, Service, ServiceType};
+
+use crate::alloc::{BackendKey, Family, Protocol, ServiceKey, ServiceRequest};
+use crate::intern::intern;
+use crate::ipvs::model::Proto;
 use crate::selector::Labels;
-use k8s_openapi::api::core::v1::{Service, ServiceSpec};
+use k8s_openapi::api::core::v1 as k8s;
 use std::net::IpAddr;
 
 /// Annotation prefixes, most specific first: FerroLB's own wins over MetalLB's.
@@ -47,68 +54,58 @@ pub enum RequestError {
 /// The service's key.
 pub fn service_key(svc: &Service) -> ServiceKey {
     ServiceKey {
-        namespace: svc
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into()),
-        name: svc.metadata.name.clone().unwrap_or_default(),
+        namespace: svc.namespace.as_deref().unwrap_or("default").into(),
+        name: svc.name.to_string(),
     }
 }
 
 /// Whether this controller handles `svc`: a LoadBalancer whose class is ours. With no class
 /// configured we take Services that name no class, as the default implementation does.
 pub fn is_ours(svc: &Service, lb_class: Option<&str>) -> bool {
-    let Some(spec) = &svc.spec else { return false };
-    spec.type_.as_deref() == Some("LoadBalancer") && spec.load_balancer_class.as_deref() == lb_class
+    svc.type_ == ServiceType::LoadBalancer && svc.class.as_deref() == lb_class
 }
 
 /// The value of annotation `name` under the first prefix that has it, with that prefix.
 pub fn annotation<'a>(svc: &'a Service, name: &str) -> Option<(&'static str, &'a str)> {
-    let annotations = svc.metadata.annotations.as_ref()?;
     ANNOTATION_PREFIXES.iter().find_map(|p| {
-        annotations
-            .get(&format!("{p}{name}"))
-            .map(|v| (*p, v.as_str()))
+        let key = format!("{p}{name}");
+        let at = svc
+            .annotations
+            .binary_search_by(|(k, _)| (**k).cmp(key.as_str()))
+            .ok()?;
+        Some((*p, &*svc.annotations[at].1))
     })
 }
 
 /// Annotations this Service uses under the deprecated prefix (for a warning).
 pub fn deprecated_annotations(svc: &Service) -> Vec<String> {
-    let Some(a) = &svc.metadata.annotations else {
-        return Vec::new();
-    };
-    a.keys()
-        .filter(|k| k.starts_with(DEPRECATED_PREFIX))
-        .cloned()
+    svc.annotations
+        .iter()
+        .filter(|(k, _)| k.starts_with(DEPRECATED_PREFIX))
+        .map(|(k, _)| k.to_string())
         .collect()
 }
 
 /// The addresses in the Service's status.
 pub fn status_ips(svc: &Service) -> Vec<IpAddr> {
-    let ingress = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref());
-    ingress
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
-        .collect()
+    svc.status_ips.to_vec()
 }
 
 /// The pool named in the Service's allocation annotation, if it has one.
 pub fn status_pool(svc: &Service) -> Option<&str> {
-    svc.metadata
-        .annotations
-        .as_ref()?
-        .get(POOL_ANNOTATION)
-        .map(String::as_str)
+    svc.pool.as_deref()
 }
 
 /// Set (or with no `ips`, clear) the addresses and pool annotation this controller owns.
 pub fn apply_status(svc: &mut Service, ips: &[IpAddr], pool: Option<&str>) {
+    svc.status_ips = ips.into();
+    svc.pool = pool.map(intern);
+}
+
+/// A Service holding only a status, as the controller records it in standalone mode and the
+/// API server would show it: `status.loadBalancer.ingress` (each address in `VIP` mode) and
+/// the pool annotation.
+pub fn status_object(key: &ServiceKey, ips: &[IpAddr], pool: Option<&str>) -> k8s::Service {
     use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, ServiceStatus};
     let ingress: Vec<LoadBalancerIngress> = ips
         .iter()
@@ -118,38 +115,30 @@ pub fn apply_status(svc: &mut Service, ips: &[IpAddr], pool: Option<&str>) {
             ..Default::default()
         })
         .collect();
-    let status = svc.status.get_or_insert_with(ServiceStatus::default);
-    status.load_balancer = Some(LoadBalancerStatus {
-        ingress: (!ingress.is_empty()).then_some(ingress),
+    let mut svc = k8s::Service::default();
+    svc.metadata.name = Some(key.name.clone());
+    svc.metadata.namespace = Some(key.namespace.clone());
+    svc.status = Some(ServiceStatus {
+        load_balancer: Some(LoadBalancerStatus {
+            ingress: (!ingress.is_empty()).then_some(ingress),
+        }),
+        ..Default::default()
     });
-    let annotations = svc
-        .metadata
-        .annotations
-        .get_or_insert_with(Default::default);
-    match pool {
-        Some(p) => {
-            annotations.insert(POOL_ANNOTATION.into(), p.into());
-        }
-        None => {
-            annotations.remove(POOL_ANNOTATION);
-        }
+    if let Some(p) = pool {
+        svc.metadata.annotations = Some([(POOL_ANNOTATION.to_string(), p.to_string())].into());
     }
+    svc
 }
 
 /// Build the allocator request for `svc`.
 pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceRequest, RequestError> {
-    let no_spec = ServiceSpec::default();
-    let spec = svc.spec.as_ref().unwrap_or(&no_spec);
+    let spec_ip = svc.load_balancer_ip.as_deref().filter(|s| !s.is_empty());
     let mut requested_ips: Vec<IpAddr> = Vec::new();
     let mut field = "spec.loadBalancerIP".to_string();
     if let Some((prefix, list)) = annotation(svc, "loadBalancerIPs") {
         let name = format!("{prefix}loadBalancerIPs");
         field = format!("annotation {name}");
-        if spec
-            .load_balancer_ip
-            .as_deref()
-            .is_some_and(|s| !s.is_empty())
-        {
+        if spec_ip.is_some() {
             return Err(RequestError::BothIpFields(name));
         }
         for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -162,7 +151,7 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
                 requested_ips.push(ip);
             }
         }
-    } else if let Some(ip) = spec.load_balancer_ip.as_deref().filter(|s| !s.is_empty()) {
+    } else if let Some(ip) = spec_ip {
         requested_ips.push(ip.parse().map_err(|_| RequestError::BadSpecIp(ip.into()))?);
     }
     if requested_ips.len() > 2 {
@@ -181,44 +170,22 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
             second,
         });
     }
-    let families = spec
-        .ip_families
-        .iter()
-        .flatten()
-        .map(|f| match f.as_str() {
-            "IPv4" => Ok(Family::V4),
-            "IPv6" => Ok(Family::V6),
-            other => Err(RequestError::BadFamily(other.into())),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let family_policy = match spec.ip_family_policy.as_deref() {
-        Some("PreferDualStack") => FamilyPolicy::PreferDualStack,
-        Some("RequireDualStack") => FamilyPolicy::RequireDualStack,
-        _ => FamilyPolicy::SingleStack,
+    if let Some(bad) = &svc.bad_family {
+        return Err(RequestError::BadFamily(bad.to_string()));
+    }
+    let backend_key = match &svc.local_selector {
+        Some(selector) => BackendKey::Local(selector.to_string()),
+        None => BackendKey::Cluster,
     };
-    let backend_key = if spec.external_traffic_policy.as_deref() == Some("Local") {
-        BackendKey::Local(
-            // The sources keep a Service's selector only when its policy is Local, for this
-            // (`ClusterObject::service`).
-            spec.selector
-                .iter()
-                .flatten()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-    } else {
-        BackendKey::Cluster
-    };
-    let ports = spec
+    let ports = svc
         .ports
         .iter()
-        .flatten()
         .map(|p| {
-            let proto = match p.protocol.as_deref() {
-                Some("UDP") => Protocol::Udp,
-                Some("SCTP") => Protocol::Sctp,
-                _ => Protocol::Tcp,
+            // A protocol the data path does not forward still holds the port for sharing.
+            let proto = match p.protocol {
+                Ok(Proto::Udp) => Protocol::Udp,
+                Ok(Proto::Sctp) => Protocol::Sctp,
+                Ok(Proto::Tcp) | Err(_) => Protocol::Tcp,
             };
             (proto, u16::try_from(p.port).unwrap_or(0))
         })
@@ -226,9 +193,9 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
     Ok(ServiceRequest {
         key: service_key(svc),
         namespace_labels: namespace_labels.clone(),
-        service_labels: svc.metadata.labels.clone().unwrap_or_default(),
-        families,
-        family_policy,
+        service_labels: svc.labels.as_deref().cloned().unwrap_or_default(),
+        families: svc.ip_families.to_vec(),
+        family_policy: svc.family_policy,
         requested_ips,
         requested_pool: annotation(svc, "address-pool")
             .map(|(_, v)| v.to_string())

@@ -10,7 +10,7 @@ use ferrolb_shared::ipvs::build::{NodeView, Options, build_table};
 use ferrolb_shared::ipvs::genl::{SVC_F_PERSISTENT, SVC_F_SCHED1, SVC_F_SCHED2, ServiceId};
 use ferrolb_shared::ipvs::kernel;
 use ferrolb_shared::manifest::{ClusterObject, Manifest, parse_documents};
-use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus, Service, ServiceStatus};
+use ferrolb_shared::service::{self, Service};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -102,22 +102,9 @@ pub fn model(lab: &Lab, i: u8) -> anyhow::Result<IpvsLines> {
 
 /// A Service as the speaker sees it: with the addresses the controller wrote in its status.
 fn with_status(lab: &Lab, mut svc: Service) -> Service {
-    let ns = svc.metadata.namespace.clone().unwrap_or("default".into());
-    let name = svc.metadata.name.clone().unwrap_or_default();
-    if let Some(ips) = lab.service_ips(&ns, &name) {
-        svc.status = Some(ServiceStatus {
-            load_balancer: Some(LoadBalancerStatus {
-                ingress: Some(
-                    ips.iter()
-                        .map(|ip| LoadBalancerIngress {
-                            ip: Some(ip.to_string()),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-            }),
-            ..Default::default()
-        });
+    let key = service::service_key(&svc);
+    if let Some(ips) = lab.service_ips(&key.namespace, &key.name) {
+        svc.status_ips = ips.into();
     }
     svc
 }

@@ -44,8 +44,8 @@ impl KubeInputs {
         match event {
             ClusterEvent::Upsert(ClusterObject::Service(svc)) => {
                 let key = service_key(svc);
-                match &svc.metadata.uid {
-                    Some(uid) => view.service_uids.insert(key, uid.clone()),
+                match &svc.uid {
+                    Some(uid) => view.service_uids.insert(key, uid.to_string()),
                     None => view.service_uids.remove(&key),
                 };
             }

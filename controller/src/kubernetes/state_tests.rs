@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 fn svc(ns: &str, name: &str) -> ClusterEvent {
-    ClusterEvent::Upsert(ClusterObject::Service(std::sync::Arc::new(Service {
+    ClusterEvent::Upsert(ClusterObject::service(Service {
         metadata: ObjectMeta {
             namespace: Some(ns.into()),
             name: Some(name.into()),
@@ -16,7 +16,7 @@ fn svc(ns: &str, name: &str) -> ClusterEvent {
             ..Default::default()
         },
         ..Default::default()
-    })))
+    }))
 }
 
 fn pool(name: &str) -> (Source, ConfigObject) {

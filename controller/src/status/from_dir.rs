@@ -40,7 +40,7 @@ pub fn read(dir: &Path) -> anyhow::Result<(Inputs, Vec<String>)> {
         let Some(svc) = yaml::<Service>(&file, &mut warnings) else {
             continue;
         };
-        inputs.add_service(&svc);
+        inputs.add_service(&svc.into());
     }
     warnings.extend(errors.iter().map(|e| e.to_string()));
     for (node, speaker) in &speakers {

@@ -7,6 +7,7 @@ use super::{Announcement, Inputs, Pool};
 use ferrolb_shared::config::{
     BGPSessionState, ConfigurationState, IPAddressPool, ServiceBGPStatus, ServiceL2Status,
 };
+use ferrolb_shared::service;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
@@ -60,12 +61,10 @@ pub async fn read(client: &Client, namespace: &str) -> anyhow::Result<(Inputs, V
         })
         .collect();
     let services: Vec<Service> = list(client, None, &mut warnings).await?;
-    for svc in services {
-        let spec = svc.spec.as_ref();
-        if spec.and_then(|s| s.type_.as_deref()) != Some("LoadBalancer") {
-            continue;
+    for svc in services.into_iter().map(service::Service::from) {
+        if svc.type_ == service::ServiceType::LoadBalancer {
+            inputs.add_service(&svc);
         }
-        inputs.add_service(&svc);
     }
     let l2: Vec<ServiceL2Status> = list(client, None, &mut warnings).await?;
     for s in l2.into_iter().filter_map(|s| s.status) {

@@ -15,8 +15,7 @@ pub mod from_kube;
 mod table;
 
 use ferrolb_shared::config::{BGPSessionStateStatus, ConfigurationStateStatus};
-use ferrolb_shared::service::{status_ips, status_pool};
-use k8s_openapi::api::core::v1::Service;
+use ferrolb_shared::service::{Service, service_key, status_ips, status_pool};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -37,11 +36,7 @@ pub struct Inputs {
 impl Inputs {
     /// A Service's addresses and pool, as its status and annotation say.
     pub fn add_service(&mut self, svc: &Service) {
-        let key = format!(
-            "{}/{}",
-            svc.metadata.namespace.as_deref().unwrap_or("default"),
-            svc.metadata.name.as_deref().unwrap_or_default()
-        );
+        let key = service_key(svc).to_string();
         let addresses = status_ips(svc).iter().map(|ip| ip.to_string()).collect();
         let pool = status_pool(svc).unwrap_or_default().to_string();
         self.services

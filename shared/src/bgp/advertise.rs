@@ -33,10 +33,10 @@ use crate::config::validate::{BgpAdv, Peer};
 use crate::l2::election::endpoints::Serving;
 use crate::l2::election::{Liveness, NodeFacts, pool_of};
 use crate::selector::{LabelSelector, Labels};
+use crate::service::Service;
 use crate::service::{is_ours, service_key, status_ips};
 use crate::snapshot::Snapshot;
 use ipnet::IpNet;
-use k8s_openapi::api::core::v1::Service;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -177,10 +177,7 @@ fn serving_services(
         .filter_map(|svc| {
             let key = service_key(svc);
             let serving = Serving::of(snapshot, &key, ip.is_ipv4());
-            let local = svc
-                .spec
-                .as_ref()
-                .is_some_and(|s| s.external_traffic_policy.as_deref() == Some("Local"));
+            let local = svc.external_local;
             let ok = if local {
                 serving.nodes.contains(node)
             } else {

@@ -270,7 +270,7 @@ spec: {ports: 7}
         // A changed copy is a change.
         for (_, obj) in b.of_kind_mut(Kind::Service) {
             if let ClusterObject::Service(svc) = Arc::make_mut(obj) {
-                Arc::make_mut(svc).metadata.uid = Some("u1".into());
+                Arc::make_mut(svc).uid = Some("u1".into());
             }
         }
         assert_eq!(names(&diff(&a, &b)), ["upsert Service default/web"]);

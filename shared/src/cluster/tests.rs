@@ -1,7 +1,11 @@
-//! The constructors' trimming: what goes, and that every field a reader uses stays.
+//! The constructors' trimming and projection: what goes, and that every field a reader uses
+//! stays.
 
 use super::*;
-use crate::service::{annotation, deprecated_annotations, is_ours, service_key, status_ips};
+use crate::service::{
+    Port, ServiceType, annotation, deprecated_annotations, is_ours, service_key, status_ips,
+};
+use std::net::IpAddr;
 
 /// A Service as the API server returns it after a busy life: Helm's and kubectl's
 /// annotations, a finalizer, an owner, a named target port, a status with conditions.
@@ -49,15 +53,12 @@ fn full() -> Service {
 #[test]
 fn a_service_keeps_what_is_read_and_nothing_else() {
     let before = full();
-    let s = trimmed_service(before.clone(), true);
-    // Everything the readers use, unchanged.
-    assert_eq!(service_key(&s), service_key(&before));
-    assert_eq!(s.metadata.uid, before.metadata.uid);
-    assert_eq!(
-        s.metadata.resource_version,
-        before.metadata.resource_version
-    );
-    assert_eq!(s.metadata.labels, before.metadata.labels);
+    let s = crate::service::Service::project(before.clone(), true);
+    // Everything the readers use, resolved once.
+    assert_eq!(service_key(&s), ServiceKey::new("shop", "web"));
+    assert_eq!(s.uid.as_deref(), Some("u-1"));
+    assert_eq!(s.resource_version.as_deref(), Some("42"));
+    assert_eq!(s.labels.as_deref(), before.metadata.labels.as_ref());
     assert!(is_ours(&s, Some("ferrolb")));
     assert_eq!(
         annotation(&s, "address-pool"),
@@ -71,67 +72,73 @@ fn a_service_keeps_what_is_read_and_nothing_else() {
         deprecated_annotations(&s),
         ["metallb.universe.tf/allow-shared-ip"]
     );
-    assert_eq!(status_ips(&s), status_ips(&before));
+    assert_eq!(status_ips(&s), ["203.0.113.5".parse::<IpAddr>().unwrap()]);
     assert_eq!(crate::service::status_pool(&s), Some("blue"));
-    let (spec, was) = (s.spec.as_ref().unwrap(), before.spec.as_ref().unwrap());
+    assert_eq!(s.type_, ServiceType::LoadBalancer);
+    assert!(s.external_local && !s.internal_local && !s.headless);
     assert_eq!(
-        spec.selector, was.selector,
-        "a Local Service keeps its selector"
+        s.local_selector.as_deref(),
+        Some("app=web"),
+        "a Local Service keeps its selector, as its sharing key"
     );
-    for (p, q) in spec.ports.iter().flatten().zip(was.ports.iter().flatten()) {
-        assert_eq!(
-            (&p.name, p.port, &p.protocol, p.node_port),
-            (&q.name, q.port, &q.protocol, q.node_port)
-        );
-    }
-    assert_eq!(spec.cluster_ips, was.cluster_ips);
-    assert_eq!(spec.external_ips, was.external_ips);
-    assert_eq!(spec.session_affinity_config, was.session_affinity_config);
-    assert_eq!(spec.health_check_node_port, was.health_check_node_port);
-    assert_eq!(spec.ip_families, was.ip_families);
-    // The rest is gone.
-    let m = &s.metadata;
-    let kept: Vec<&String> = m.annotations.iter().flat_map(|a| a.keys()).collect();
+    assert_eq!(
+        &*s.ports,
+        [Port {
+            name: "http".into(),
+            protocol: Ok(crate::ipvs::model::Proto::Tcp),
+            port: 80,
+            node_port: Some(31000),
+        }]
+    );
+    assert_eq!(&*s.cluster_ips, ["10.96.0.10".parse::<IpAddr>().unwrap()]);
+    assert_eq!(&*s.external_ips, ["192.0.2.9".parse::<IpAddr>().unwrap()]);
+    assert_eq!(s.affinity, Some(std::time::Duration::from_secs(60)));
+    assert_eq!(s.health_check_node_port, Some(32000));
+    assert_eq!(&*s.ip_families, [crate::alloc::Family::V4]);
+    assert_eq!(s.bad_family, None);
+    // The rest is gone: only annotations under FerroLB's and MetalLB's prefixes stay (the
+    // pool's is a field of its own).
+    let kept: Vec<&str> = s.annotations.iter().map(|(k, _)| &**k).collect();
     assert_eq!(
         kept,
         [
             "ferrolb.io/address-pool",
-            "ferrolb.io/ip-allocated-from-pool",
             "metallb.universe.tf/allow-shared-ip"
         ]
     );
-    assert!(m.managed_fields.is_none() && m.finalizers.is_none() && m.owner_references.is_none());
-    assert!(m.generate_name.is_none() && m.self_link.is_none());
-    assert!(spec.load_balancer_source_ranges.is_none() && spec.traffic_distribution.is_none());
-    let port = &spec.ports.as_ref().unwrap()[0];
-    assert!(port.target_port.is_none() && port.app_protocol.is_none());
-    let status = s.status.as_ref().unwrap();
-    assert!(status.conditions.is_none());
-    let ingress = &status
-        .load_balancer
-        .as_ref()
-        .unwrap()
-        .ingress
-        .as_ref()
-        .unwrap()[0];
-    assert!(ingress.ip_mode.is_none() && ingress.ports.is_none());
 }
 
 #[test]
-fn labels_go_where_nobody_reads_them_and_empty_maps_go_too() {
-    let s = trimmed_service(full(), false);
-    assert!(s.metadata.labels.is_none());
+fn labels_go_where_nobody_reads_them_and_other_fields_resolve() {
+    let s = crate::service::Service::project(full(), false);
+    assert!(s.labels.is_none());
     let mut plain = full();
     plain.metadata.annotations = Some(
         [("meta.helm.sh/release-name".to_owned(), "shop".to_owned())]
             .into_iter()
             .collect(),
     );
-    plain.spec.as_mut().unwrap().external_traffic_policy = Some("Cluster".into());
-    let s = trimmed_service(plain, true);
-    assert!(
-        s.metadata.annotations.is_none(),
-        "no FerroLB or MetalLB annotation: no map"
+    let spec = plain.spec.as_mut().unwrap();
+    spec.external_traffic_policy = Some("Cluster".into());
+    spec.cluster_ip = Some("None".into());
+    spec.cluster_ips = Some(vec!["fd00::a".into(), "10.96.0.1".into(), "fd00::a".into()]);
+    spec.session_affinity_config = None;
+    spec.ip_families = Some(vec!["IPv6".into(), "IPv5".into(), "IPv4".into()]);
+    spec.ports.as_mut().unwrap()[0].protocol = Some("QUIC".into());
+    let s = crate::service::Service::project(plain, true);
+    assert!(s.annotations.is_empty(), "no FerroLB or MetalLB annotation");
+    assert_eq!(s.local_selector, None, "not Local: no selector");
+    assert!(s.headless);
+    assert_eq!(
+        &*s.cluster_ips,
+        [
+            "10.96.0.1".parse::<IpAddr>().unwrap(),
+            "fd00::a".parse().unwrap()
+        ],
+        "merged, sorted, once each; `None` is no address"
     );
-    assert!(s.spec.unwrap().selector.is_none(), "not Local: no selector");
+    assert_eq!(s.affinity, Some(crate::ipvs::build::DEFAULT_AFFINITY));
+    assert_eq!(&*s.ip_families, [crate::alloc::Family::V6]);
+    assert_eq!(s.bad_family.as_deref(), Some("IPv5"));
+    assert_eq!(s.ports[0].protocol, Err("QUIC".into()));
 }

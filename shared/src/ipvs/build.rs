@@ -8,8 +8,7 @@ use super::model::*;
 use super::scheduler::{SchedulerFlags, SchedulerKind};
 use crate::alloc::ServiceKey;
 use crate::endpoints::Slice;
-use crate::service::{annotation, service_key, status_ips};
-use k8s_openapi::api::core::v1::{Service, ServicePort};
+use crate::service::{Port, Service, ServiceType, annotation, service_key};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -93,9 +92,8 @@ pub(crate) fn add_service(
     table: &mut Table,
     warnings: &mut Vec<Warning>,
 ) {
-    let Some(spec) = &svc.spec else { return };
-    let type_ = spec.type_.as_deref().unwrap_or("ClusterIP");
-    if type_ == "ExternalName" || spec.cluster_ip.as_deref() == Some("None") {
+    let type_ = svc.type_;
+    if type_ == ServiceType::ExternalName || svc.headless {
         return; // headless or ExternalName: DNS only, nothing to forward
     }
     let mut warn = |message: String| {
@@ -132,46 +130,26 @@ pub(crate) fn add_service(
             }
         },
     };
-    let affinity = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
-        let secs = spec
-            .session_affinity_config
-            .as_ref()
-            .and_then(|c| c.client_ip.as_ref())
-            .and_then(|c| c.timeout_seconds);
-        secs.and_then(|s| u64::try_from(s).ok())
-            .map(Duration::from_secs)
-            .unwrap_or(DEFAULT_AFFINITY)
-    });
-    let external_local = spec.external_traffic_policy.as_deref() == Some("Local");
-    let internal_local = spec.internal_traffic_policy.as_deref() == Some("Local");
-    let cluster_ips: Vec<IpAddr> = spec
-        .cluster_ips
-        .iter()
-        .flatten()
-        .chain(spec.cluster_ip.iter())
-        .filter_map(|s| s.parse().ok())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let external_ips: Vec<IpAddr> = spec
-        .external_ips
-        .iter()
-        .flatten()
-        .filter_map(|s| s.parse().ok())
-        .collect();
-    let lb_ips = if type_ == "LoadBalancer" {
-        status_ips(svc)
+    let affinity = svc.affinity;
+    let external_local = svc.external_local;
+    let internal_local = svc.internal_local;
+    let lb_ips: &[IpAddr] = if type_ == ServiceType::LoadBalancer {
+        &svc.status_ips
     } else {
-        Vec::new()
+        &[]
     };
     let mut local_endpoints = 0;
-    for port in spec.ports.iter().flatten() {
-        let Some(proto) = Proto::from_k8s(port.protocol.as_deref()) else {
-            warn(format!(
-                "port {}: unknown protocol {:?}",
-                port.port, port.protocol
-            ));
-            continue;
+    for port in &svc.ports {
+        let proto = match &port.protocol {
+            Ok(proto) => *proto,
+            Err(unknown) => {
+                warn(format!(
+                    "port {}: unknown protocol {:?}",
+                    port.port,
+                    Some(unknown)
+                ));
+                continue;
+            }
         };
         let Ok(svc_port) = u16::try_from(port.port) else {
             continue;
@@ -200,7 +178,7 @@ pub(crate) fn add_service(
                     port: vport,
                 },
                 service: key.clone(),
-                port_name: port.name.clone().unwrap_or_default(),
+                port_name: port.name.to_string(),
                 frontend,
                 scheduler,
                 scheduler_flags,
@@ -211,16 +189,16 @@ pub(crate) fn add_service(
             };
             table.servers.insert(vs.key, vs);
         };
-        for ip in &cluster_ips {
+        for ip in &svc.cluster_ips {
             add(*ip, svc_port, Frontend::ClusterIp);
         }
-        for ip in &external_ips {
+        for ip in &svc.external_ips {
             add(*ip, svc_port, Frontend::ExternalIp);
         }
-        for ip in &lb_ips {
+        for ip in lb_ips {
             add(*ip, svc_port, Frontend::LoadBalancer);
         }
-        if matches!(type_, "NodePort" | "LoadBalancer") {
+        if type_.has_node_ports() {
             match port.node_port.map(u16::try_from) {
                 Some(Ok(np)) if opts.node_port_range.contains(&np) => {
                     for ip in &node.addresses {
@@ -238,9 +216,9 @@ pub(crate) fn add_service(
             }
         }
     }
-    if type_ == "LoadBalancer"
+    if type_ == ServiceType::LoadBalancer
         && external_local
-        && let Some(hc) = spec
+        && let Some(hc) = svc
             .health_check_node_port
             .and_then(|p| u16::try_from(p).ok())
     {
@@ -259,12 +237,12 @@ pub(crate) fn add_service(
 /// are used; serving-terminating ones only when no ready one exists (separately for the
 /// cluster-wide and the local set, as kube-proxy does).
 fn endpoints_for(
-    port: &ServicePort,
+    port: &Port,
     proto: Proto,
     slices: &[&Slice],
     node: &str,
 ) -> (Vec<RealServer>, Vec<RealServer>) {
-    let want = port.name.as_deref().unwrap_or("");
+    let want = &*port.name;
     let mut ready = BTreeSet::new();
     let mut terminating = BTreeSet::new();
     for slice in slices {

@@ -18,8 +18,8 @@ use super::build::{NodeView, Options, Warning, add_service};
 use super::model::{Table, VsKey};
 use crate::alloc::ServiceKey;
 use crate::endpoints::Slice;
+use crate::service::Service;
 use crate::snapshot::Snapshot;
-use k8s_openapi::api::core::v1::Service;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 

@@ -54,10 +54,11 @@ use crate::config::Config;
 use crate::config::validate::L2Adv;
 use crate::ipvs::hash::hash64;
 use crate::selector::Labels;
+use crate::service::Service;
 use crate::service::{POOL_ANNOTATION, is_ours, service_key, status_ips, status_pool};
 use crate::snapshot::Snapshot;
 use endpoints::Serving;
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::Node;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -359,10 +360,7 @@ fn elect_ip(
         if !serving.anywhere {
             continue;
         }
-        let local = svc
-            .spec
-            .as_ref()
-            .is_some_and(|s| s.external_traffic_policy.as_deref() == Some("Local"));
+        let local = svc.external_local;
         let can = eligible
             .iter()
             .filter(|n| !local || serving.nodes.contains(n.name))

@@ -1,8 +1,9 @@
 use super::*;
+use crate::alloc::FamilyPolicy;
 use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
 
 fn svc(annotations: &[(&str, &str)], spec: ServiceSpec) -> Service {
-    let mut s = Service {
+    let mut s = k8s::Service {
         spec: Some(spec),
         ..Default::default()
     };
@@ -14,7 +15,7 @@ fn svc(annotations: &[(&str, &str)], spec: ServiceSpec) -> Service {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
     );
-    s
+    s.into()
 }
 
 fn lb() -> ServiceSpec {
@@ -219,18 +220,32 @@ fn status_round_trip() {
     apply_status(&mut s, &ips, Some("p"));
     assert_eq!(status_ips(&s), ips);
     assert_eq!(status_pool(&s), Some("p"));
-    let ingress = s
+    apply_status(&mut s, &[], None);
+    assert!(status_ips(&s).is_empty());
+    assert_eq!(status_pool(&s), None);
+}
+
+#[test]
+fn a_status_object_reads_back_as_written() {
+    let key = ServiceKey::new("prod", "web");
+    let ips: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap(), "fd00::1".parse().unwrap()];
+    let written = status_object(&key, &ips, Some("p"));
+    let ingress = written.status.as_ref().unwrap().load_balancer.as_ref();
+    let ingress = ingress.unwrap().ingress.as_ref().unwrap();
+    assert_eq!(ingress[0].ip_mode.as_deref(), Some("VIP"));
+    let read = Service::from(written);
+    assert_eq!(service_key(&read), key);
+    assert_eq!(status_ips(&read), ips);
+    assert_eq!(status_pool(&read), Some("p"));
+    // No addresses: no ingress list and no pool annotation, as the API server shows it.
+    let empty = status_object(&key, &[], None);
+    let lb = empty
         .status
         .as_ref()
         .unwrap()
         .load_balancer
         .as_ref()
-        .unwrap()
-        .ingress
-        .as_ref()
         .unwrap();
-    assert_eq!(ingress[0].ip_mode.as_deref(), Some("VIP"));
-    apply_status(&mut s, &[], None);
-    assert!(status_ips(&s).is_empty());
-    assert_eq!(status_pool(&s), None);
+    assert_eq!(lb.ingress, None);
+    assert_eq!(empty.metadata.annotations, None);
 }

@@ -185,7 +185,7 @@ impl StatusSink {
                 });
             }
             StatusSink::Kubernetes { node, writer } => {
-                let uid = |s: &ServiceKey| snapshot.services.get(s)?.metadata.uid.clone();
+                let uid = |s: &ServiceKey| Some(snapshot.services.get(s)?.uid.as_deref()?.into());
                 writer.set(objects(node, &desired(snapshot, plans), uid));
             }
         }
@@ -215,10 +215,7 @@ mod tests {
     use super::*;
     use ferrolb_shared::bgp::advertise::Route;
     use ferrolb_shared::config::validate::Peer;
-    use k8s_openapi::api::core::v1::{
-        LoadBalancerIngress, LoadBalancerStatus, Service, ServiceStatus,
-    };
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use ferrolb_shared::service::Service;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -246,25 +243,11 @@ mod tests {
     }
 
     fn service(name: &str, ips: &[&str]) -> Arc<Service> {
-        let ingress = ips
-            .iter()
-            .map(|ip| LoadBalancerIngress {
-                ip: Some(ip.to_string()),
-                ..Default::default()
-            })
-            .collect();
+        let ips: Vec<std::net::IpAddr> = ips.iter().map(|ip| ip.parse().unwrap()).collect();
         Arc::new(Service {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            status: Some(ServiceStatus {
-                load_balancer: Some(LoadBalancerStatus {
-                    ingress: Some(ingress),
-                }),
-                ..Default::default()
-            }),
+            name: name.into(),
+            namespace: Some("default".into()),
+            status_ips: ips.into(),
             ..Default::default()
         })
     }
@@ -365,7 +348,7 @@ mod tests {
 
         let mut snapshot = Snapshot::default();
         let mut a = (*service("a", &["10.0.0.1"])).clone();
-        a.metadata.uid = Some("uid-a".into());
+        a.uid = Some("uid-a".into());
         snapshot.services.insert(key("a"), Arc::new(a));
         let routes: &[(&str, &[&str], &[&str])] = &[("10.0.0.1/32", &["10.0.0.1"], &["a"])];
         let plans = BTreeMap::from([

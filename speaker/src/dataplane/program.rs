@@ -148,7 +148,7 @@ impl Programmer {
                 let uid = snapshot
                     .services
                     .get(&service)
-                    .and_then(|s| s.metadata.uid.clone());
+                    .and_then(|s| s.uid.as_deref().map(String::from));
                 events.record(ServiceEvent {
                     service,
                     uid,

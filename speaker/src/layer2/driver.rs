@@ -673,7 +673,7 @@ impl State {
                 let uid = snapshot
                     .services
                     .get(service)
-                    .and_then(|s| s.metadata.uid.clone());
+                    .and_then(|s| s.uid.as_deref().map(String::from));
                 self.events.record(ServiceEvent {
                     service: service.clone(),
                     uid,

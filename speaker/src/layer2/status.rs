@@ -66,7 +66,7 @@ impl StatusSink {
                 }
             }
             StatusSink::Kubernetes { node, writer } => {
-                let uid = |s: &ServiceKey| snapshot.services.get(s)?.metadata.uid.clone();
+                let uid = |s: &ServiceKey| Some(snapshot.services.get(s)?.uid.as_deref()?.into());
                 writer.set(desired(node, election, owned, uid));
             }
         }

@@ -71,9 +71,7 @@ async fn program(
         std::sync::Arc::new(node()?),
     )));
     for s in svcs {
-        snapshots.apply(ClusterEvent::Upsert(ClusterObject::Service(
-            std::sync::Arc::new(s.clone()),
-        )));
+        snapshots.apply(ClusterEvent::Upsert(ClusterObject::service(s.clone())));
     }
     for s in &slices {
         snapshots.apply(ClusterEvent::Upsert(ClusterObject::endpoint_slice(

@@ -101,7 +101,7 @@ pub fn move_endpoint(slices: &mut [EndpointSlice], i: usize, k: usize, addr: Ipv
 /// The table node `node` (at `addr`) programs, exactly as the speaker computes it from a
 /// snapshot (which clones the objects first, as timed here).
 pub fn table(services: &[Service], slices: &[EndpointSlice], node: &str, addr: IpAddr) -> Table {
-    let services = services.to_vec();
+    let services: Vec<_> = services.iter().cloned().map(Into::into).collect();
     let slices: Vec<Slice> = slices.iter().cloned().map(Slice::from).collect();
     let view = NodeView {
         name: node.into(),

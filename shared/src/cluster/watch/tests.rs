@@ -4,7 +4,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 fn svc(ns: &str, name: &str, rv: &str) -> ClusterObject {
-    ClusterObject::Service(std::sync::Arc::new(Service {
+    ClusterObject::service(Service {
         metadata: ObjectMeta {
             namespace: Some(ns.into()),
             name: Some(name.into()),
@@ -13,7 +13,7 @@ fn svc(ns: &str, name: &str, rv: &str) -> ClusterObject {
             ..Default::default()
         },
         ..Default::default()
-    }))
+    })
 }
 
 fn node(name: &str, rv: &str) -> ClusterObject {

@@ -1,6 +1,7 @@
 use super::*;
 use crate::manifest::parse_documents;
-use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
+// Tests write Services as the API holds them; the reconciler gets their projection.
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 
 const CONFIG: &str = "apiVersion: ferrolb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [10.0.0.0/30]}\n";
 
@@ -28,7 +29,9 @@ fn svc(name: &str, status_ip: Option<&str>) -> Service {
     s.metadata.name = Some(name.into());
     s.metadata.namespace = Some("default".into());
     if let Some(ip) = status_ip {
-        service::apply_status(&mut s, &[ip.parse().unwrap()], Some("p"));
+        let recorded = service::status_object(&key(name), &[ip.parse().unwrap()], Some("p"));
+        s.status = recorded.status;
+        s.metadata.annotations = recorded.metadata.annotations;
     }
     s
 }
@@ -53,8 +56,8 @@ fn statuses(actions: &[Action]) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-fn upsert(s: Service) -> Input {
-    Input::ServiceUpsert(std::sync::Arc::new(s))
+fn upsert(s: impl Into<service::Service>) -> Input {
+    Input::ServiceUpsert(std::sync::Arc::new(s.into()))
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::alloc::Allocator;
+use crate::service::{Service, ServiceType};
 use proptest::prelude::*;
 
 const NAMES: [&str; 6] = ["s0", "s1", "s2", "s3", "s4", "s5"];
@@ -93,12 +94,11 @@ fn run(ops: Vec<Op>) {
     for op in ops {
         let changed = match op {
             Op::Upsert(i, sharing, port) => {
-                let mut s = svc(NAMES[i], None);
+                let mut s = Service::from(svc(NAMES[i], None));
                 if let Some(k) = sharing {
-                    s.metadata.annotations =
-                        Some([("metallb.io/allow-shared-ip".to_string(), k.to_string())].into());
+                    s.annotations = [("metallb.io/allow-shared-ip".into(), k.into())].into();
                 }
-                s.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].port = port;
+                s.ports[0].port = port;
                 Some(s)
             }
             Op::Delete(i) => {
@@ -108,11 +108,10 @@ fn run(ops: Vec<Op>) {
             }
             Op::ClusterIp(i) | Op::OtherClass(i) => services.get(&key(NAMES[i])).map(|s| {
                 let mut s = s.clone();
-                let spec = s.spec.as_mut().unwrap();
                 if matches!(op, Op::ClusterIp(_)) {
-                    spec.type_ = Some("ClusterIP".into());
+                    s.type_ = ServiceType::ClusterIp;
                 } else {
-                    spec.load_balancer_class = Some("vendor.example/lb".into());
+                    s.class = Some("vendor.example/lb".into());
                 }
                 s
             }),
