@@ -21,6 +21,7 @@ use crate::service;
 use crate::service::Service;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// What the cluster source observed.
 #[derive(Clone, Debug)]
@@ -84,7 +85,8 @@ pub struct Reconciler {
     allocator: Allocator,
     /// Shared with the source that reported them: held once, not copied.
     services: BTreeMap<ServiceKey, std::sync::Arc<Service>>,
-    namespaces: BTreeMap<String, Labels>,
+    /// Shared with the requests of the namespace's Services (the allocator keeps them).
+    namespaces: BTreeMap<String, Arc<Labels>>,
     /// The last failure reported per Service, so a repeat is not reported again.
     failures: BTreeMap<ServiceKey, String>,
     /// Services of ours waiting for an address: when each started waiting, and the same as an
@@ -158,8 +160,8 @@ impl Reconciler {
                 self.allocator.release(&key);
             }
             Input::NamespaceUpsert { name, labels } => {
-                if self.namespaces.get(&name) != Some(&labels) {
-                    self.namespaces.insert(name.clone(), labels);
+                if self.namespaces.get(&name).map(|l| &**l) != Some(&labels) {
+                    self.namespaces.insert(name.clone(), Arc::new(labels));
                     self.reconcile_namespace(&name, &mut out);
                 }
             }

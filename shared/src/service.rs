@@ -13,6 +13,7 @@ use crate::ipvs::model::Proto;
 use crate::selector::Labels;
 use k8s_openapi::api::core::v1 as k8s;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Annotation prefixes, most specific first: FerroLB's own wins over MetalLB's.
 pub const ANNOTATION_PREFIXES: [&str; 3] = ["ferrolb.io/", "metallb.io/", "metallb.universe.tf/"];
@@ -131,7 +132,10 @@ pub fn status_object(key: &ServiceKey, ips: &[IpAddr], pool: Option<&str>) -> k8
 }
 
 /// Build the allocator request for `svc`.
-pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceRequest, RequestError> {
+pub fn request(
+    svc: &Service,
+    namespace_labels: &Arc<Labels>,
+) -> Result<ServiceRequest, RequestError> {
     let spec_ip = svc.load_balancer_ip.as_deref().filter(|s| !s.is_empty());
     let mut requested_ips: Vec<IpAddr> = Vec::new();
     let mut field = "spec.loadBalancerIP".to_string();
@@ -193,7 +197,7 @@ pub fn request(svc: &Service, namespace_labels: &Labels) -> Result<ServiceReques
     Ok(ServiceRequest {
         key: service_key(svc),
         namespace_labels: namespace_labels.clone(),
-        service_labels: svc.labels.as_deref().cloned().unwrap_or_default(),
+        service_labels: svc.labels.clone().unwrap_or_default(),
         families: svc.ip_families.to_vec(),
         family_policy: svc.family_policy,
         requested_ips,

@@ -89,7 +89,7 @@ impl Allocator {
         self.holders.clear();
         let mut dropped = Vec::new();
         for (key, entry) in self.entries.take_sorted() {
-            let request = entry.request.to_request(&key);
+            let request = entry.request.to_request(&key, &entry.assignment.ips);
             let kept = plan(&request)
                 .ok()
                 .and_then(|p| self.keepable(&request, &p, &entry.assignment.ips));

@@ -6,6 +6,7 @@ use super::error::{AllocError, SharingReason};
 use crate::selector::{LabelSelector, Labels};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 /// An inclusive address range. The config layer guarantees both ends are of one family and
 /// `start <= end`; a range that breaks this is ignored rather than trusted.
@@ -172,8 +173,10 @@ impl fmt::Display for BackendKey {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServiceRequest {
     pub key: ServiceKey,
-    pub namespace_labels: Labels,
-    pub service_labels: Labels,
+    /// Shared: a namespace's Services have the same, and the allocator keeps them per Service.
+    pub namespace_labels: Arc<Labels>,
+    /// Shared with the Service they come from.
+    pub service_labels: Arc<Labels>,
     /// `spec.ipFamilies` in order; empty means "infer" (see [`FamilyPolicy`] handling in the
     /// module docs).
     pub families: Vec<Family>,

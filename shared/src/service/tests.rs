@@ -57,7 +57,7 @@ fn ferrolb_prefix_wins_over_metallb() {
         ],
         lb(),
     );
-    let r = request(&s, &Labels::new()).unwrap();
+    let r = request(&s, &Default::default()).unwrap();
     assert_eq!(r.requested_pool.as_deref(), Some("new"));
     assert_eq!(r.sharing_key.as_deref(), Some("k"));
     assert_eq!(
@@ -69,7 +69,7 @@ fn ferrolb_prefix_wins_over_metallb() {
 #[test]
 fn requested_ips_from_annotation_or_spec() {
     let s = svc(&[("metallb.io/loadBalancerIPs", "10.0.0.1, fd00::1")], lb());
-    let r = request(&s, &Labels::new()).unwrap();
+    let r = request(&s, &Default::default()).unwrap();
     assert_eq!(
         r.requested_ips,
         [
@@ -85,7 +85,7 @@ fn requested_ips_from_annotation_or_spec() {
         },
     );
     assert_eq!(
-        request(&s, &Labels::new()).unwrap().requested_ips,
+        request(&s, &Default::default()).unwrap().requested_ips,
         ["10.0.0.9".parse::<IpAddr>().unwrap()]
     );
 }
@@ -94,7 +94,7 @@ fn requested_ips_from_annotation_or_spec() {
 fn bad_requests_are_explained() {
     let e = request(
         &svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1,nope")], lb()),
-        &Labels::new(),
+        &Default::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -109,7 +109,7 @@ fn bad_requests_are_explained() {
                 ..lb()
             },
         ),
-        &Labels::new(),
+        &Default::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -124,7 +124,7 @@ fn bad_requests_are_explained() {
                 ..lb()
             },
         ),
-        &Labels::new(),
+        &Default::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -133,7 +133,7 @@ fn bad_requests_are_explained() {
     );
     let e = request(
         &svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1,10.0.0.2")], lb()),
-        &Labels::new(),
+        &Default::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -147,7 +147,7 @@ fn bad_requests_are_explained() {
             &[("metallb.io/loadBalancerIPs", "1.2.4.6,1000::4:6,1.2.4.7")],
             lb(),
         ),
-        &Labels::new(),
+        &Default::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -161,7 +161,7 @@ fn bad_requests_are_explained() {
             &[("ferrolb.io/loadBalancerIPs", "10.0.0.1, 10.0.0.1")],
             lb(),
         ),
-        &Labels::new(),
+        &Default::default(),
     )
     .unwrap();
     assert_eq!(r.requested_ips, ["10.0.0.1".parse::<IpAddr>().unwrap()]);
@@ -171,7 +171,7 @@ fn bad_requests_are_explained() {
     };
     let e = request(
         &svc(&[("ferrolb.io/loadBalancerIPs", "10.0.0.1")], both),
-        &Labels::new(),
+        &Default::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -206,7 +206,7 @@ fn backend_key_ports_and_families() {
         ip_family_policy: Some("RequireDualStack".into()),
         ..lb()
     };
-    let r = request(&svc(&[], spec), &Labels::new()).unwrap();
+    let r = request(&svc(&[], spec), &Default::default()).unwrap();
     assert_eq!(r.backend_key, BackendKey::Local("app=x,tier=y".into()));
     assert_eq!(r.ports, [(Protocol::Udp, 53), (Protocol::Tcp, 53)]);
     assert_eq!(r.families, [Family::V6, Family::V4]);

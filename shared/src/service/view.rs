@@ -35,7 +35,7 @@ pub struct Service {
     pub resource_version: Option<Box<str>>,
     /// Kept only where something reads them: the controller's allocation (an
     /// IPAddressPool's `serviceSelectors`). See `cluster::keep_service_labels`.
-    pub labels: Option<Box<Labels>>,
+    pub labels: Option<Arc<Labels>>,
     /// The annotations under FerroLB's and MetalLB's prefixes ([`ANNOTATION_PREFIXES`]),
     /// sorted by key, except the pool annotation, which is [`Service::pool`].
     pub annotations: Box<[(Box<str>, Box<str>)]>,
@@ -132,7 +132,7 @@ impl Service {
             namespace: meta.namespace.as_deref().map(intern),
             uid: meta.uid.map(Into::into),
             resource_version: meta.resource_version.map(Into::into),
-            labels: meta.labels.filter(|_| keep_labels).map(Box::new),
+            labels: meta.labels.filter(|_| keep_labels).map(Arc::new),
             annotations: annotations.into(),
             type_: ServiceType::parse(spec.type_.as_deref()),
             class: spec.load_balancer_class.as_deref().map(intern),

@@ -188,11 +188,11 @@ fn request(svc: usize) -> impl Strategy<Value = ServiceRequest> {
         let (sharing_key, backend_key, ports) = sharing;
         ServiceRequest {
             key: ServiceKey::new(NAMESPACES[svc % 2], format!("s{svc}")),
-            namespace_labels: Labels::new(),
+            namespace_labels: Default::default(),
             service_labels: if web {
-                labels(&[("app", "web")])
+                labels(&[("app", "web")]).into()
             } else {
-                Labels::new()
+                Default::default()
             },
             families,
             family_policy,

@@ -60,7 +60,7 @@ fn pool_edits_that_keep_the_address_usable_do_not_renumber() {
     ]);
     let x = svc("ns", "x");
     let mut web = svc("ns", "web");
-    web.service_labels = labels(&[("app", "web")]);
+    web.service_labels = labels(&[("app", "web")]).into();
     assert_eq!(one(&mut a, &x), "1.2.3.0");
     assert_eq!(one(&mut a, &web), "1.2.3.1");
     let held = |a: &Allocator, r: &ServiceRequest| a.assignment(&r.key).cloned();

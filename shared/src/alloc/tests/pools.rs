@@ -137,8 +137,8 @@ fn service_allocation_namespaces_and_selectors() {
     ]);
     let in_ns = |name: &str, ns: &str, ns_labels: &[(&str, &str)], svc_labels: &[(&str, &str)]| {
         let mut r = svc(ns, name);
-        r.namespace_labels = labels(ns_labels);
-        r.service_labels = labels(svc_labels);
+        r.namespace_labels = labels(ns_labels).into();
+        r.service_labels = labels(svc_labels).into();
         r
     };
     assert_eq!(

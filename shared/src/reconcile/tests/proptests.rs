@@ -62,7 +62,7 @@ fn check(r: &Reconciler, services: &BTreeMap<ServiceKey, Service>) {
         .collect();
     for (k, s) in &ours {
         if let Some(a) = r.assignment(k) {
-            let mut req = service::request(s, &Labels::new()).unwrap();
+            let mut req = service::request(s, &Default::default()).unwrap();
             req.previous_ips = a.ips.clone();
             assert_eq!(replica.assign(&req).as_ref(), Ok(a), "replaying {k}");
         }
@@ -79,7 +79,7 @@ fn check(r: &Reconciler, services: &BTreeMap<ServiceKey, Service>) {
         "the queue is not the unassigned Services"
     );
     for k in unassigned {
-        let mut req = service::request(&services[k], &Labels::new()).unwrap();
+        let mut req = service::request(&services[k], &Default::default()).unwrap();
         req.previous_ips.clear();
         let probe = replica.assign(&req);
         assert!(probe.is_err(), "{k} waits but could get {probe:?}");
