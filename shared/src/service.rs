@@ -69,10 +69,12 @@ pub fn is_ours(svc: &Service, lb_class: Option<&str>) -> bool {
 /// The value of annotation `name` under the first prefix that has it, with that prefix.
 pub fn annotation<'a>(svc: &'a Service, name: &str) -> Option<(&'static str, &'a str)> {
     ANNOTATION_PREFIXES.iter().find_map(|p| {
-        let key = format!("{p}{name}");
+        // Compared as prefix + name without building the string: this runs for every
+        // Service on every table build.
+        let wanted = || p.bytes().chain(name.bytes());
         let at = svc
             .annotations
-            .binary_search_by(|(k, _)| (**k).cmp(key.as_str()))
+            .binary_search_by(|(k, _)| k.bytes().cmp(wanted()))
             .ok()?;
         Some((*p, &*svc.annotations[at].1))
     })
