@@ -18,5 +18,6 @@ pub mod netlink;
 pub mod reconcile;
 pub mod selector;
 pub mod service;
+pub mod small_set;
 pub mod snapshot;
 pub mod stop;

@@ -35,6 +35,7 @@ use crate::l2::election::{Liveness, NodeFacts, pool_of};
 use crate::selector::{LabelSelector, Labels};
 use crate::service::Service;
 use crate::service::{is_ours, service_key, status_ips};
+use crate::small_set::SmallSet;
 use crate::snapshot::Snapshot;
 use ipnet::IpNet;
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,9 +48,9 @@ pub struct Route {
     /// AS_PATH).
     pub attributes: Attributes,
     /// The LoadBalancer addresses this prefix covers.
-    pub ips: BTreeSet<IpAddr>,
+    pub ips: SmallSet<IpAddr>,
     /// The Services on those addresses, for status and logs.
-    pub services: BTreeSet<ServiceKey>,
+    pub services: SmallSet<ServiceKey>,
 }
 
 /// What one peer gets from this node.

@@ -27,9 +27,10 @@ use ferrolb_shared::bgp::advertise::PeerPlan;
 use ferrolb_shared::bgp::codec::Afi;
 use ferrolb_shared::config::{ServiceBGPStatus, ServiceBGPStatusStatus};
 use ferrolb_shared::service::status_ips;
+use ferrolb_shared::small_set::SmallSet;
 use ferrolb_shared::snapshot::Snapshot;
 use ipnet::IpNet;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -40,9 +41,9 @@ use tracing::Instrument;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Advertised {
     /// Its addresses that are advertised (to at least one peer).
-    pub ips: BTreeSet<IpAddr>,
+    pub ips: SmallSet<IpAddr>,
     /// The peers that receive at least one of them.
-    pub peers: BTreeSet<String>,
+    pub peers: SmallSet<String>,
 }
 
 /// Everything this node advertises, by Service.
