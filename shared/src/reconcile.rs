@@ -294,7 +294,7 @@ impl Reconciler {
             Ok(a) => {
                 self.failures.remove(key);
                 self.stop_waiting(key);
-                if observed_ips != a.ips || observed_pool.as_deref() != Some(a.pool.as_str()) {
+                if observed_ips != a.ips || observed_pool.as_deref() != Some(&*a.pool) {
                     let ips: Vec<String> = a.ips.iter().map(IpAddr::to_string).collect();
                     if observed_ips != a.ips {
                         out.push(event(
@@ -307,7 +307,7 @@ impl Reconciler {
                     out.push(Action::SetStatus {
                         key: key.clone(),
                         ips: a.ips.clone(),
-                        pool: a.pool.clone(),
+                        pool: a.pool.to_string(),
                     });
                     self.record_status(key, &a.ips, Some(&a.pool));
                 }

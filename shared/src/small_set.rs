@@ -1,8 +1,9 @@
 //! A set kept as a sorted vector, for the many small sets a large state holds (the addresses
 //! and Services of one BGP route, the peers of one Service): a `BTreeSet`'s first node has
 //! room for eleven elements whatever it holds (~0.3-0.6 KB), this holds what it holds.
-//! Lookups are binary searches; an insert shifts the elements after it, which for the sizes
-//! here (mostly one or two) is cheaper than a tree.
+//! Lookups are binary searches; an insert shifts the elements after it and grows the vector
+//! by one, which for the sizes here (mostly one or two) is cheaper than a tree. A large set
+//! is built some other way and collected ([`FromIterator`]: one sort).
 
 use std::fmt;
 

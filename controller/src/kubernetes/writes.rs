@@ -151,15 +151,18 @@ impl Writes {
             ingress.into()
         };
         let status = json!({ "status": { "loadBalancer": { "ingress": ingress } } });
-        let patch = request.patch_subresource("status", &key.name, &pp, &Patch::Merge(status));
-        self.client
-            .request_text(patch.map_err(kube::Error::BuildRequest)?)
-            .await?;
+        let mut patch = request
+            .patch_subresource("status", &key.name, &pp, &Patch::Merge(status))
+            .map_err(kube::Error::BuildRequest)?;
+        // The name kube's trace layer gives the call, as `Api::patch_status` sets it.
+        patch.extensions_mut().insert("patch_status");
+        self.client.request_text(patch).await?;
         let annotation = json!({ "metadata": { "annotations": { POOL_ANNOTATION: pool } } });
-        let patch = request.patch(&key.name, &pp, &Patch::Merge(annotation));
-        self.client
-            .request_text(patch.map_err(kube::Error::BuildRequest)?)
-            .await?;
+        let mut patch = request
+            .patch(&key.name, &pp, &Patch::Merge(annotation))
+            .map_err(kube::Error::BuildRequest)?;
+        patch.extensions_mut().insert("patch");
+        self.client.request_text(patch).await?;
         Ok(())
     }
 

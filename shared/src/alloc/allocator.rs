@@ -80,7 +80,7 @@ impl Allocator {
             .pools
             .iter()
             .enumerate()
-            .map(|(i, p)| (p.name.clone(), i))
+            .map(|(i, p)| (p.name.to_string(), i))
             .collect();
         self.auto = AutoOrder::new(&self.pools);
 
@@ -180,7 +180,7 @@ impl Allocator {
         self.pools
             .iter()
             .map(|p| PoolStats {
-                name: p.name.clone(),
+                name: p.name.to_string(),
                 capacity_v4: p.capacity(Family::V4),
                 capacity_v6: p.capacity(Family::V6),
                 in_use_v4: p.in_use(Family::V4),
@@ -198,8 +198,7 @@ impl Allocator {
 
     /// The name of the pool owning `ip`, if any.
     pub fn pool_containing(&self, ip: IpAddr) -> Option<&str> {
-        self.locate(ip)
-            .map(|loc| self.pools[loc.pool].name.as_str())
+        self.locate(ip).map(|loc| &*self.pools[loc.pool].name)
     }
 
     #[cfg(test)]
@@ -272,7 +271,7 @@ impl Allocator {
         let allowed = req
             .requested_pool
             .as_ref()
-            .is_none_or(|name| *name == p.name);
+            .is_none_or(|name| **name == *p.name);
         allowed.then_some((pool, ordered))
     }
 
@@ -314,7 +313,7 @@ impl Allocator {
                 return Err(match named {
                     Some(n) => AllocError::IpNotInPool {
                         ip,
-                        pool: self.pools[n].name.clone(),
+                        pool: self.pools[n].name.to_string(),
                     },
                     None => AllocError::IpNotInAnyPool { ip },
                 });
@@ -324,9 +323,9 @@ impl Allocator {
                 Some((first, p)) if p != loc.pool => {
                     return Err(AllocError::RequestedIpsInDifferentPools {
                         first,
-                        first_pool: self.pools[p].name.clone(),
+                        first_pool: self.pools[p].name.to_string(),
                         second: ip,
-                        second_pool: pool.name.clone(),
+                        second_pool: pool.name.to_string(),
                     });
                 }
                 Some(_) => {}
@@ -334,13 +333,13 @@ impl Allocator {
             }
             pool.serves(req)
                 .map_err(|reason| AllocError::PoolNotForService {
-                    pool: pool.name.clone(),
+                    pool: pool.name.to_string(),
                     reason,
                 })?;
             if pool.is_buggy(loc.family, loc.at.1) {
                 return Err(AllocError::IpNotAllowedBuggy {
                     ip,
-                    pool: pool.name.clone(),
+                    pool: pool.name.to_string(),
                 });
             }
             if let Some((holder, reason)) = self.conflict(ip, req) {

@@ -167,7 +167,7 @@ impl Allocator {
         self.pools
             .iter()
             .map(|p| SkippedPool {
-                pool: p.name.clone(),
+                pool: p.name.to_string(),
                 why: match p.serves(req) {
                     Err(mismatch) => SkipReason::NotForService(mismatch),
                     Ok(()) => SkipReason::ManualOnly,
@@ -224,7 +224,7 @@ impl Allocator {
         let names = |this: &Self| -> Vec<String> {
             candidates
                 .iter()
-                .map(|&p| this.pools[p].name.clone())
+                .map(|&p| this.pools[p].name.to_string())
                 .collect()
         };
         // Whether pool `p` has ranges for what the plan needs: every family, or for
@@ -243,7 +243,7 @@ impl Allocator {
                 if let Some(&family) = families.iter().find(|&&f| !pool.has_family(f)) {
                     return AllocError::FamilyUnavailable {
                         family,
-                        pool: Some(pool.name.clone()),
+                        pool: Some(pool.name.to_string()),
                     };
                 }
             }
@@ -266,7 +266,7 @@ impl Allocator {
             }
             if !exhausted.is_empty() {
                 return AllocError::PoolExhausted {
-                    pool: self.pools[pool].name.clone(),
+                    pool: self.pools[pool].name.to_string(),
                     families: exhausted,
                 };
             }

@@ -8,6 +8,7 @@ use super::range_set::{RangeSet, is_buggy_v4, usable_count};
 use super::request::{BackendKey, Family, PoolDef, Protocol, ServiceAllocation, ServiceRequest};
 use crate::selector::any_matches;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// A position in a pool's walk order: segment index, then address value. Comparing two of these
 /// compares which address the walk reaches first.
@@ -103,7 +104,7 @@ struct FamilyPool {
 
 #[derive(Debug)]
 pub(crate) struct Pool {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) auto_assign: bool,
     avoid_buggy: bool,
     allocation: Option<ServiceAllocation>,
@@ -130,7 +131,7 @@ impl Pool {
             }
         }
         Self {
-            name: def.name,
+            name: def.name.into(),
             auto_assign: def.auto_assign,
             avoid_buggy: def.avoid_buggy_ips,
             allocation: def.allocation,

@@ -203,7 +203,8 @@ impl ServiceRequest {
 /// A service's addresses and the pool they came from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Assignment {
-    pub pool: String,
+    /// Shared with the allocator's pool and every other assignment from it.
+    pub pool: Arc<str>,
     /// Ordered like the service's families.
     pub ips: Vec<IpAddr>,
 }

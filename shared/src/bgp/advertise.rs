@@ -110,6 +110,10 @@ pub fn advertise(
     if !usable || out.is_empty() {
         return out;
     }
+    // Each route's addresses and Services are gathered in trees (an aggregate can cover
+    // thousands of Services, met in no particular order), then stored compactly.
+    let mut gathered: BTreeMap<(String, IpNet), (BTreeSet<IpAddr>, BTreeSet<ServiceKey>)> =
+        BTreeMap::new();
     for (ip, services) in addresses(snapshot, lb_class) {
         let Some(pool) = pool_of(config, ip, &services, &mut warnings) else {
             continue; // in no pool: the controller will take it back
@@ -135,10 +139,19 @@ pub fn advertise(
                     continue; // validation keeps lengths in range; never panic on one
                 };
                 let route = plan.routes.entry(prefix).or_default();
-                route.ips.insert(ip);
-                route.services.extend(serving.iter().cloned());
                 merge(&mut route.attributes, adv, plan.ibgp);
+                let (ips, keys) = gathered
+                    .entry((plan.peer.name.clone(), prefix))
+                    .or_default();
+                ips.insert(ip);
+                keys.extend(serving.iter().cloned());
             }
+        }
+    }
+    for ((peer, prefix), (ips, keys)) in gathered {
+        if let Some(route) = out.get_mut(&peer).and_then(|p| p.routes.get_mut(&prefix)) {
+            route.ips = ips.into_iter().collect();
+            route.services = keys.into_iter().collect();
         }
     }
     out

@@ -57,7 +57,7 @@ pub(super) fn check_invariants(w: &World) {
         }
         for &ip in &asg.ips {
             let pool = owner(&w.pools, ip).unwrap_or_else(|| panic!("{key}: {ip} in no pool"));
-            assert_eq!(pool.name, asg.pool, "{key}: {ip} is not in its pool");
+            assert_eq!(*pool.name, *asg.pool, "{key}: {ip} is not in its pool");
             assert!(admits(pool, req), "{key} may not use pool {}", pool.name);
             assert!(!buggy(pool, ip), "{key} holds buggy {ip}");
             // A pool with autoAssign off may hold it unasked: the address was kept when the
@@ -227,7 +227,7 @@ pub(super) fn reference_allocation(w: &World, req: &ServiceRequest) -> Option<As
                     .map(|f| first_usable_by_walking(w, pool, *f, req))
                     .collect();
                 Some(Assignment {
-                    pool: pool.name.clone(),
+                    pool: pool.name.as_str().into(),
                     ips: ips?,
                 })
             })

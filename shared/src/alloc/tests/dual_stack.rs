@@ -18,12 +18,9 @@ fn dual_stack_policies() {
     use Family::{V4, V6};
     use FamilyPolicy::*;
     let single = a.assign(&req("single", SingleStack, &[])).unwrap();
-    assert_eq!(
-        (single.pool.as_str(), single.ips),
-        ("a-v4", ips(&["10.0.0.0"]))
-    );
+    assert_eq!((&*single.pool, single.ips), ("a-v4", ips(&["10.0.0.0"])));
     let v6 = a.assign(&req("v6", SingleStack, &[V6])).unwrap();
-    assert_eq!((v6.pool.as_str(), v6.ips), ("b-dual", ips(&["fd00::"])));
+    assert_eq!((&*v6.pool, v6.ips), ("b-dual", ips(&["fd00::"])));
     // Two families listed but SingleStack: the first only.
     assert_eq!(
         got(&mut a, &req("single2", SingleStack, &[V6, V4])),
@@ -32,7 +29,7 @@ fn dual_stack_policies() {
     // Require: both from one pool, skipping pools that have one family only.
     let both = a.assign(&req("require", RequireDualStack, &[])).unwrap();
     assert_eq!(
-        (both.pool.as_str(), both.ips),
+        (&*both.pool, both.ips),
         ("b-dual", ips(&["10.1.0.0", "fd00::2"]))
     );
     assert_eq!(
@@ -65,7 +62,7 @@ fn dual_stack_policies() {
         .assign(&req("prefer", PreferDualStack, &[V6, V4]))
         .unwrap();
     assert_eq!(
-        (fallback.pool.as_str(), &fallback.ips[..]),
+        (&*fallback.pool, &fallback.ips[..]),
         ("c-v6", &ips(&["fd01::"])[..])
     );
     // Idempotent, and the single address is kept (not churned) on later calls.
@@ -103,11 +100,11 @@ fn dual_stack_exhaustion_of_one_family_moves_on() {
     ]);
     let mut req = svc("ns", "x");
     req.family_policy = FamilyPolicy::RequireDualStack;
-    assert_eq!(a.assign(&req).unwrap().pool, "a");
+    assert_eq!(&*a.assign(&req).unwrap().pool, "a");
     req.key.name = "y".into();
     let second = a.assign(&req).unwrap();
     assert_eq!(
-        (second.pool.as_str(), second.ips),
+        (&*second.pool, second.ips),
         ("b", ips(&["10.1.0.0", "fd01::"]))
     );
     // Nothing of pool a's IPv4 was taken by the failed attempt.
@@ -136,10 +133,7 @@ fn prefer_dual_stack_stays_in_its_pinned_pools() {
     let prefer = a
         .assign(&req("team-a", "prefer", FamilyPolicy::PreferDualStack))
         .unwrap();
-    assert_eq!(
-        (prefer.pool.as_str(), prefer.ips),
-        ("team-v4", ips(&["10.0.0.0"]))
-    );
+    assert_eq!((&*prefer.pool, prefer.ips), ("team-v4", ips(&["10.0.0.0"])));
     // Another team is not pinned: it gets the pair.
     let other = a
         .assign(&req("team-b", "prefer", FamilyPolicy::PreferDualStack))
@@ -150,7 +144,7 @@ fn prefer_dual_stack_stays_in_its_pinned_pools() {
         .assign(&req("team-a", "require", FamilyPolicy::RequireDualStack))
         .unwrap();
     assert_eq!(
-        (require.pool.as_str(), require.ips),
+        (&*require.pool, require.ips),
         ("open-dual", ips(&["10.1.0.1", "fd00::1"]))
     );
     // The single address is kept on later calls.
@@ -177,7 +171,7 @@ fn prefer_dual_stack_stays_in_its_pinned_pools() {
         .assign(&req("team-a", "x", FamilyPolicy::PreferDualStack))
         .unwrap();
     assert_eq!(
-        (got.pool.as_str(), got.ips),
+        (&*got.pool, got.ips),
         ("p2-dual", ips(&["10.2.0.0", "fd02::"]))
     );
     // When the pinned pools have none of the first family, the second family is taken from
@@ -196,6 +190,6 @@ fn prefer_dual_stack_stays_in_its_pinned_pools() {
     let mut v4_first = req("team-a", "y", FamilyPolicy::PreferDualStack);
     v4_first.families = vec![V4, V6];
     let got = c.assign(&v4_first).unwrap();
-    assert_eq!((got.pool.as_str(), got.ips), ("team-v6", ips(&["fd03::"])));
+    assert_eq!((&*got.pool, got.ips), ("team-v6", ips(&["fd03::"])));
     assert_eq!(c.assign(&v4_first).unwrap().ips, ips(&["fd03::"]));
 }

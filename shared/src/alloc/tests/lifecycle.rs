@@ -30,7 +30,7 @@ fn pool_edits_rehome_or_drop() {
     assert_eq!(stats(&a, "a").in_use_v4, 0);
     assert_eq!(stats(&a, "b").in_use_v4, 1);
     // The re-homed assignment is kept by later calls.
-    assert_eq!(a.assign(&x).unwrap().pool, "b");
+    assert_eq!(&*a.assign(&x).unwrap().pool, "b");
 
     // Moving into a pool the service may not use drops it; so does becoming buggy.
     let dropped = a.set_pools(vec![pinned(

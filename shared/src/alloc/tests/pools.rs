@@ -95,7 +95,12 @@ fn pinned_pools_by_priority_with_unset_last_then_plain_pools() {
         pool("0-plain", &["10.0.0.7/32"]),
     ]);
     let pools: Vec<String> = (0..7)
-        .map(|i| a.assign(&svc("ns", &format!("s{i}"))).unwrap().pool)
+        .map(|i| {
+            a.assign(&svc("ns", &format!("s{i}")))
+                .unwrap()
+                .pool
+                .to_string()
+        })
         .collect();
     assert_eq!(
         pools,
@@ -142,18 +147,18 @@ fn service_allocation_namespaces_and_selectors() {
         r
     };
     assert_eq!(
-        a.assign(&in_ns("a", "team-a", &[], &[])).unwrap().pool,
+        &*a.assign(&in_ns("a", "team-a", &[], &[])).unwrap().pool,
         "by-ns"
     );
     let prod = in_ns("b", "other", &[("env", "prod")], &[]);
-    assert_eq!(a.assign(&prod).unwrap().pool, "by-ns");
+    assert_eq!(&*a.assign(&prod).unwrap().pool, "by-ns");
     let dev = in_ns("c", "other", &[("env", "dev")], &[]);
-    assert_eq!(a.assign(&dev).unwrap().pool, "default");
+    assert_eq!(&*a.assign(&dev).unwrap().pool, "default");
     let web = in_ns("d", "web", &[], &[("app", "web")]);
-    assert_eq!(a.assign(&web).unwrap().pool, "by-svc");
+    assert_eq!(&*a.assign(&web).unwrap().pool, "by-svc");
     // Namespace matches but labels do not: a pinned pool is never used, even by name.
     let mut wrong = in_ns("e", "web", &[], &[("app", "db")]);
-    assert_eq!(a.assign(&wrong).unwrap().pool, "default");
+    assert_eq!(&*a.assign(&wrong).unwrap().pool, "default");
     wrong.requested_pool = Some("by-svc".into());
     assert_eq!(
         a.assign(&wrong),
@@ -180,10 +185,10 @@ fn auto_assign_false_pools_only_by_name_or_requested_ip() {
     assert_eq!(one(&mut a, &svc("ns", "auto")), "10.0.1.0");
     let mut named = svc("ns", "named");
     named.requested_pool = Some("a-manual".into());
-    assert_eq!(a.assign(&named).unwrap().pool, "a-manual");
+    assert_eq!(&*a.assign(&named).unwrap().pool, "a-manual");
     let mut pinned_ip = svc("ns", "pinned");
     pinned_ip.requested_ips = ips(&["10.0.0.3"]);
-    assert_eq!(a.assign(&pinned_ip).unwrap().pool, "a-manual");
+    assert_eq!(&*a.assign(&pinned_ip).unwrap().pool, "a-manual");
 
     let mut only_manual = allocator(vec![manual]);
     assert_eq!(

@@ -116,7 +116,7 @@ fn changed_requests_move_the_service() {
     let mut x = shared("x", "k", 80);
     assert_eq!(one(&mut a, &x), "10.0.0.0");
     x.requested_pool = Some("b".into());
-    assert_eq!(a.assign(&x).unwrap().pool, "b");
+    assert_eq!(&*a.assign(&x).unwrap().pool, "b");
     assert_eq!(stats(&a, "a").in_use_v4, 0);
     x.requested_pool = None;
     x.requested_ips = ips(&["10.0.1.9"]);
