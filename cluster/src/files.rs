@@ -207,7 +207,7 @@ pub fn read_status(path: &Path) -> Result<RecordedStatus, String> {
         serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
     let recorded = Service::from(recorded);
     Ok(RecordedStatus {
-        ips: service::status_ips(&recorded),
+        ips: service::status_ips(&recorded).to_vec(),
         pool: service::status_pool(&recorded).map(str::to_string),
     })
 }

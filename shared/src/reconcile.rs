@@ -257,7 +257,7 @@ impl Reconciler {
         let Some(svc) = self.services.get(key) else {
             return;
         };
-        let observed_ips = service::status_ips(svc);
+        let observed_ips = service::status_ips(svc).to_vec();
         let observed_pool = service::status_pool(svc).map(str::to_string);
         if !service::is_ours(svc, self.lb_class.as_deref()) {
             self.allocator.release(key);

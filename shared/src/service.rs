@@ -89,9 +89,9 @@ pub fn deprecated_annotations(svc: &Service) -> Vec<String> {
         .collect()
 }
 
-/// The addresses in the Service's status.
-pub fn status_ips(svc: &Service) -> Vec<IpAddr> {
-    svc.status_ips.to_vec()
+/// The addresses in the Service's status (parsed when it was projected: no copy).
+pub fn status_ips(svc: &Service) -> &[IpAddr] {
+    &svc.status_ips
 }
 
 /// The pool named in the Service's allocation annotation, if it has one.
@@ -211,7 +211,7 @@ pub fn request(
             .filter(|v| !v.is_empty()),
         backend_key,
         ports,
-        previous_ips: status_ips(svc),
+        previous_ips: status_ips(svc).to_vec(),
     })
 }
 

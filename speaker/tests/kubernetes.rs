@@ -148,7 +148,7 @@ async fn snapshot_where(
 fn web_ips(s: &Snapshot) -> Vec<IpAddr> {
     s.services
         .get(&ServiceKey::new("default", "web"))
-        .map(|svc| status_ips(svc))
+        .map(|svc| status_ips(svc).to_vec())
         .unwrap_or_default()
 }
 

@@ -49,7 +49,9 @@ fn upserted_ips(events: &[ClusterEvent]) -> Vec<Vec<IpAddr>> {
     events
         .iter()
         .filter_map(|e| match e {
-            ClusterEvent::Upsert(ClusterObject::Service(s)) => Some(service::status_ips(s)),
+            ClusterEvent::Upsert(ClusterObject::Service(s)) => {
+                Some(service::status_ips(s).to_vec())
+            }
             _ => None,
         })
         .collect()

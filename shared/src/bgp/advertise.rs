@@ -170,7 +170,7 @@ fn addresses<'s>(
     let mut by_ip: BTreeMap<IpAddr, Vec<&Service>> = BTreeMap::new();
     for svc in snapshot.services.values() {
         if is_ours(svc, lb_class) {
-            for ip in status_ips(svc).into_iter().collect::<BTreeSet<_>>() {
+            for ip in status_ips(svc).iter().copied().collect::<BTreeSet<_>>() {
                 by_ip.entry(ip).or_default().push(svc);
             }
         }

@@ -70,9 +70,9 @@ pub fn desired(snapshot: &Snapshot, plans: &BTreeMap<String, PeerPlan>) -> Desir
                 let own: Vec<IpAddr> = snapshot
                     .services
                     .get(key)
-                    .map(|s| status_ips(s))
-                    .unwrap_or_default()
-                    .into_iter()
+                    .map_or(&[][..], |s| status_ips(s))
+                    .iter()
+                    .copied()
                     .filter(|ip| route.ips.contains(ip))
                     .collect();
                 let entry = out.entry(key.clone()).or_default();
